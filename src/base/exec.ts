@@ -1,0 +1,122 @@
+/**
+ * @module base/exec
+ * Every subprocess berth starts (tar, mkfs.erofs, mount, systemd-nspawn, systemctl, nft, ...)
+ * goes through here, so failures look the same everywhere: an ExecError carrying the
+ * command, its escaped form, exit code, signal, stderr and duration (execa's result shape).
+ */
+import { spawn, type SpawnOptions, type ChildProcess } from 'node:child_process';
+import { BerthError, type ErrorCode } from './errors.ts';
+
+export interface ExecResult {
+  command: string[];
+  escapedCommand: string;
+  exitCode: number | null;
+  signal: NodeJS.Signals | null;
+  stdout: string;
+  stderr: string;
+  durationMs: number;
+  timedOut: boolean;
+}
+
+export interface ExecOptions {
+  cwd?: string;
+  env?: NodeJS.ProcessEnv;
+  input?: string | Buffer;
+  /** Kill with SIGTERM after this many ms, SIGKILL 5 s later. */
+  timeoutMs?: number;
+  /** Do not throw on a non-zero exit. */
+  reject?: boolean;
+  /** Error code for a failure (default INTERNAL). */
+  errorCode?: ErrorCode;
+  /** Inherit stdio instead of capturing. */
+  inherit?: boolean;
+  signal?: AbortSignal;
+}
+
+export function shellQuote(a: string): string {
+  return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
+}
+
+export function escapeCommand(argv: readonly string[]): string {
+  return argv.map(shellQuote).join(' ');
+}
+
+export class ExecError extends BerthError {
+  readonly result: ExecResult;
+  constructor(code: ErrorCode, result: ExecResult) {
+    const why = result.timedOut
+      ? `timed out after ${result.durationMs} ms`
+      : result.signal
+        ? `killed by ${result.signal}`
+        : `exited with ${result.exitCode}`;
+    const err = result.stderr.trim().split('\n').slice(-3).join('; ');
+    super(code, `${result.command[0]} ${why}${err ? `: ${err}` : ''}`, {
+      details: { command: result.escapedCommand, exitCode: result.exitCode, signal: result.signal },
+    });
+    this.result = result;
+  }
+}
+
+/** Runs argv to completion and collects its output. */
+export function run(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
+  const start = performance.now();
+  const [file, ...args] = argv;
+  if (file === undefined) throw new BerthError('INTERNAL', 'run: empty command');
+  return new Promise((resolve, reject) => {
+    const spawnOpts: SpawnOptions = {
+      cwd: opts.cwd,
+      env: opts.env,
+      stdio: opts.inherit ? 'inherit' : ['pipe', 'pipe', 'pipe'],
+      signal: opts.signal,
+    };
+    let child: ChildProcess;
+    try {
+      child = spawn(file, args, spawnOpts);
+    } catch (e) {
+      reject(new BerthError('INTERNAL', `cannot start ${file}: ${(e as Error).message}`, { cause: e }));
+      return;
+    }
+    const out: Buffer[] = [];
+    const err: Buffer[] = [];
+    child.stdout?.on('data', (b: Buffer) => out.push(b));
+    child.stderr?.on('data', (b: Buffer) => err.push(b));
+    let timedOut = false;
+    let killTimer: NodeJS.Timeout | undefined;
+    const timer = opts.timeoutMs
+      ? setTimeout(() => {
+          timedOut = true;
+          child.kill('SIGTERM');
+          killTimer = setTimeout(() => child.kill('SIGKILL'), 5000);
+        }, opts.timeoutMs)
+      : undefined;
+    if (child.stdin) {
+      child.stdin.on('error', () => {});
+      child.stdin.end(opts.input ?? '');
+    }
+    child.on('error', (e: NodeJS.ErrnoException) => {
+      clearTimeout(timer);
+      clearTimeout(killTimer);
+      const code: ErrorCode = e.code === 'ENOENT' ? 'FAILED_PRECONDITION' : 'INTERNAL';
+      reject(new BerthError(code, e.code === 'ENOENT' ? `${file}: command not found (is it installed?)` : `${file}: ${e.message}`, { cause: e }));
+    });
+    child.on('close', (exitCode, signal) => {
+      clearTimeout(timer);
+      clearTimeout(killTimer);
+      const result: ExecResult = {
+        command: [...argv],
+        escapedCommand: escapeCommand(argv),
+        exitCode,
+        signal,
+        stdout: Buffer.concat(out).toString('utf8'),
+        stderr: Buffer.concat(err).toString('utf8'),
+        durationMs: Math.round(performance.now() - start),
+        timedOut,
+      };
+      if ((exitCode !== 0 || timedOut) && opts.reject !== false) {
+        reject(new ExecError(opts.errorCode ?? 'INTERNAL', result));
+      } else {
+        resolve(result);
+      }
+    });
+  });
+}
