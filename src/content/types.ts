@@ -50,9 +50,16 @@ export interface IngestWriter {
   abort(keepPartial?: boolean): Promise<void>;
 }
 
+export interface IngestOptions {
+  /** Stop waiting for another writer of the same digest (CANCELLED). */
+  signal?: AbortSignal;
+  /** Give up waiting for another writer of the same digest after this many ms (TIMEOUT). */
+  lockTimeoutMs?: number;
+}
+
 /** Write blobs. */
 export interface Ingester {
-  ingest(expected: Pick<Descriptor, 'digest' | 'size'>): Promise<IngestWriter>;
+  ingest(expected: Pick<Descriptor, 'digest' | 'size'>, opts?: IngestOptions): Promise<IngestWriter>;
   /** Small blobs (manifests, configs): verify and store in one call. */
   putBlob(data: Buffer, expected?: Pick<Descriptor, 'digest' | 'size'>): Promise<Digest>;
 }

@@ -1,0 +1,71 @@
+/**
+ * @module base/fs
+ * Crash-safe file primitives. A file that other code trusts (index.json, a committed blob,
+ * a unit file) must never be seen half-written: write to a temp file in the same directory,
+ * fsync it, rename over the target, then fsync the directory so the rename itself survives
+ * a power cut. ENOSPC/EDQUOT surface as NO_SPACE through fromSystemError.
+ */
+import { open, mkdir, rename, rm, unlink } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { dirname, basename, join } from 'node:path';
+import { fromSystemError } from './errors.ts';
+
+export interface WriteAtomicOptions {
+  /** File mode of the result (default 0o644). */
+  mode?: number;
+}
+
+/** fsyncs a directory so renames/creates inside it are durable. */
+export async function fsyncDir(dir: string): Promise<void> {
+  const fh = await open(dir, 'r');
+  try {
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/** A unique temp path next to `path` (same filesystem, so rename is atomic). */
+export function tempPathFor(path: string): string {
+  return join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
+}
+
+/** Writes data to path atomically: temp file + fsync + rename + fsync(dir). */
+export async function writeFileAtomic(path: string, data: string | Uint8Array, opts: WriteAtomicOptions = {}): Promise<void> {
+  const tmp = tempPathFor(path);
+  const mode = opts.mode ?? 0o644;
+  try {
+    const fh = await open(tmp, 'wx', mode);
+    try {
+      await fh.writeFile(data);
+      await fh.chmod(mode); // umask may have narrowed the create mode
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    await rename(tmp, path);
+    await fsyncDir(dirname(path));
+  } catch (e) {
+    await unlink(tmp).catch(() => {});
+    throw fromSystemError(e);
+  }
+}
+
+/** mkdir -p with a mode (default 0o755); existing directories are left alone. */
+export async function ensureDir(path: string, mode = 0o755): Promise<void> {
+  try {
+    await mkdir(path, { recursive: true, mode });
+  } catch (e) {
+    throw fromSystemError(e);
+  }
+}
+
+/** rm -rf; a missing path is not an error. */
+export async function removeTree(path: string): Promise<void> {
+  await rm(path, { recursive: true, force: true, maxRetries: 3 });
+}
+
+/** True when the error is a Node system error with this errno code. */
+export function isErrno(e: unknown, code: string): boolean {
+  return typeof e === 'object' && e !== null && (e as NodeJS.ErrnoException).code === code;
+}

@@ -1,0 +1,96 @@
+/**
+ * @module image/archive/blobs
+ * The small amount of plumbing every import and export shares: pushing a byte stream
+ * through ContentStore.ingest (so every imported blob is verified against its digest),
+ * resolving an image ref to one platform manifest, and layer decompression.
+ */
+import { createGunzip } from 'node:zlib';
+import { Writable, type Readable, type Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { BerthError } from '../../base/errors.ts';
+import { isIndexType, isManifestType, layerCompression, MT } from '../../oci/media-types.ts';
+import type { Descriptor, Index, Manifest } from '../../oci/types.ts';
+import type { Ingester, Provider } from '../../content/types.ts';
+import { hostPlatform, selectManifest } from '../platform.ts';
+
+/** Writes chunks into the store as the blob `expected`, verifying it; no-op if present. */
+export async function ingestChunks(
+  store: Ingester,
+  expected: Pick<Descriptor, 'digest' | 'size'>,
+  chunks: AsyncIterable<Buffer> | ((offset: number) => AsyncIterable<Buffer> | Readable),
+): Promise<void> {
+  const w = await store.ingest(expected);
+  if (w.committed) {
+    if (typeof chunks !== 'function') for await (const _ of chunks) void _; // drain (e.g. a tar entry)
+    return;
+  }
+  try {
+    let src: AsyncIterable<Buffer> | Readable;
+    if (typeof chunks === 'function') {
+      src = chunks(w.offset);
+    } else {
+      if (w.offset > 0) {
+        // Cannot seek this source: restart the blob from zero.
+        await w.abort(false);
+        return ingestChunks(store, expected, chunks);
+      }
+      src = chunks;
+    }
+    await pipeline(src, w.stream);
+    await w.commit();
+  } catch (e) {
+    await w.abort(true).catch(() => {});
+    throw e;
+  }
+}
+
+/** A writable that throws away what it gets (for draining). */
+export function sink(): Writable {
+  return new Writable({ write: (_c, _e, cb) => cb() });
+}
+
+/**
+ * A decompressor for the layer's media type, or undefined for an uncompressed layer.
+ * zstd-napi is a native addon: loaded only when a zstd layer is actually met.
+ */
+export async function decompressorFor(mediaType: string): Promise<Transform | undefined> {
+  const c = layerCompression(mediaType);
+  if (c === 'gzip') return createGunzip();
+  if (c === 'zstd') {
+    const { DecompressStream } = await import('zstd-napi');
+    return new DecompressStream();
+  }
+  if (c === 'none') return undefined;
+  throw new BerthError('UNSUPPORTED', `unsupported layer media type ${mediaType}`, { details: { mediaType } });
+}
+
+export interface ResolvedImage {
+  /** The descriptor the ref names (index or manifest). */
+  top: Descriptor;
+  /** The platform manifest chosen (the same as top for a single-platform image). */
+  manifestDesc: Descriptor;
+  manifest: Manifest;
+}
+
+/** Follows a ref's descriptor to one image manifest, choosing among present platforms. */
+export async function resolveManifest(store: Provider, top: Descriptor): Promise<ResolvedImage> {
+  let d = top;
+  for (let depth = 0; depth < 4; depth++) {
+    if (isManifestType(d.mediaType)) {
+      return { top, manifestDesc: d, manifest: await store.readJSON<Manifest>(d.digest) };
+    }
+    if (!isIndexType(d.mediaType)) {
+      throw new BerthError('UNSUPPORTED', `${d.digest}: media type ${d.mediaType} is not an image`, { details: { mediaType: d.mediaType } });
+    }
+    const index = await store.readJSON<Index>(d.digest);
+    const present: Descriptor[] = [];
+    for (const m of index.manifests) if (await store.has(m.digest)) present.push(m);
+    const first = present[0];
+    if (!first) throw new BerthError('NOT_FOUND', `index ${d.digest}: none of its manifests is in the store`, { details: { digest: d.digest } });
+    d = present.length === 1 || present.every((m) => !m.platform) ? first : selectManifest(present, hostPlatform());
+  }
+  throw new BerthError('CORRUPT', `${top.digest}: indexes nested too deeply`);
+}
+
+/** Media types to write for OCI images we synthesize. */
+export const OCI = { manifest: MT.ociManifest, config: MT.ociConfig, layer: MT.ociLayer } as const;
