@@ -1,0 +1,157 @@
+/**
+ * @module registry/transport
+ * One HTTP exchange with a registry, its token realm or a blob redirect target, with the
+ * transport-security policy in one place.
+ *
+ * Policy (decided here, like Docker's daemon and close to Podman):
+ *  - HTTPS with certificate verification is the default for every host.
+ *  - A host is "insecure" when insecure(host) says so (registries.conf `insecure = true`,
+ *    `--tls-verify=false`): HTTPS is tried first with verification off, then plain HTTP.
+ *  - Loopback hosts (localhost, 127.0.0.0/8, ::1) may also use plain HTTP: HTTPS (verified)
+ *    is tried first, then HTTP, so a local `docker-registry` on :5000 just works.
+ *  - The fallback happens only when HTTPS fails at the connection level (refused, TLS
+ *    handshake, reset), never after an HTTP response. The scheme that worked is remembered
+ *    per host for the client's lifetime, so only the first request pays for the probe.
+ *  - Any other http:// URL (a redirect or token realm) is refused with INSECURE_BLOCKED.
+ * Redirects are followed here by hand (at most 10) so that the Authorization header is sent
+ * only to the origin it was meant for, never to blob storage or a CDN on another origin.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+import { Agent, request, type Dispatcher } from 'undici';
+import { BerthError } from '../base/errors.ts';
+import { isTlsError, networkError } from './http-errors.ts';
+import type { RegistryTimeouts } from './types.ts';
+
+export interface SendInit {
+  method?: 'GET' | 'HEAD' | 'POST';
+  headers?: Record<string, string>;
+  /** Authorization header value; sent only to the first URL's origin. */
+  authorization?: string;
+  body?: string;
+  signal?: AbortSignal;
+  /** Registry name for error messages (docker.io for registry-1.docker.io). */
+  registry: string;
+}
+
+export interface SendResult {
+  status: number;
+  headers: IncomingHttpHeaders;
+  body: Dispatcher.ResponseData['body'];
+  /** URL that produced this response (after redirects). */
+  url: URL;
+}
+
+const MAX_REDIRECTS = 10;
+const REDIRECT = new Set([301, 302, 303, 307, 308]);
+
+export function isLoopbackHost(host: string): boolean {
+  const hostname = host.startsWith('[') ? host.slice(0, host.indexOf(']') + 1) : host.replace(/:\d+$/, '');
+  return hostname === 'localhost' || hostname === '[::1]' || hostname === '::1' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(hostname);
+}
+
+export class Transport {
+  private readonly secure: Agent;
+  private readonly unverified: Agent;
+  private readonly schemes = new Map<string, 'https:' | 'http:'>();
+  private readonly insecure: (host: string) => boolean;
+  private readonly userAgent: string;
+  private readonly headersTimeout: number;
+  private readonly bodyTimeout: number;
+
+  constructor(opts: { insecure?: (host: string) => boolean; userAgent?: string; timeouts?: RegistryTimeouts }) {
+    const connectTimeout = opts.timeouts?.connectMs ?? 30_000;
+    this.secure = new Agent({ connect: { timeout: connectTimeout } });
+    this.unverified = new Agent({ connect: { timeout: connectTimeout, rejectUnauthorized: false } });
+    this.insecure = opts.insecure ?? (() => false);
+    this.userAgent = opts.userAgent ?? 'berth/0.1';
+    this.headersTimeout = opts.timeouts?.headersMs ?? 60_000;
+    this.bodyTimeout = opts.timeouts?.bodyMs ?? 120_000;
+  }
+
+  plainHttpAllowed(host: string): boolean {
+    return isLoopbackHost(host) || this.insecure(host);
+  }
+
+  /** Sends to https://host/path, falling back to http:// per the module policy. */
+  async sendToHost(host: string, pathAndQuery: string, init: SendInit): Promise<SendResult> {
+    const known = this.schemes.get(host);
+    if (known) return this.send(new URL(`${known}//${host}${pathAndQuery}`), init);
+    try {
+      const res = await this.send(new URL(`https://${host}${pathAndQuery}`), init);
+      this.schemes.set(host, 'https:');
+      return res;
+    } catch (httpsErr) {
+      if (!this.plainHttpAllowed(host) || !isConnectionLevel(httpsErr) || init.signal?.aborted) throw httpsErr;
+      try {
+        const res = await this.send(new URL(`http://${host}${pathAndQuery}`), init);
+        this.schemes.set(host, 'http:');
+        return res;
+      } catch (httpErr) {
+        // A TLS failure says more than whatever plain HTTP to a TLS port produced.
+        throw isTlsError(httpsErr) ? httpsErr : httpErr;
+      }
+    }
+  }
+
+  /** Sends to an absolute URL, following redirects; Authorization stays on the first origin. */
+  async send(url: URL, init: SendInit): Promise<SendResult> {
+    let current = url;
+    let method = init.method ?? 'GET';
+    let body = init.body;
+    for (let hop = 0; ; hop++) {
+      this.checkScheme(current, init.registry);
+      const headers: Record<string, string> = { 'user-agent': this.userAgent, ...init.headers };
+      if (init.authorization !== undefined && current.origin === url.origin) headers.authorization = init.authorization;
+      let res: Dispatcher.ResponseData;
+      try {
+        res = await request(current, {
+          method,
+          headers,
+          body: body ?? null,
+          signal: init.signal,
+          dispatcher: this.insecure(current.host) ? this.unverified : this.secure,
+          headersTimeout: this.headersTimeout,
+          bodyTimeout: this.bodyTimeout,
+        });
+      } catch (e) {
+        throw networkError(e, current, init.registry);
+      }
+      const location = res.headers.location;
+      if (!REDIRECT.has(res.statusCode) || typeof location !== 'string') {
+        return { status: res.statusCode, headers: res.headers, body: res.body, url: current };
+      }
+      await res.body.dump({ limit: 64 * 1024 }).catch(() => {});
+      if (hop >= MAX_REDIRECTS) {
+        throw new BerthError('REGISTRY_ERROR', `too many redirects from ${init.registry} (last: ${current.href})`, {
+          details: { registry: init.registry, url: current.href },
+        });
+      }
+      current = new URL(location, current);
+      if (res.statusCode === 303) {
+        method = 'GET';
+        body = undefined;
+      }
+    }
+  }
+
+  private checkScheme(url: URL, registry: string): void {
+    if (url.protocol === 'https:') return;
+    if (url.protocol === 'http:' && this.plainHttpAllowed(url.host)) return;
+    throw new BerthError(
+      url.protocol === 'http:' ? 'INSECURE_BLOCKED' : 'REGISTRY_ERROR',
+      url.protocol === 'http:'
+        ? `refusing plain HTTP to ${url.host} (while talking to ${registry}); mark the host insecure to allow it`
+        : `unsupported URL scheme ${url.protocol} from ${registry}: ${url.href}`,
+      { details: { registry, url: url.href } },
+    );
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.secure.close(), this.unverified.close()]);
+  }
+}
+
+function isConnectionLevel(e: unknown): boolean {
+  const code = (e as BerthError).code;
+  return code === 'CONNECTION_REFUSED' || code === 'TIMEOUT' || isTlsError((e as BerthError).cause);
+}
