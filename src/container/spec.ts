@@ -1,0 +1,61 @@
+/**
+ * @module container/spec
+ * The one neutral description of a container (nspawn's single `Settings`): built from the
+ * image config plus the user's flags, consumed by the pure translators (→ .nspawn file,
+ * → service drop-ins) and by the runtime shell. Nothing here does I/O.
+ */
+import type { Digest } from '../base/digest.ts';
+
+export type RestartPolicy = 'no' | 'on-failure' | 'always';
+
+export type MountSpec =
+  | { type: 'bind'; source: string; target: string; readonly: boolean }
+  | { type: 'tmpfs'; target: string; options?: string };
+
+export interface ContainerSpec {
+  /** Machine name = unit instance name: systemd-nspawn@NAME.service. */
+  name: string;
+  image: {
+    /** The reference the user gave, normalized (docker.io/library/busybox:latest). */
+    ref: string;
+    /** Manifest digest. */
+    digest: Digest;
+    /** Image ID (config digest). */
+    id: Digest;
+    /** Layer snapshots bottom-first (chain IDs). */
+    chainIds: Digest[];
+  };
+  process: {
+    /** argv after entrypoint+cmd resolution; empty only with boot=true. */
+    args: string[];
+    /** KEY=VALUE, image env first, then user env (later wins). */
+    env: string[];
+    cwd: string;
+    /** USER[:GROUP] as given (name or number). */
+    user?: string;
+    tty: boolean;
+    stdin: boolean;
+  };
+  mounts: MountSpec[];
+  readOnlyRoot: boolean;
+  hostname?: string;
+  resources: {
+    /** Bytes. */
+    memoryMax?: number;
+    /** Percent of one CPU: --cpus 1.5 → 150. */
+    cpuQuotaPercent?: number;
+    tasksMax?: number;
+  };
+  slice?: string;
+  restart: RestartPolicy;
+  /** Signal name, e.g. SIGTERM (image StopSignal or --stop-signal). */
+  stopSignal?: string;
+  stopTimeoutSec?: number;
+  /** Run the image's own init (--boot). */
+  boot: boolean;
+  /** 'pick': private UID/GID range with idmapped mounts; 'host': no user namespace. */
+  userns: 'pick' | 'host';
+  network: { mode: 'host' | 'private' | 'veth' | 'zone'; zone?: string };
+  /** Free-form labels recorded in the .nspawn file's comments for `berth inspect`. */
+  labels: Record<string, string>;
+}

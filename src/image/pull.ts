@@ -1,0 +1,278 @@
+/**
+ * @module image/pull
+ * Pull = resolve → choose platform → fetch manifest and config → fetch layers in parallel,
+ * each verified while it streams → name the image in index.json.
+ *
+ * Guarantees:
+ * - Nothing unverified enters the store: blobs go through the content store's ingest,
+ *   which commits only bytes that hash to the descriptor (a layer is also checked against
+ *   its diff_id by the unpacker).
+ * - A cut connection resumes with a Range request from the bytes already on disk; a
+ *   corrupted blob is discarded and fetched again from zero (bounded attempts).
+ * - Two pulls of the same image share work through the store's per-blob ingest lock:
+ *   the second waits and then finds the blob committed.
+ * - On the happy path each layer is unpacked while it downloads (a tee into the unpacker);
+ *   after any resume, the layer is unpacked from the committed blob instead.
+ * - The image is named (index.json) only after every blob and snapshot is in place.
+ */
+import { PassThrough, Transform, type Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { BerthError, isBerthError, wrap } from '../base/errors.ts';
+import { sha256, type Digest } from '../base/digest.ts';
+import { MT, isIndexType, isManifestType, layerCompression } from '../oci/media-types.ts';
+import type { Descriptor, ImageConfig, Index, Manifest, Platform } from '../oci/types.ts';
+import type { ContentStore } from '../content/types.ts';
+import type { ImageReference } from '../reference/index.ts';
+import { formatPlatform, hostPlatform, selectManifest } from './platform.ts';
+import { chainIds } from './chain.ts';
+import { SOURCE_INDEX_ANNOTATION, refNameFor } from './names.ts';
+
+export type PullEvent =
+  | { type: 'resolved'; name: string; digest: Digest; platform: string; layers: number; totalBytes: number; layerDigests: Array<{ digest: Digest; size: number }> }
+  | { type: 'layer-start'; digest: Digest; size: number; offset: number }
+  | { type: 'layer-progress'; digest: Digest; bytes: number }
+  | { type: 'layer-done'; digest: Digest; size: number; status: 'Pull complete' | 'Already exists' | 'Unpacked'; ms?: number }
+  | { type: 'retry'; digest?: Digest; attempt: number; reason: string };
+
+/** The registry operations a pull needs (src/registry's RegistryClient satisfies it). */
+export interface ManifestSource {
+  getManifest(ref: ImageReference, reference: string): Promise<{ mediaType: string; digest: Digest; bytes: Buffer }>;
+  fetchBlob(ref: ImageReference, desc: { digest: Digest; size: number }, opts?: { offset?: number; signal?: AbortSignal }): Promise<{ body: Readable; start: number }>;
+}
+
+/** Turns layer blobs into snapshots (src/snapshot). Optional: without it, pull stops at the store. */
+export interface LayerUnpacker {
+  has(chainId: Digest): Promise<boolean>;
+  /** Unpacks from a stream of the compressed blob; rejects (and leaves nothing) on any mismatch. */
+  unpack(args: { chainId: Digest; diffId: Digest; descriptor: Descriptor; compressed: Readable }): Promise<void>;
+}
+
+export interface PullOptions {
+  platform?: Platform;
+  onEvent?: (e: PullEvent) => void;
+  signal?: AbortSignal;
+  /** Attempts per layer for transient failures (cut connections, digest mismatch). */
+  layerAttempts?: number;
+  /** Layers fetched at once. */
+  concurrency?: number;
+  retryDelayMs?: number;
+}
+
+export interface PullResult {
+  name: string;
+  digest: Digest;
+  indexDigest?: Digest;
+  config: Digest;
+  platform: string;
+}
+
+const MAX_MANIFEST = 4 * 1024 * 1024;
+const MAX_CONFIG = 32 * 1024 * 1024;
+
+function parseJSON<T>(bytes: Buffer, what: string): T {
+  try {
+    return JSON.parse(bytes.toString('utf8')) as T;
+  } catch (e) {
+    throw new BerthError('CORRUPT', `${what} is not valid JSON`, { cause: e });
+  }
+}
+
+export async function pullImage(
+  ref: ImageReference,
+  deps: { registry: ManifestSource; store: ContentStore; unpacker?: LayerUnpacker },
+  opts: PullOptions = {},
+): Promise<PullResult> {
+  const { registry, store } = deps;
+  const emit = opts.onEvent ?? (() => {});
+  const want = opts.platform ?? hostPlatform();
+  const top = await registry.getManifest(ref, ref.digest ?? ref.tag ?? 'latest');
+  if (top.bytes.length > MAX_MANIFEST) throw new BerthError('UNSUPPORTED', `manifest of ${ref} is too large (${top.bytes.length} bytes)`);
+
+  let indexDigest: Digest | undefined;
+  let manifestDesc: Descriptor;
+  let manifestBytes: Buffer;
+  if (isIndexType(top.mediaType)) {
+    const index = parseJSON<Index>(top.bytes, `index ${top.digest}`);
+    if (!Array.isArray(index.manifests)) throw new BerthError('CORRUPT', `index ${top.digest} has no manifests`);
+    const chosen = selectManifest(index.manifests, want);
+    if (!isManifestType(chosen.mediaType)) {
+      throw new BerthError('UNSUPPORTED', `unsupported media type ${chosen.mediaType} for ${formatPlatform(chosen.platform)} in ${ref}`);
+    }
+    const m = await registry.getManifest(ref, chosen.digest);
+    if (m.digest !== chosen.digest) throw new BerthError('DIGEST_MISMATCH', `manifest ${chosen.digest}: registry returned ${m.digest}`);
+    indexDigest = top.digest;
+    await store.putBlob(top.bytes, { digest: top.digest, size: top.bytes.length });
+    manifestDesc = { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length, platform: chosen.platform };
+    manifestBytes = m.bytes;
+  } else if (isManifestType(top.mediaType)) {
+    manifestDesc = { mediaType: top.mediaType, digest: top.digest, size: top.bytes.length };
+    manifestBytes = top.bytes;
+  } else {
+    throw new BerthError('UNSUPPORTED', `unsupported manifest media type "${top.mediaType}" for ${ref}`);
+  }
+
+  const manifest = parseJSON<Manifest>(manifestBytes, `manifest ${manifestDesc.digest}`);
+  if (manifest.schemaVersion !== 2 || !manifest.config || !Array.isArray(manifest.layers)) {
+    throw new BerthError('UNSUPPORTED', `manifest ${manifestDesc.digest} is not an image manifest (schemaVersion 2 with config and layers)`);
+  }
+  for (const l of manifest.layers) {
+    if (layerCompression(l.mediaType) === undefined) {
+      throw new BerthError('UNSUPPORTED', `unsupported layer media type "${l.mediaType}" (${l.digest}) in ${ref}`);
+    }
+  }
+  if (manifest.config.size > MAX_CONFIG) throw new BerthError('UNSUPPORTED', `config of ${ref} is too large`);
+  const configBytes = await fetchSmallBlob(registry, ref, manifest.config, opts);
+  const config = parseJSON<ImageConfig>(configBytes, `config ${manifest.config.digest}`);
+  const diffIds = config.rootfs?.diff_ids ?? [];
+  if (diffIds.length !== manifest.layers.length) {
+    throw new BerthError('CORRUPT', `config ${manifest.config.digest} lists ${diffIds.length} diff_ids for ${manifest.layers.length} layers`);
+  }
+  if (!manifestDesc.platform && config.os && config.architecture) {
+    manifestDesc.platform = { os: config.os, architecture: config.architecture, ...(config.variant ? { variant: config.variant } : {}) };
+  }
+  const name = refNameFor(ref);
+  const totalBytes = manifest.layers.reduce((s, l) => s + l.size, 0);
+  emit({
+    type: 'resolved', name, digest: manifestDesc.digest, platform: formatPlatform(manifestDesc.platform),
+    layers: manifest.layers.length, totalBytes, layerDigests: manifest.layers.map((l) => ({ digest: l.digest, size: l.size })),
+  });
+
+  await store.putBlob(configBytes, { digest: manifest.config.digest, size: manifest.config.size });
+  const chains = chainIds(diffIds);
+  const fetcher = new LayerFetcher(ref, registry, store, deps.unpacker, emit, opts);
+  await runLimited(manifest.layers.map((l, i) => () => fetcher.layer(l, diffIds[i]!, chains[i]!)), opts.concurrency ?? 4);
+  await store.putBlob(manifestBytes, { digest: manifestDesc.digest, size: manifestDesc.size });
+
+  const annotations: Record<string, string> = {};
+  if (indexDigest) annotations[SOURCE_INDEX_ANNOTATION] = indexDigest;
+  await store.setRef(name, { ...manifestDesc, annotations });
+  return { name, digest: manifestDesc.digest, indexDigest, config: manifest.config.digest, platform: formatPlatform(manifestDesc.platform) };
+}
+
+async function fetchSmallBlob(registry: ManifestSource, ref: ImageReference, desc: Descriptor, opts: PullOptions): Promise<Buffer> {
+  const { body } = await registry.fetchBlob(ref, desc, { signal: opts.signal });
+  const chunks: Buffer[] = [];
+  let n = 0;
+  for await (const c of body as AsyncIterable<Buffer>) {
+    n += c.length;
+    if (n > desc.size) {
+      body.destroy();
+      break;
+    }
+    chunks.push(c);
+  }
+  const bytes = Buffer.concat(chunks);
+  const got = sha256(bytes);
+  if (bytes.length !== desc.size || got !== desc.digest) {
+    throw new BerthError('DIGEST_MISMATCH', `blob ${desc.digest}: got ${got} (${bytes.length} of ${desc.size} bytes)`);
+  }
+  return bytes;
+}
+
+function isTransient(e: unknown): boolean {
+  if (isBerthError(e)) return ['CONNECTION_REFUSED', 'TIMEOUT', 'DIGEST_MISMATCH', 'REGISTRY_ERROR'].includes(e.code) || /premature|aborted|reset|socket|terminated/i.test(e.message);
+  const code = (e as { code?: string })?.code ?? '';
+  return /ECONNRESET|EPIPE|ETIMEDOUT|UND_ERR|ERR_STREAM_PREMATURE_CLOSE|ECONNREFUSED/.test(code) || /premature|aborted|terminated|other side closed/i.test(String((e as Error)?.message));
+}
+
+class LayerFetcher {
+  constructor(
+    private readonly ref: ImageReference,
+    private readonly registry: ManifestSource,
+    private readonly store: ContentStore,
+    private readonly unpacker: LayerUnpacker | undefined,
+    private readonly emit: (e: PullEvent) => void,
+    private readonly opts: PullOptions,
+  ) {}
+
+  async layer(desc: Descriptor, diffId: Digest, chainId: Digest): Promise<void> {
+    const started = Date.now();
+    const haveSnapshot = this.unpacker ? await this.unpacker.has(chainId) : true;
+    if (haveSnapshot && (await this.store.has(desc.digest))) {
+      this.emit({ type: 'layer-done', digest: desc.digest, size: desc.size, status: 'Already exists' });
+      return;
+    }
+    const attempts = this.opts.layerAttempts ?? 5;
+    let streamedUnpack = false;
+    for (let attempt = 1; ; attempt++) {
+      const w = await this.store.ingest(desc);
+      if (w.committed) break;
+      // Unpack while streaming only on a fresh, whole download; after a resume the snapshot
+      // is built from the committed blob.
+      const tee = this.unpacker && !haveSnapshot && w.offset === 0 && !streamedUnpack;
+      let unpackDone: Promise<void> | undefined;
+      try {
+        const { body, start } = await this.registry.fetchBlob(this.ref, desc, { offset: w.offset, signal: this.opts.signal });
+        if (start !== w.offset) {
+          // The server ignored Range: start over.
+          body.destroy();
+          await w.abort(false);
+          continue;
+        }
+        this.emit({ type: 'layer-start', digest: desc.digest, size: desc.size, offset: start });
+        let bytes = start;
+        let last = 0;
+        const counter = new Transform({
+          transform: (chunk: Buffer, _e, cb) => {
+            bytes += chunk.length;
+            if (bytes > desc.size) return cb(new BerthError('DIGEST_MISMATCH', `blob ${desc.digest} is larger than its descriptor (${desc.size} bytes)`));
+            const now = Date.now();
+            if (now - last > 100) {
+              last = now;
+              this.emit({ type: 'layer-progress', digest: desc.digest, bytes });
+            }
+            cb(null, chunk);
+          },
+        });
+        if (tee) {
+          const toUnpack = new PassThrough({ highWaterMark: 1 << 20 });
+          unpackDone = this.unpacker!.unpack({ chainId, diffId, descriptor: desc, compressed: toUnpack });
+          unpackDone.catch(() => {});
+          counter.pipe(toUnpack);
+          counter.on('error', (e) => toUnpack.destroy(e));
+          counter.on('close', () => {
+            if (!counter.readableEnded) toUnpack.destroy(new BerthError('CANCELLED', `download of ${desc.digest} was interrupted`));
+          });
+          streamedUnpack = true;
+        }
+        await pipeline(body, counter, w.stream);
+        this.emit({ type: 'layer-progress', digest: desc.digest, bytes });
+        await w.commit();
+        if (unpackDone) await unpackDone;
+        break;
+      } catch (e) {
+        const mismatch = isBerthError(e, 'DIGEST_MISMATCH');
+        await w.abort(!mismatch && isTransient(e)).catch(() => {});
+        if (unpackDone) await unpackDone.catch(() => {});
+        streamedUnpack = false;
+        if (!isTransient(e) || attempt >= attempts || this.opts.signal?.aborted) throw wrap(`layer ${desc.digest}`, e);
+        this.emit({ type: 'retry', digest: desc.digest, attempt: attempt + 1, reason: (e as Error).message });
+        await new Promise((r) => setTimeout(r, Math.min((this.opts.retryDelayMs ?? 200) * 2 ** (attempt - 1), 5000)));
+      }
+    }
+    if (this.unpacker && !streamedUnpack && !(await this.unpacker.has(chainId))) {
+      await this.unpacker.unpack({ chainId, diffId, descriptor: desc, compressed: this.store.openRead(desc.digest) });
+    }
+    this.emit({ type: 'layer-done', digest: desc.digest, size: desc.size, status: 'Pull complete', ms: Date.now() - started });
+  }
+}
+
+/** Runs tasks with at most `limit` in flight; the first failure cancels the rest's start. */
+async function runLimited(tasks: Array<() => Promise<void>>, limit: number): Promise<void> {
+  let next = 0;
+  let failed: unknown;
+  const worker = async () => {
+    while (failed === undefined && next < tasks.length) {
+      const t = tasks[next++]!;
+      try {
+        await t();
+      } catch (e) {
+        failed ??= e;
+      }
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, tasks.length) }, worker));
+  if (failed !== undefined) throw failed;
+}
+
+export { MT };

@@ -1,0 +1,31 @@
+/**
+ * @module main
+ * Wiring only: build the command tree, run it, and turn any error into one line on stderr
+ * and its documented exit status. Command implementations are imported lazily so that
+ * `berth --help` loads nothing but the argument parser.
+ */
+import { buildProgram } from './cli/program.ts';
+import { EXIT_CODES, isBerthError } from './base/errors.ts';
+
+async function main(): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(process.argv);
+  } catch (e) {
+    if (isBerthError(e)) {
+      process.stderr.write(`berth: ${e.message}\n`);
+      if (process.env.BERTH_DEBUG && e.cause) process.stderr.write(`${String((e.cause as Error).stack ?? e.cause)}\n`);
+      process.exitCode = EXIT_CODES[e.code];
+      return;
+    }
+    const err = e as { code?: string; exitCode?: number; message?: string };
+    if (typeof err.code === 'string' && err.code.startsWith('commander.')) {
+      process.exitCode = err.exitCode ?? 2;
+      return;
+    }
+    process.stderr.write(`berth: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
+    process.exitCode = EXIT_CODES.INTERNAL;
+  }
+}
+
+await main();
