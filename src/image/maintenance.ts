@@ -143,3 +143,20 @@ export async function unmountImage(svc: MaintenanceServices, what: string): Prom
 }
 
 export { listImages };
+
+/** Builds any missing layer snapshot of the image named by manifest digest (after import). */
+export async function ensureSnapshots(svc: MaintenanceServices, manifestDigest: Digest): Promise<number> {
+  if (!svc.unpacker) return 0;
+  const s = snapshots(svc);
+  const manifest = await svc.store.readJSON<Manifest>(manifestDigest);
+  const config = await svc.store.readJSON<ImageConfig>(manifest.config.digest);
+  const ids = chainIds(config.rootfs.diff_ids);
+  let n = 0;
+  for (const [i, c] of ids.entries()) {
+    if (await s.has(c)) continue;
+    const desc = manifest.layers[i]!;
+    await s.unpack({ chainId: c, diffId: config.rootfs.diff_ids[i]!, descriptor: desc, compressed: svc.store.openRead(desc.digest) });
+    n++;
+  }
+  return n;
+}

@@ -226,6 +226,9 @@ class LayerFetcher {
         });
         if (tee) {
           const toUnpack = new PassThrough({ highWaterMark: 1 << 20 });
+          // The unpacker may attach its listeners only after taking its lock; its promise
+          // reports the failure, so an early error must not be an unhandled 'error' event.
+          toUnpack.on('error', () => {});
           unpackDone = this.unpacker!.unpack({ chainId, diffId, descriptor: desc, compressed: toUnpack });
           unpackDone.catch(() => {});
           counter.pipe(toUnpack);

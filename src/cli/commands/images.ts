@@ -9,6 +9,7 @@ import { formatTable, timeAgo } from '../table.ts';
 import { humanBytes } from '../progress.ts';
 import { inspectJSON, listImages, resolveLocal, resolveOne } from '../../image/local.ts';
 import { BerthError, isBerthError } from '../../base/errors.ts';
+import { isManifestType } from '../../oci/media-types.ts';
 
 export async function listCommand(flags: { json?: boolean; quiet?: boolean; digests?: boolean; trunc?: boolean }, g: GlobalOptions): Promise<void> {
   const { store } = await openServices(g, { unpack: false });
@@ -94,7 +95,11 @@ export async function importCommand(path: string, name: string | undefined, _fla
   const r = st.isDirectory()
     ? await archive.importOCILayout(svc.store, path, { name })
     : await archive.importDockerArchive(svc.store, path, { name });
-  for (const i of r) process.stdout.write(`Loaded image: ${i.name} (${i.digest})\n`);
+  const { ensureSnapshots } = await import('../../image/maintenance.ts');
+  for (const i of r) {
+    if (isManifestType(i.descriptor.mediaType)) await ensureSnapshots(svc, i.digest);
+    process.stdout.write(`Loaded image: ${i.name ?? '<untagged>'} (${i.digest})\n`);
+  }
 }
 
 export async function exportCommand(refs: string[], flags: { output: string; format: 'oci' | 'docker-archive' }, g: GlobalOptions): Promise<void> {

@@ -1,0 +1,91 @@
+/**
+ * Authentication against real registries: htpasswd basic auth and the bearer-token flow
+ * (distribution verifying JWTs from a token service), credentials from --creds, from
+ * auth.json written by `berth login`, and `berth logout`.
+ */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { startRegistry, pushImage, type Registry } from '../fixtures/registry.ts';
+import { buildImage } from '../fixtures/images.ts';
+import { berthEnv } from '../fixtures/berth.ts';
+
+let basic: Registry;
+let token: Registry;
+
+before(async () => {
+  const img = await buildImage('busybox');
+  basic = await startRegistry({ auth: 'htpasswd' });
+  token = await startRegistry({ auth: 'token' });
+  await pushImage(basic, img.layoutDir, img.tag, 'private/busybox:latest', { creds: basic.creds });
+  await pushImage(token, img.layoutDir, img.tag, 'public/busybox:latest', { creds: token.creds });
+  await pushImage(token, img.layoutDir, img.tag, 'private/busybox:latest', { creds: token.creds });
+});
+after(async () => {
+  await basic?.stop();
+  await token?.stop();
+});
+
+describe('basic auth (htpasswd)', () => {
+  test('anonymous pull is unauthorized (exit 9), --creds works', async () => {
+    const b = await berthEnv('berth-auth');
+    const r = await b.run(['pull', `${basic.host}/private/busybox:latest`]);
+    assert.equal(r.code, 9, r.stderr);
+    assert.match(r.stderr, new RegExp(basic.host.replace(/\./g, '\\.')));
+    const ok = await b.run(['pull', '--creds', basic.creds, `${basic.host}/private/busybox:latest`]);
+    assert.equal(ok.code, 0, ok.stderr);
+  });
+
+  test('wrong password is unauthorized', async () => {
+    const b = await berthEnv('berth-auth');
+    const r = await b.run(['pull', '--creds', 'tester:wrong', `${basic.host}/private/busybox:latest`]);
+    assert.equal(r.code, 9, r.stderr);
+  });
+
+  test('login writes auth.json 0600, pull uses it, logout removes it', async () => {
+    const b = await berthEnv('berth-login');
+    const file = join(b.home, 'auth.json');
+    const bad = await b.run(['login', '-u', 'tester', '--password-stdin', '--authfile', file, basic.host], { input: 'nope\n' });
+    assert.equal(bad.code, 9, bad.stderr);
+    await assert.rejects(stat(file));
+    const r = await b.run(['login', '-u', 'tester', '--password-stdin', '--authfile', file, basic.host], { input: 'testpass\n' });
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal((await stat(file)).mode & 0o777, 0o600);
+    const auths = JSON.parse(await readFile(file, 'utf8')).auths;
+    assert.equal(Buffer.from(auths[basic.host].auth, 'base64').toString(), 'tester:testpass');
+    const p = await b.run(['pull', '--authfile', file, `${basic.host}/private/busybox:latest`]);
+    assert.equal(p.code, 0, p.stderr);
+    const out = await b.run(['logout', '--authfile', file, basic.host]);
+    assert.equal(out.code, 0, out.stderr);
+    assert.deepEqual(JSON.parse(await readFile(file, 'utf8')).auths, {});
+  });
+
+  test('default auth file: ~/.config/containers/auth.json is read', async () => {
+    const b = await berthEnv('berth-login-default');
+    const r = await b.run(['login', '-u', 'tester', '-p', 'testpass', basic.host]);
+    assert.equal(r.code, 0, r.stderr);
+    const st = await stat(join(b.home, '.config', 'containers', 'auth.json'));
+    assert.equal(st.mode & 0o777, 0o600);
+    const p = await b.run(['pull', '-q', `${basic.host}/private/busybox:latest`]);
+    assert.equal(p.code, 0, p.stderr);
+  });
+});
+
+describe('bearer tokens', () => {
+  test('anonymous token for a public repository', async () => {
+    const b = await berthEnv('berth-token');
+    const r = await b.run(['pull', `${token.host}/public/busybox:latest`]);
+    assert.equal(r.code, 0, r.stderr);
+    const reqs = token.tokenService!.requests;
+    assert.ok(reqs.some((q) => q.scopes.includes('repository:public/busybox:pull')));
+  });
+
+  test('private repository: unauthorized without credentials, works with them', async () => {
+    const b = await berthEnv('berth-token');
+    const r = await b.run(['pull', `${token.host}/private/busybox:latest`]);
+    assert.equal(r.code, 9, r.stderr);
+    const ok = await b.run(['pull', '--creds', token.creds, `${token.host}/private/busybox:latest`]);
+    assert.equal(ok.code, 0, ok.stderr);
+  });
+});
