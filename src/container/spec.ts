@@ -48,6 +48,8 @@ export interface ContainerSpec {
   };
   slice?: string;
   restart: RestartPolicy;
+  /** on-failure:N — at most N restarts (approximated with StartLimitBurst). */
+  restartMaxRetries?: number;
   /** Signal name, e.g. SIGTERM (image StopSignal or --stop-signal). */
   stopSignal?: string;
   stopTimeoutSec?: number;

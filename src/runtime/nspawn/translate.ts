@@ -1,0 +1,164 @@
+/**
+ * @module runtime/nspawn/translate
+ * Pure translation ContainerSpec → `/etc/systemd/nspawn/NAME.nspawn` (a UnitFile). No I/O.
+ *
+ * Facts this relies on (systemd 252, verified with systemd-nspawn on a busybox rootfs):
+ * - Parameters= is ignored unless the file also sets Boot= or ProcessTwo=, so Boot= is
+ *   always written.
+ * - systemd-nspawn@.service runs `--boot --network-veth -U --settings=override`; with
+ *   `override` every setting the file states beats the command line (Boot=no beats --boot,
+ *   PrivateUsers=no beats -U, Private=/VirtualEthernet= beat --network-veth). So the stock
+ *   ExecStart is kept and this file states Boot=, PrivateUsers=, Private=, VirtualEthernet=
+ *   explicitly — `systemctl start`, `machinectl start` and berth all read the same settings.
+ * - Parameters=/Environment= have no escapes, no specifiers, no `$` expansion (see
+ *   unit/quote): values are single-quoted words; newlines are refused.
+ * - nspawn's own stub init (ProcessTwo=yes) ignores SIGTERM; on SIGRTMIN+3 it sends the
+ *   payload SIGTERM+SIGHUP+SIGCONT and nspawn exits 0, not with the payload's status. A
+ *   forwarding init (catatonit, bound read-only from the host) gives Docker semantics: the
+ *   exact StopSignal reaches the command and its exit status becomes nspawn's.
+ * - Sections named `X-…` are ignored silently by nspawn (unknown ones are warned about), so
+ *   berth's metadata lives in `[X-Berth]`.
+ */
+import { BerthError } from '../../base/errors.ts';
+import type { ContainerSpec, MountSpec } from '../../container/spec.ts';
+import { validateMachineName } from '../../container/names.ts';
+import { UnitFile } from '../../unit/unit-file.ts';
+import { assertSafeValue, escapeNspawnPath, quoteNspawnWord } from '../../unit/quote.ts';
+import { checkAbsPath, checkHostname, checkMountOptions, checkSignal, checkZone, nspawnUser } from './translate-values.ts';
+
+export interface NspawnTranslateOptions {
+  /**
+   * Host path of a static, signal-forwarding init (e.g. /usr/bin/catatonit). It is bound
+   * read-only to INIT_TARGET and runs as PID 1 for Boot=no. Without it nspawn's stub init
+   * is used (ProcessTwo=yes, KillSignal=SIGRTMIN+3; the image's StopSignal cannot be honoured).
+   */
+  initHostPath?: string;
+}
+
+/** Where the forwarding init appears inside the container (a tmpfs nspawn owns). */
+export const INIT_TARGET = '/run/host/berth/init';
+
+/** The settings file's path for a machine name. */
+export function nspawnFilePath(name: string): string {
+  return `/etc/systemd/nspawn/${validateMachineName(name)}.nspawn`;
+}
+
+const yn = (b: boolean): string => (b ? 'yes' : 'no');
+
+export function toNspawnFile(spec: ContainerSpec, opts: NspawnTranslateOptions = {}): UnitFile {
+  const name = validateMachineName(spec.name);
+  const u = new UnitFile(nspawnFilePath(name));
+  u.comment(`Container ${name}, written by berth from image ${oneLine(spec.image.ref)}.`);
+  u.comment('Hand edits are kept and respected; [X-Berth] is berth\'s metadata (nspawn ignores it).');
+  writeExec(u, spec, opts);
+  writeFiles(u, spec, opts);
+  writeNetwork(u, spec);
+  writeMetadata(u, spec);
+  return u;
+}
+
+function writeExec(u: UnitFile, spec: ContainerSpec, opts: NspawnTranslateOptions): void {
+  const args = spec.process.args;
+  args.forEach((a, i) => assertSafeValue(`argument ${i}`, a));
+  u.set('Exec', 'Boot', yn(spec.boot));
+  let kill: string | undefined;
+  if (spec.boot) {
+    u.set('Exec', 'ProcessTwo', 'no');
+    if (args.length > 0) u.set('Exec', 'Parameters', words(args, 'argument'));
+    kill = spec.stopSignal === undefined ? undefined : checkSignal('stop signal', spec.stopSignal);
+  } else {
+    if (args.length === 0) throw new BerthError('INVALID_ARGUMENT', 'image has no command: give one after the image name, or use --entrypoint or --boot');
+    if (opts.initHostPath !== undefined) {
+      u.set('Exec', 'ProcessTwo', 'no');
+      u.set('Exec', 'Parameters', `${quoteNspawnWord(INIT_TARGET)} -- ${words(args, 'argument')}`);
+      kill = checkSignal('stop signal', spec.stopSignal ?? 'SIGTERM');
+    } else {
+      u.set('Exec', 'ProcessTwo', 'yes');
+      u.set('Exec', 'Parameters', words(args, 'argument'));
+      kill = 'SIGRTMIN+3';
+    }
+  }
+  for (const kv of dedupeEnv(spec.process.env)) u.add('Exec', 'Environment', kv);
+  u.set('Exec', 'WorkingDirectory', checkAbsPath('working directory', spec.process.cwd || '/'));
+  const user = nspawnUser('user', spec.process.user);
+  if (user !== undefined) u.set('Exec', 'User', user);
+  if (kill !== undefined) u.set('Exec', 'KillSignal', kill);
+  u.set('Exec', 'PrivateUsers', spec.userns === 'pick' ? 'pick' : 'no');
+  u.set('Exec', 'NotifyReady', 'no');
+  if (spec.hostname !== undefined) u.set('Exec', 'Hostname', checkHostname('hostname', spec.hostname));
+}
+
+function words(args: readonly string[], field: string): string {
+  return args.map((a, i) => quoteNspawnWord(a, `${field} ${i}`)).join(' ');
+}
+
+/** KEY=VALUE list → quoted words, later duplicates win (Docker), order of first appearance. */
+function dedupeEnv(env: readonly string[]): string[] {
+  const m = new Map<string, string>();
+  for (const kv of env) {
+    const eq = kv.indexOf('=');
+    const k = eq < 0 ? kv : kv.slice(0, eq);
+    if (k === '' || eq < 0) throw new BerthError('INVALID_ARGUMENT', `environment entry "${oneLine(kv)}" is not KEY=VALUE`);
+    assertSafeValue(`env ${k}`, kv);
+    m.set(k, kv);
+  }
+  return [...m.values()].map((kv) => quoteNspawnWord(kv, `env ${kv.slice(0, kv.indexOf('='))}`));
+}
+
+function writeFiles(u: UnitFile, spec: ContainerSpec, opts: NspawnTranslateOptions): void {
+  u.set('Files', 'ReadOnly', yn(spec.readOnlyRoot));
+  // Never chown the image: idmapped mounts keep start time independent of image size.
+  if (spec.userns === 'pick') u.set('Files', 'PrivateUsersOwnership', 'map');
+  if (!spec.boot && opts.initHostPath !== undefined) {
+    const src = checkAbsPath('init', opts.initHostPath);
+    u.add('Files', 'BindReadOnly', `${escapeNspawnPath(src)}:${escapeNspawnPath(INIT_TARGET)}`);
+  }
+  spec.mounts.forEach((m, i) => writeMount(u, m, i, spec.userns === 'pick'));
+}
+
+function writeMount(u: UnitFile, m: MountSpec, i: number, idmap: boolean): void {
+  const target = checkAbsPath(`mount ${i} target`, m.target);
+  if (m.type === 'tmpfs') {
+    const o = m.options === undefined || m.options === '' ? '' : `:${checkMountOptions(`tmpfs ${target}`, m.options)}`;
+    u.add('Files', 'TemporaryFileSystem', `${escapeNspawnPath(target)}${o}`);
+    return;
+  }
+  const source = checkAbsPath(`bind source for ${target}`, m.source);
+  // idmap: with a private user range, container root sees (and writes) host root's files as
+  // root, like a Docker bind mount without userns-remap.
+  const value = `${escapeNspawnPath(source)}:${escapeNspawnPath(target)}${idmap ? ':idmap' : ''}`;
+  u.add('Files', m.readonly ? 'BindReadOnly' : 'Bind', value);
+}
+
+function writeNetwork(u: UnitFile, spec: ContainerSpec): void {
+  const n = spec.network;
+  switch (n.mode) {
+    case 'host':
+      u.set('Network', 'Private', 'no').set('Network', 'VirtualEthernet', 'no');
+      break;
+    case 'private':
+      u.set('Network', 'Private', 'yes').set('Network', 'VirtualEthernet', 'no');
+      break;
+    case 'veth':
+      u.set('Network', 'Private', 'yes').set('Network', 'VirtualEthernet', 'yes');
+      break;
+    case 'zone':
+      u.set('Network', 'Private', 'yes').set('Network', 'VirtualEthernet', 'yes');
+      u.set('Network', 'Zone', checkZone('network zone', n.zone ?? ''));
+      break;
+  }
+}
+
+/** Metadata for `berth inspect`; values are .nspawn words so parseNspawnWords reads them back. */
+function writeMetadata(u: UnitFile, spec: ContainerSpec): void {
+  const s = 'X-Berth';
+  u.set(s, 'Image', quoteNspawnWord(spec.image.ref, 'image reference'));
+  u.set(s, 'Digest', spec.image.digest);
+  u.set(s, 'ImageId', spec.image.id);
+  for (const c of spec.image.chainIds) u.add(s, 'ChainId', c);
+  for (const [k, v] of Object.entries(spec.labels)) u.add(s, 'Label', quoteNspawnWord(`${k}=${v}`, `label ${k}`));
+}
+
+function oneLine(s: string): string {
+  return s.replace(/[\x00-\x1f\x7f]/g, '?');
+}
