@@ -1,0 +1,127 @@
+#!/usr/bin/env node
+// bench/report.mjs RESULTS_DIR - the markdown report of one bench/run.sh run.
+// Reads RESULTS_DIR/rows.jsonl (one line per measured or failed row), the hyperfine
+// JSON in RESULTS_DIR/json/<row>.json and RESULTS_DIR/env.txt; prints markdown.
+import { readFileSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+
+const dir = process.argv[2];
+if (!dir) {
+  console.error('usage: report.mjs RESULTS_DIR');
+  process.exit(2);
+}
+
+const rows = readFileSync(join(dir, 'rows.jsonl'), 'utf8')
+  .split('\n')
+  .filter((l) => l.trim())
+  .map((l) => JSON.parse(l));
+for (const r of rows) {
+  const f = join(dir, 'json', `${r.name}.json`);
+  if (r.status === 'ok' && existsSync(f)) r.hf = JSON.parse(readFileSync(f, 'utf8')).results[0];
+}
+const byName = new Map(rows.map((r) => [r.name, r]));
+const env = existsSync(join(dir, 'env.txt')) ? readFileSync(join(dir, 'env.txt'), 'utf8').trim() : '';
+
+const md = (s) => String(s).replace(/\|/g, '\\|').replace(/\n/g, ' ');
+const fmt = (x, unit) => {
+  if (x == null || Number.isNaN(x)) return '–';
+  if (unit === 'ms') x *= 1000;
+  const a = Math.abs(x);
+  return a >= 100 ? x.toFixed(0) : a >= 10 ? x.toFixed(1) : a >= 1 ? x.toFixed(2) : x.toFixed(3);
+};
+const short = (s, n) => (s.length > n ? `${s.slice(0, n - 1)}…` : s);
+const cell = (r, unit = 's', width = 90) => {
+  if (!r) return '–';
+  if (!r.hf) return `failed: ${md(short(r.error, width))}`;
+  return `**${fmt(r.hf.median, unit)}** (${fmt(r.hf.min, unit)}–${fmt(r.hf.max, unit)})`;
+};
+const ratio = (a, b) => (a?.hf && b?.hf ? `${(a.hf.median / b.hf.median).toFixed(2)}×` : '–');
+
+const out = [];
+const p = (...l) => out.push(...l);
+
+p(`# berth bench: ${dir.split('/').filter(Boolean).pop()}`, '', '```', env, '```', '');
+
+const images = [...new Set(rows.filter((r) => r.section === 'pull').map((r) => r.image))];
+if (images.length) {
+  const get = (tool, img) => byName.get(`${tool === 'floor-zcat' || tool === 'floor-tar' ? tool : `pull-${tool}`}-${img}`);
+  p(
+    '## Pull: cold pull from the local registry (seconds, median (min–max))',
+    '',
+    'Pull-to-store: berth vs `skopeo copy docker:// → oci:` (blobs only). Pull-to-rootfs: berth vs `podman pull`',
+    '(overlay store) and `skopeo copy` + `umoci raw unpack`. Floors: the same layer blobs read from the local',
+    'disk, decompressed only (`zcat > /dev/null`) or decompressed and extracted by GNU tar onto the bench',
+    'dir\'s file system (whiteouts not applied). Ratios are berth\'s median over the other\'s median: <1× means',
+    'berth is faster. When berth stores a layer as one image file (erofs) instead of a tree of files, it can',
+    'beat the tar floor; decompression (zcat) is then the hard floor.',
+    '',
+    '| image | berth pull | skopeo copy | podman pull | skopeo + umoci | floor: zcat | floor: zcat \\| tar -x | berth/skopeo | berth/podman | berth/(skopeo+umoci) | berth/floor (tar) | berth/floor (zcat) | loadavg 1-min | CPU pressure |',
+    '|---|---|---|---|---|---|---|---:|---:|---:|---:|---:|---|---|',
+  );
+  const range = (xs, suffix = '') => {
+    const v = xs.filter((x) => x !== '' && x != null && !Number.isNaN(Number(x))).map(Number);
+    if (!v.length) return '?';
+    const lo = Math.min(...v), hi = Math.max(...v);
+    return lo === hi ? `${lo}${suffix}` : `${lo}–${hi}${suffix}`;
+  };
+  for (const img of images) {
+    const rs = ['berth', 'skopeo', 'podman', 'skopeo+umoci', 'floor-zcat', 'floor-tar'].map((t) => get(t, img));
+    const [b, s, pm, su, fz, ft] = rs;
+    const ok = rs.filter((r) => r);
+    const load = range(ok.map((r) => r.loadavg.split(' ')[0]));
+    const psi = range(ok.filter((r) => r.hf).map((r) => r.cpu_psi_pct), '%');
+    p(`| ${img} | ${cell(b)} | ${cell(s)} | ${cell(pm)} | ${cell(su)} | ${cell(fz)} | ${cell(ft)} | ${ratio(b, s)} | ${ratio(b, pm)} | ${ratio(b, su)} | ${ratio(b, ft)} | ${ratio(b, fz)} | ${load} | ${psi} |`);
+  }
+  p('', 'loadavg 1-min and CPU pressure: range over the image\'s rows (per row: see "Every row" below).', '');
+}
+
+const startup = rows.filter((r) => r.section === 'startup');
+if (startup.length) {
+  const node = byName.get('startup-node');
+  const help = byName.get('startup-berth-help');
+  p('## Startup (milliseconds, median (min–max))', '', '| command | time | berth/node |', '|---|---|---:|');
+  p(`| \`node -e 0\` | ${cell(node, 'ms')} | |`);
+  p(`| \`${help?.command ?? './bin/berth --help'}\` | ${cell(help, 'ms')} | ${ratio(help, node)} |`);
+  if (node?.hf && help?.hf) p('', `berth's own startup cost over a bare node: ${fmt(help.hf.median - node.hf.median, 'ms')} ms (median difference).`);
+  p('');
+}
+
+const stub = rows.filter((r) => r.section === 'start');
+if (stub.length) p('## Start', '', `${stub[0].status}`, '');
+
+const measured = rows.filter((r) => r.section !== 'start');
+if (measured.length) {
+  p(
+    '## Every row',
+    '',
+    'Times in seconds. user+sys: mean CPU time of the timed process tree per run. loadavg: 1/5/15-min load right',
+    'after the row; CPU pressure: share of the row\'s wall time in which some runnable task waited for a CPU',
+    '(/proc/pressure/cpu "some"; our own threads count too). The machine may be shared: treat differences',
+    'below ~10-20% as noise when these are high.',
+    '',
+    '| row | median | min | max | mean ± sd | user+sys | runs | loadavg after | CPU pressure |',
+    '|---|---:|---:|---:|---:|---:|---:|---|---:|',
+  );
+  for (const r of measured) {
+    const h = r.hf;
+    if (!h) {
+      p(`| ${r.name} | failed: ${md(r.error)} | | | | | | ${r.loadavg} | |`);
+      continue;
+    }
+    p(
+      `| ${r.name} | **${fmt(h.median)}** | ${fmt(h.min)} | ${fmt(h.max)} | ${fmt(h.mean)} ± ${fmt(h.stddev ?? 0)} | ${fmt(h.user + h.system)} | ${h.times.length} | ${r.loadavg} | ${r.cpu_psi_pct === '' ? '?' : `${r.cpu_psi_pct}%`} |`,
+    );
+  }
+  p('', '## Commands', '', 'Run by `hyperfine -N` (no shell); `prepare` runs before every timed run.', '', '```');
+  for (const r of measured) {
+    p(`# ${r.name}${r.status === 'ok' ? '' : ` (${r.status})`}`, r.command);
+    if (r.prepare) p(`#   prepare: ${r.prepare}`);
+  }
+  p('```', '');
+  const failed = measured.filter((r) => r.status !== 'ok');
+  if (failed.length) {
+    p('Failed rows were run once (the probe) and not timed; their full output is in `err/<row>.txt`.', '');
+  }
+}
+
+process.stdout.write(out.join('\n') + '\n');
