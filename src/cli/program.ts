@@ -5,6 +5,7 @@
  * Podman has the same flag (`--tls-verify=false`, `--authfile`, `--platform`, `-q`).
  */
 import { Command, Option, InvalidArgumentError } from 'commander';
+import { addMachineCommands } from './machine-commands.ts';
 
 export interface GlobalOptions {
   root?: string;
@@ -115,5 +116,6 @@ export function buildProgram(): Command {
     .option('--authfile <file>', 'credentials file to change')
     .action(lazy(login, 'logoutCommand'));
 
+  addMachineCommands(program);
   return program;
 }

@@ -1,0 +1,154 @@
+/**
+ * @module cli/commands/machine-run
+ * `berth run` and `berth create`: resolve (or pull) the image, build the ContainerSpec from
+ * the flags, create the machine, then start it as systemd-nspawn@NAME.service (-d) or run
+ * it attached in the foreground. `-d` refuses with FAILED_PRECONDITION when PID 1 is not
+ * systemd; the foreground path works either way. `--rm` in the foreground removes the
+ * machine when it exits; `-d --rm` is refused (no berth process stays behind to do it).
+ */
+import { readFile } from 'node:fs/promises';
+import type { GlobalOptions } from '../program.ts';
+import { openServices } from '../services.ts';
+import { BerthError, isBerthError } from '../../base/errors.ts';
+import { buildSpec, type RunFlags } from '../../container/build-spec.ts';
+import { generateName } from '../../container/names.ts';
+import {
+  parseCpus, parseEnvFile, parseEnvFlag, parseMemory, parsePidsLimit, parseRestart, parseSignal, parseStopTimeout, parseTmpfs,
+  parseUser, parseVolume,
+} from '../../container/parse-flags.ts';
+import type { ContainerSpec } from '../../container/spec.ts';
+import { chainIds } from '../../image/chain.ts';
+import { resolveOne, type LocalImage } from '../../image/local.ts';
+import { SnapshotStore } from '../../snapshot/index.ts';
+import { createMachine, machineExists, removeMachine, startMachine, type MachineContext } from '../../machine/index.ts';
+import { requireSystemd, runForeground, systemdIsPid1 } from '../../runtime/nspawn/index.ts';
+
+export interface RunCliFlags {
+  name?: string;
+  detach?: boolean;
+  rm?: boolean;
+  interactive?: boolean;
+  tty?: boolean;
+  env?: string[];
+  envFile?: string[];
+  workdir?: string;
+  user?: string;
+  entrypoint?: string;
+  volume?: string[];
+  tmpfs?: string[];
+  readOnly?: boolean;
+  hostname?: string;
+  memory?: string;
+  cpus?: string;
+  pidsLimit?: string;
+  slice?: string;
+  restart?: string;
+  stopSignal?: string;
+  stopTimeout?: string;
+  boot?: boolean;
+  userns?: string;
+  network?: string;
+}
+
+async function imageFor(g: GlobalOptions, ref: string): Promise<LocalImage> {
+  const svc = await openServices(g, { unpack: false });
+  try {
+    return await resolveOne(svc.store, ref);
+  } catch (e) {
+    if (!isBerthError(e, 'NOT_FOUND')) throw e;
+  }
+  const { pullCommand } = await import('./pull.ts');
+  await pullCommand(ref, { quiet: true } as never, g);
+  return resolveOne(svc.store, ref);
+}
+
+async function specFrom(image: LocalImage, ref: string, args: string[], f: RunCliFlags): Promise<ContainerSpec> {
+  const env: string[] = [];
+  for (const file of f.envFile ?? []) env.push(...parseEnvFile(await readFile(file, 'utf8'), file, process.env));
+  for (const e of f.env ?? []) {
+    const v = parseEnvFlag(e, process.env);
+    if (v !== undefined) env.push(v);
+  }
+  const restart = f.restart ? parseRestart(f.restart) : undefined;
+  if (f.userns !== undefined && f.userns !== 'host' && f.userns !== 'pick' && f.userns !== 'auto') {
+    throw new BerthError('INVALID_ARGUMENT', `--userns: expected host or auto, got ${f.userns}`);
+  }
+  const net = f.network ?? 'private';
+  if (!['host', 'private', 'veth', 'none'].includes(net)) throw new BerthError('INVALID_ARGUMENT', `--network: expected host, none, private or veth, got ${net}`);
+  const flags: RunFlags = {
+    name: f.name ?? '',
+    entrypoint: f.entrypoint,
+    args,
+    env,
+    workdir: f.workdir,
+    user: f.user !== undefined ? parseUser(f.user) : undefined,
+    mounts: [...(f.volume ?? []).map((v) => parseVolume(v)), ...(f.tmpfs ?? []).map((t) => parseTmpfs(t))],
+    readOnly: f.readOnly,
+    hostname: f.hostname,
+    memoryMax: f.memory !== undefined ? parseMemory(f.memory) : undefined,
+    cpuQuotaPercent: f.cpus !== undefined ? parseCpus(f.cpus) : undefined,
+    tasksMax: f.pidsLimit !== undefined ? parsePidsLimit(f.pidsLimit) : undefined,
+    slice: f.slice,
+    restart: restart?.policy,
+    restartMaxRetries: restart?.maxRetries,
+    stopSignal: f.stopSignal !== undefined ? parseSignal(f.stopSignal) : undefined,
+    stopTimeoutSec: f.stopTimeout !== undefined ? parseStopTimeout(f.stopTimeout) : undefined,
+    boot: f.boot,
+    tty: f.tty,
+    stdin: f.interactive,
+    userns: f.userns === 'host' ? 'host' : 'pick',
+    network: { mode: net === 'none' ? 'private' : (net as 'host' | 'private' | 'veth') },
+  };
+  return buildSpec({ ref: image.name || ref, digest: image.digest, id: image.id, chainIds: chainIds(image.config.rootfs.diff_ids), config: image.config }, flags);
+}
+
+async function prepare(ref: string, args: string[], f: RunCliFlags, g: GlobalOptions, keepMounted: boolean) {
+  if (f.name === undefined) {
+    const taken = new Set<string>();
+    f.name = generateName((n) => taken.has(n));
+    while (await machineExists(f.name)) {
+      taken.add(f.name);
+      f.name = generateName((n) => taken.has(n));
+    }
+  }
+  const image = await imageFor(g, ref);
+  const spec = await specFrom(image, ref, args, f);
+  const svc = await openServices(g, { unpack: false });
+  const ctx: MachineContext = { berthRoot: svc.root, snapshots: new SnapshotStore(`${svc.root}/snapshots`) };
+  const created = await createMachine(ctx, spec, { keepMounted });
+  return { spec, ctx, created };
+}
+
+export async function createCommand(ref: string, args: string[], f: RunCliFlags, g: GlobalOptions): Promise<void> {
+  const { spec } = await prepare(ref, args, f, g, false);
+  process.stdout.write(`${spec.name}\n`);
+}
+
+export async function runCommand(ref: string, args: string[], f: RunCliFlags, g: GlobalOptions): Promise<void> {
+  if (f.detach) {
+    if (f.rm) throw new BerthError('INVALID_ARGUMENT', '--rm with -d is not supported: no berth process stays behind to remove the container');
+    requireSystemd('berth run -d');
+  }
+  const { spec, ctx, created } = await prepare(ref, args, f, g, true);
+  if (f.detach) {
+    try {
+      await startMachine(spec.name);
+    } catch (e) {
+      process.stderr.write(`berth: container ${spec.name} was created but did not start (remove it with \`berth rm ${spec.name}\`)\n`);
+      throw e;
+    }
+    process.stdout.write(`${spec.name}\n`);
+    return;
+  }
+  const properties: string[] = [];
+  if (spec.resources.memoryMax !== undefined) properties.push(`MemoryMax=${spec.resources.memoryMax}`);
+  if (spec.resources.cpuQuotaPercent !== undefined) properties.push(`CPUQuota=${spec.resources.cpuQuotaPercent}%`);
+  if (spec.resources.tasksMax !== undefined) properties.push(`TasksMax=${spec.resources.tasksMax}`);
+  let code: number;
+  try {
+    code = await runForeground({ name: spec.name, plan: created.plan, tty: spec.process.tty, stdin: spec.process.stdin, properties, slice: systemdIsPid1() ? spec.slice : undefined });
+  } finally {
+    if (f.rm) await removeMachine(ctx, spec.name, { force: true });
+  }
+  process.exitCode = code;
+}

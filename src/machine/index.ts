@@ -1,0 +1,12 @@
+/**
+ * @module machine
+ * The machine lifecycle manager: create, start/stop/kill/rm/rename, enable/disable,
+ * views (ls/ps/inspect), exec and logs. Everything goes through systemd (see
+ * runtime/nspawn); berth keeps no private state.
+ */
+export { createMachine, machineExists, machinesLock, type CreatedMachine, type MachineContext } from './create.ts';
+export {
+  disableMachine, enableMachine, isActive, killMachine, removeMachine, renameMachine, restartMachine, startMachine, stopMachine,
+} from './lifecycle.ts';
+export { inspectMachine, listMachineNames, listMachineSummaries, readSettings, type MachineSummary } from './query.ts';
+export { execInMachine, streamLogs, type ExecOptions, type LogsOptions } from './access.ts';

@@ -1,0 +1,167 @@
+/**
+ * @module machine/lifecycle
+ * start/stop/restart/kill/rm/rename/enable/disable — each one systemctl or machinectl
+ * call on systemd-nspawn@NAME.service, so berth, systemctl and machinectl act on the same
+ * unit. `stop -t S` is `systemctl stop` with a SIGKILL (`systemctl kill`) after S seconds
+ * when the stop job is still running (the drop-in's TimeoutStopSec= is the default), so a
+ * restart policy never revives a stopped machine. `rm` removes every trace: unit state,
+ * wants-link, registration, mount, files, upper dir.
+ */
+import { existsSync } from 'node:fs';
+import { rename as fsRename, rm, symlink, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { BerthError } from '../base/errors.ts';
+import { run } from '../base/exec.ts';
+import { withLock } from '../base/lock.ts';
+import { parseUnit, serializeUnit } from '../unit/index.ts';
+import { readFile } from 'node:fs/promises';
+import {
+  daemonReload, ensureHelper, machinePaths, planFor, removeMachineFiles, requireSystemd, rootfsDropInText, showMachine,
+  showUnit, systemctl, systemdIsPid1, umountRootfs, unitDir, waitInactive, layerPaths, parsePrivateUsers,
+} from '../runtime/nspawn/index.ts';
+import { machineExists, machinesLock, type MachineContext } from './create.ts';
+import { parseDigest } from '../base/digest.ts';
+
+async function requireMachine(name: string): Promise<ReturnType<typeof machinePaths>> {
+  const p = machinePaths(name);
+  if (!existsSync(p.nspawnFile) && !(await machineExists(name))) {
+    throw new BerthError('NOT_FOUND', `no such container: ${name}`, { details: { name } });
+  }
+  return p;
+}
+
+async function journalTail(unit: string, n = 10): Promise<string> {
+  const r = await run(['journalctl', '-u', unit, '-n', String(n), '--no-pager', '-o', 'cat'], { reject: false });
+  return r.stdout.trim();
+}
+
+/** Starts the unit; resolves once it is active (nspawn reports READY when the payload runs). */
+export async function startMachine(name: string): Promise<void> {
+  requireSystemd('starting a container in the background');
+  const p = await requireMachine(name);
+  // An explicit start always means "start now": clear a failed state and systemd's start
+  // rate limit (hit by quick stop/start cycles), as `docker start` would not refuse either.
+  await systemctl(['reset-failed', '--', p.unit], { reject: false });
+  const r = await systemctl(['start', '--', p.unit], { reject: false });
+  if (r.exitCode !== 0) {
+    throw new BerthError('FAILED_PRECONDITION', `starting ${name} failed: ${r.stderr.trim().split('\n')[0] ?? ''}\n${await journalTail(p.unit)}`, { details: { unit: p.unit } });
+  }
+}
+
+export async function isActive(name: string): Promise<boolean> {
+  if (!systemdIsPid1()) return false;
+  const s = await showUnit(machinePaths(name).unit, ['ActiveState']);
+  return s.ActiveState === 'active' || s.ActiveState === 'activating' || s.ActiveState === 'reloading' || s.ActiveState === 'deactivating';
+}
+
+export async function stopMachine(name: string, opts: { timeoutSec?: number } = {}): Promise<void> {
+  requireSystemd('stopping a background container');
+  const p = await requireMachine(name);
+  const stop = systemctl(['stop', '--', p.unit], { reject: false });
+  let timer: NodeJS.Timeout | undefined;
+  if (opts.timeoutSec !== undefined) {
+    timer = setTimeout(() => {
+      void systemctl(['kill', '--signal=SIGKILL', '--', p.unit], { reject: false });
+    }, opts.timeoutSec * 1000);
+  }
+  const r = await stop.finally(() => clearTimeout(timer));
+  if (r.exitCode !== 0) throw new BerthError('FAILED_PRECONDITION', `stopping ${name} failed: ${r.stderr.trim()}`);
+}
+
+export async function restartMachine(name: string, opts: { timeoutSec?: number } = {}): Promise<void> {
+  await stopMachine(name, opts);
+  await startMachine(name);
+}
+
+/** Sends a signal to the container's PID 1 (the forwarding init passes it to the command). */
+export async function killMachine(name: string, signal = 'SIGKILL'): Promise<void> {
+  requireSystemd('kill');
+  await requireMachine(name);
+  if (!(await showMachine(name))) throw new BerthError('FAILED_PRECONDITION', `container ${name} is not running`);
+  await run(['machinectl', 'kill', '--kill-who=leader', `--signal=${signal}`, '--', name], { errorCode: 'FAILED_PRECONDITION' });
+}
+
+function wantsLink(name: string): string {
+  return join(unitDir(), 'machines.target.wants', machinePaths(name).unit);
+}
+
+export async function enableMachine(name: string): Promise<void> {
+  const p = await requireMachine(name);
+  if (systemdIsPid1()) {
+    await run(['machinectl', 'enable', '--', name], { errorCode: 'FAILED_PRECONDITION' });
+    return;
+  }
+  // Without systemd as PID 1: the same symlink `machinectl enable` makes.
+  await run(['mkdir', '-p', join(unitDir(), 'machines.target.wants')]);
+  if (!existsSync(wantsLink(name))) await symlink('/lib/systemd/system/systemd-nspawn@.service', wantsLink(name));
+  void p;
+}
+
+export async function disableMachine(name: string): Promise<void> {
+  await requireMachine(name);
+  if (systemdIsPid1()) await run(['machinectl', 'disable', '--', name], { errorCode: 'FAILED_PRECONDITION' });
+  await unlink(wantsLink(name)).catch(() => {});
+}
+
+/** Removes the machine; a running one only with force (killed first). Idempotent with force. */
+export async function removeMachine(ctx: MachineContext, name: string, opts: { force?: boolean } = {}): Promise<void> {
+  const p = machinePaths(name);
+  if (!opts.force) await requireMachine(name);
+  await withLock(machinesLock(ctx), async () => {
+    if (systemdIsPid1()) {
+      if (await isActive(name)) {
+        if (!opts.force) throw new BerthError('FAILED_PRECONDITION', `container ${name} is running: stop it first or use rm -f`);
+        await systemctl(['kill', '--signal=SIGKILL', '--', p.unit], { reject: false });
+        await systemctl(['stop', '--', p.unit], { reject: false });
+        await waitInactive(p.unit, 30_000);
+      }
+      if (await showMachine(name)) await run(['machinectl', 'terminate', '--', name], { reject: false });
+    }
+    await unlink(wantsLink(name)).catch(() => {});
+    await umountRootfs(await ensureHelper(ctx.berthRoot), p.rootDir).catch(() => {});
+    await removeMachineFiles(p);
+    if (systemdIsPid1()) {
+      await daemonReload();
+      await systemctl(['reset-failed', '--', p.unit], { reject: false });
+    }
+  });
+}
+
+/** Renames a stopped machine: settings, drop-ins, upper dir, wants-link; same UID range. */
+export async function renameMachine(ctx: MachineContext, from: string, to: string): Promise<void> {
+  const a = await requireMachine(from);
+  const b = machinePaths(to);
+  await withLock(machinesLock(ctx), async () => {
+    if (await machineExists(to)) throw new BerthError('ALREADY_EXISTS', `the name "${to}" is already in use`);
+    if (await isActive(from)) throw new BerthError('FAILED_PRECONDITION', `container ${from} is running: stop it before renaming`);
+    const enabled = existsSync(wantsLink(from));
+    await umountRootfs(await ensureHelper(ctx.berthRoot), a.rootDir).catch(() => {});
+    const nspawn = parseUnit(await readFile(a.nspawnFile, 'utf8'));
+    const chainIds = nspawn.getAll('X-Berth', 'ChainId').map((c) => parseDigest(c));
+    const range = parsePrivateUsers(nspawn.get('Exec', 'PrivateUsers') ?? '');
+    await fsRename(a.nspawnFile, b.nspawnFile);
+    if (existsSync(a.dropInDir)) await fsRename(a.dropInDir, b.dropInDir);
+    if (existsSync(a.stateDir)) await fsRename(a.stateDir, b.stateDir);
+    await rm(a.rootDir, { recursive: false, force: true }).catch(() => {});
+    const helper = await ensureHelper(ctx.berthRoot);
+    const plan = planFor(b, helper, await layerPaths(ctx.snapshots, chainIds), range);
+    const { writeFileAtomic } = await import('../base/fs.ts');
+    await writeFileAtomic(b.rootfsDropIn, rootfsDropInText(plan, ctx.snapshots.root));
+    // Description= names the machine; rewrite it when it is berth's.
+    const unitConf = join(b.dropInDir, '50-berth-unit.conf');
+    if (existsSync(unitConf)) {
+      const u = parseUnit(await readFile(unitConf, 'utf8'));
+      const d = u.get('Unit', 'Description');
+      if (d?.startsWith(`berth container ${from} `)) u.set('Unit', 'Description', d.replace(`container ${from} `, `container ${to} `));
+      await writeFileAtomic(unitConf, serializeUnit(u));
+    }
+    if (enabled) {
+      await unlink(wantsLink(from)).catch(() => {});
+      await symlink('/lib/systemd/system/systemd-nspawn@.service', wantsLink(to));
+    }
+    if (systemdIsPid1()) {
+      await daemonReload();
+      await systemctl(['reset-failed', '--', a.unit], { reject: false });
+    }
+  });
+}

@@ -1,0 +1,68 @@
+/**
+ * @module runtime/nspawn/foreground
+ * Attached `berth run` (no -d): systemd-nspawn as berth's child, stdio connected, exit
+ * status propagated. Decision: no unit for the foreground case, so it works the same with
+ * or without systemd as PID 1 — with systemd, nspawn registers with machined and gets its
+ * own scope (machine-NAME.scope, resource limits as --property=); without it,
+ * `--keep-unit --register=no` (the only mode that works there; limits are not enforced).
+ * The same NAME.nspawn settings apply (nspawn reads /etc/systemd/nspawn/NAME.nspawn for
+ * -M NAME). SIGINT/SIGTERM/SIGHUP are forwarded to nspawn, which stops the container with
+ * its KillSignal; with -t the terminal is raw and Ctrl-C reaches the container itself.
+ */
+import { spawn } from 'node:child_process';
+import { constants as osConstants } from 'node:os';
+import { BerthError } from '../../base/errors.ts';
+import { mountRootfs, umountRootfs, type RootfsPlan } from './rootfs.ts';
+import { systemdIsPid1 } from './systemd.ts';
+
+export interface ForegroundOptions {
+  name: string;
+  plan: RootfsPlan;
+  tty: boolean;
+  stdin: boolean;
+  /** Scope properties (MemoryMax=…, CPUQuota=…, TasksMax=…), used when systemd is PID 1. */
+  properties?: string[];
+  slice?: string;
+}
+
+export function foregroundArgv(o: ForegroundOptions, withSystemd: boolean): string[] {
+  const argv = ['systemd-nspawn', '--quiet', `--machine=${o.name}`, `--directory=${o.plan.target}`];
+  if (withSystemd) {
+    argv.push('--register=yes');
+    for (const p of o.properties ?? []) argv.push(`--property=${p}`);
+    if (o.slice) argv.push(`--slice=${o.slice}`);
+  } else {
+    argv.push('--keep-unit', '--register=no');
+  }
+  argv.push(o.tty ? '--console=interactive' : '--console=pipe');
+  return argv;
+}
+
+/** Runs the container attached; resolves with its exit status. */
+export async function runForeground(o: ForegroundOptions): Promise<number> {
+  await mountRootfs(o.plan);
+  const argv = foregroundArgv(o, systemdIsPid1());
+  try {
+    return await new Promise<number>((resolve, reject) => {
+      const child = spawn(argv[0] as string, argv.slice(1), { stdio: [o.stdin || o.tty ? 'inherit' : 'ignore', 'inherit', 'inherit'] });
+      const forward = (sig: NodeJS.Signals) => () => {
+        if (!(o.tty && sig === 'SIGINT')) child.kill(sig);
+      };
+      const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((s) => [s, forward(s)] as const);
+      for (const [s, h] of handlers) process.on(s, h);
+      const done = () => {
+        for (const [s, h] of handlers) process.off(s, h);
+      };
+      child.on('error', (e) => {
+        done();
+        reject(new BerthError('FAILED_PRECONDITION', `systemd-nspawn: ${e.message}`, { cause: e }));
+      });
+      child.on('close', (code, sig) => {
+        done();
+        resolve(code ?? 128 + (sig ? osConstants.signals[sig] ?? 1 : 1));
+      });
+    });
+  } finally {
+    await umountRootfs(o.plan.helper, o.plan.target).catch(() => {});
+  }
+}

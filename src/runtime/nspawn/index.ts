@@ -1,0 +1,15 @@
+/**
+ * @module runtime/nspawn
+ * The systemd-nspawn runtime shell: where a machine's files live, its root filesystem
+ * (overlay of idmapped layer snapshots, assembled by the berth-rootfs helper), its UID
+ * range, and the systemctl/machinectl/journalctl calls. The pure translators
+ * (translate.ts, translate-dropins.ts) live here too; this index re-exports the I/O side.
+ */
+export * from './paths.ts';
+export * from './rootfs.ts';
+export * from './userns.ts';
+export * from './systemd.ts';
+export * from './files.ts';
+export { toNspawnFile, INIT_TARGET } from './translate.ts';
+export { toServiceDropIns } from './translate-dropins.ts';
+export * from './foreground.ts';

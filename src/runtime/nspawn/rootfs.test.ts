@@ -1,0 +1,28 @@
+import { strict as assert } from 'node:assert';
+import { test } from 'node:test';
+import { execArg, mountArgv, rootfsDropInText } from './rootfs.ts';
+import { parsePrivateUsers, pickRange, RANGE_SIZE } from './userns.ts';
+
+const plan = { helper: '/var/lib/berth/libexec/berth-rootfs', layers: ['/s/erofs/aa.erofs', '/s/dir/bb/fs'], target: '/var/lib/machines/web', upper: '/var/lib/machines/.berth-web/upper', work: '/var/lib/machines/.berth-web/work', idmap: { base: 524288, size: 65536 } };
+
+test('rootfs drop-in: helper mount before start, umount after stop, layers bottom first', () => {
+  const t = rootfsDropInText(plan, '/var/lib/berth/snapshots');
+  assert.match(t, /^ExecStartPre=\/usr\/bin\/python3 \/var\/lib\/berth\/libexec\/berth-rootfs mount --target \/var\/lib\/machines\/web .* --idmap 524288:65536 \/s\/erofs\/aa\.erofs \/s\/dir\/bb\/fs$/m);
+  assert.match(t, /^ExecStopPost=.* umount \/var\/lib\/machines\/web$/m);
+  assert.deepEqual(mountArgv({ ...plan, idmap: undefined }).includes('--idmap'), false);
+});
+
+test('paths that systemd would expand or split are refused', () => {
+  for (const bad of ['/a b', '/a%n', '/a$X', '/a"b', '/a\\b', '/a\nb']) assert.throws(() => execArg(bad), /cannot be used in a unit file/);
+});
+
+test('UID ranges: deterministic, 64 Ki aligned, skip taken ones', () => {
+  const a = pickRange('web', []);
+  assert.equal(a.size, RANGE_SIZE);
+  assert.equal(a.base % RANGE_SIZE, 0);
+  assert.deepEqual(pickRange('web', []), a);
+  const b = pickRange('web', [a]);
+  assert.notEqual(b.base, a.base);
+  assert.deepEqual(parsePrivateUsers('524288:65536'), { base: 524288, size: 65536 });
+  assert.equal(parsePrivateUsers('pick'), undefined);
+});

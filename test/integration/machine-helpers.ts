@@ -1,0 +1,51 @@
+/**
+ * @module test/integration/machine-helpers
+ * Shared setup for the machine-*.test.ts files: a test host whose /var/lib/berth and
+ * /var/lib/machines are host ext4 directories (file-backed EROFS cannot read image files
+ * on tmpfs: "Block device required"), the busybox fixture imported into berth's store,
+ * and `berth(...)`, which runs the CLI inside the test host as a transient unit.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after } from 'node:test';
+import type { ExecResult } from '../../src/base/exec.ts';
+import { buildImage } from '../fixtures/images.ts';
+import { fixturesRoot } from '../fixtures/compress.ts';
+import { repoRoot, useTestHost, type TestHost, type TestHostOptions } from '../testhost/index.ts';
+
+export interface MachineHost {
+  host: () => TestHost;
+  berth: (args: string[], opts?: { reject?: boolean; timeoutMs?: number; input?: string }) => Promise<ExecResult>;
+  sh: (script: string, opts?: { reject?: boolean }) => Promise<ExecResult>;
+  /** Host directories bound into the test host. */
+  dirs: { base: string; berth: string; machines: string; layout: string };
+}
+
+function berthArgv(): string[] {
+  return [join(repoRoot, 'bin/berth')];
+}
+
+export function useMachineHost(name: string, extra: Partial<TestHostOptions> = {}): MachineHost {
+  const base = mkdtempSync(join(tmpdir(), `berth-${name}-`));
+  const dirs = { base, berth: join(base, 'berth'), machines: join(base, 'machines'), layout: join(base, 'layout') };
+  let layout = '';
+  const host = useTestHost({
+    name: `${name}-${process.pid}`,
+    persistentMachinesDir: dirs.machines,
+    persistentDirs: [{ host: dirs.berth, target: '/var/lib/berth' }, ...(extra.persistentDirs ?? [])],
+    binds: [{ host: fixturesRoot(), ro: true }, ...(extra.binds ?? [])],
+    ...extra,
+  });
+  after(() => rmSync(base, { recursive: true, force: true }));
+  const argv = berthArgv();
+  const berth: MachineHost['berth'] = async (args, opts = {}) => {
+    if (!layout) {
+      layout = (await buildImage('busybox')).layoutDir;
+      await host().run([...argv, 'image', 'import', layout, 'busybox:latest'], {});
+    }
+    return host().run([...argv, ...args], { reject: opts.reject, timeoutMs: opts.timeoutMs ?? 60_000, input: opts.input });
+  };
+  const sh: MachineHost['sh'] = (script, opts = {}) => host().exec(['sh', '-c', script], { reject: opts.reject });
+  return { host, berth, sh, dirs };
+}
