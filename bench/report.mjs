@@ -86,10 +86,53 @@ if (startup.length) {
   p('');
 }
 
-const stub = rows.filter((r) => r.section === 'start');
-if (stub.length) p('## Start', '', `${stub[0].status}`, '');
+const starts = rows.filter((r) => r.section === 'start');
+if (starts.length) {
+  p(
+    '## Start (milliseconds, median (min–max))',
+    '',
+    '`berth run --rm IMAGE true` in the foreground on this host (private user + network namespace) vs',
+    '`podman run --rm --network=none --runtime=runc` (rootful, no user namespace) vs raw',
+    '`systemd-nspawn --keep-unit --register=no` on the same rootfs unpacked by umoci. Target: berth ≤ 0.75× podman.',
+    '',
+    '| image | berth run --rm | podman run --rm | systemd-nspawn | berth/podman | berth/nspawn |',
+    '|---|---|---|---|---:|---:|',
+  );
+  const node = byName.get('start-node') ?? byName.get('startup-node');
+  for (const img of [...new Set(starts.filter((r) => r.name.startsWith('start-berth-')).map((r) => r.image))]) {
+    const [b, pm, n] = ['berth', 'podman', 'nspawn'].map((t) => byName.get(`start-${t}-${img}`));
+    p(`| ${img} | ${cell(b, 'ms')} | ${cell(pm, 'ms')} | ${cell(n, 'ms')} | ${ratio(b, pm)} | ${ratio(b, n)} |`);
+    if (b?.hf && n?.hf && node?.hf) {
+      const own = b.hf.median - n.hf.median - node.hf.median;
+      p(`|  ↳ where berth's ${fmt(b.hf.median, 'ms')} ms go | Node.js start ${fmt(node.hf.median, 'ms')} | berth's own work ${fmt(own, 'ms')} (image lookup, settings, rootfs helper mount/umount) | nspawn ${fmt(n.hf.median, 'ms')} | | |`);
+    }
+  }
+  const d = ['start-d-berth-busybox', 'start-d-podman-busybox', 'stop-berth-busybox', 'stop-podman-busybox'].map((x) => byName.get(x));
+  if (d.some(Boolean)) {
+    p(
+      '',
+      'Detached (busybox, `sleep 1000`): `berth run -d` returns once systemd-nspawn@NAME.service is active; measured in',
+      'a test host (systemd as PID 1 in an nspawn container, bench/testhost.mts) through `nsenter`, because this VM\'s',
+      'PID 1 is not systemd. podman on this host with `--init` (so SIGTERM reaches `sleep`, as with berth\'s init).',
+      '',
+      '| | berth | podman | berth/podman |',
+      '|---|---|---|---:|',
+      `| run -d | ${cell(d[0], 'ms')} | ${cell(d[1], 'ms')} | ${ratio(d[0], d[1])} |`,
+      `| stop | ${cell(d[2], 'ms')} | ${cell(d[3], 'ms')} | ${ratio(d[2], d[3])} |`,
+    );
+  }
+  const memFile = join(dir, 'mem.jsonl');
+  if (existsSync(memFile)) {
+    const mem = readFileSync(memFile, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+    if (mem.length) {
+      p('', '### Resident per running container', '', '| what | kB (RSS) | note |', '|---|---:|---|');
+      for (const m of mem) p(`| ${md(m.what)} | ${md(m.kb || '?')} | ${md(m.note)} |`);
+    }
+  }
+  p('');
+}
 
-const measured = rows.filter((r) => r.section !== 'start');
+const measured = rows;
 if (measured.length) {
   p(
     '## Every row',

@@ -8,7 +8,11 @@
 #            same blobs read from local disk (zcat >/dev/null, zcat | tar -x onto the
 #            bench dir); plus startup: `berth --help` vs `node -e 0`
 #   startup  only the startup rows
-#   start    container start latency (not yet implemented, issue 4)
+#   start    container start: `berth run --rm IMAGE true` (foreground, on this host) vs
+#            `podman run --rm --network=none` vs raw `systemd-nspawn` on the same rootfs;
+#            then, in a test host (systemd as PID 1, bench/testhost.mts), `berth run -d`
+#            until active and `berth stop` vs `podman run -d` / `podman stop`, and what
+#            stays resident per running container (berth/node processes, supervisor RSS)
 #   help     this text
 #   (no section: pull start)
 #
@@ -21,6 +25,7 @@
 #      IMAGES="busybox debian"          only these images (default: all three)
 #      BERTH_BIN=path   another berth executable (default ./bin/berth)
 #      PROBE_TIMEOUT=600  seconds allowed for the single probe run of each command
+#      START_IMAGES="busybox debian"   images of the start section; RUNS_START=N (default 20)
 # Needs root. Installs what it lacks with apt-get. Results: $BENCH_DIR/results/<timestamp>/
 # (report.md, rows.jsonl, hyperfine JSON in json/, stderr in err/); the report is printed.
 set -uo pipefail
@@ -30,7 +35,7 @@ ROOT=$(dirname "$HERE")
 . "$HERE/lib.sh"
 BENCH_TAG=bench
 
-usage() { sed -n '2,26p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; }
 
 sections=()
 for a in "$@"; do
@@ -43,16 +48,15 @@ done
 [ ${#sections[@]} -gt 0 ] || sections=(pull start)
 want() { local s; for s in "${sections[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 
-# `start` alone needs nothing else
-if [ "${sections[*]}" = start ]; then echo "start: not yet implemented (issue 4)"; exit 0; fi
-
 bench_need_root
 cd "$ROOT" || exit 1
 
 if [ "${QUICK:-0}" = 1 ]; then
   RUNS_PULL=${RUNS_PULL:-2} WARMUP_PULL=${WARMUP_PULL:-0} RUNS_STARTUP=${RUNS_STARTUP:-10} WARMUP_STARTUP=3
+  RUNS_START=${RUNS_START:-5}
 else
   RUNS_PULL=${RUNS_PULL:-10} WARMUP_PULL=${WARMUP_PULL:-1} RUNS_STARTUP=${RUNS_STARTUP:-40} WARMUP_STARTUP=5
+  RUNS_START=${RUNS_START:-20}
 fi
 PROBE_TIMEOUT=${PROBE_TIMEOUT:-600}
 
@@ -146,8 +150,10 @@ decompressor() { # LAYOUT LAYER-DIGEST-HEX
 
 # ------------------------------------------------------------------ setup
 STARTED_REGISTRY=0
+TESTHOST_PID=
 finish() {
-  rm -rf --one-file-system "$W/berth-root" "$W/oci" "$W/unpack" "$W/floor"
+  [ -z "$TESTHOST_PID" ] || { kill -TERM "$TESTHOST_PID" 2>/dev/null; wait "$TESTHOST_PID" 2>/dev/null; }
+  rm -rf --one-file-system "$W/berth-root" "$W/oci" "$W/unpack" "$W/floor" "$W/start"
   [ $STARTED_REGISTRY = 0 ] || "$HERE/registry.sh" stop
 }
 trap finish EXIT
@@ -189,6 +195,9 @@ if want pull; then
     ref=$REG/$img:latest lay=$BENCH_DIR/images/$img
     measure "pull-berth-$img" pull "$img" berth "$RUNS_PULL" "$WARMUP_PULL" \
       "$BERTH pull --tls-verify=false $ref" "rm -rf --one-file-system $W/berth-root"
+    # the other snapshot format (plain directories on ext4), to keep the default honest
+    measure "pull-berth-dir-$img" pull "$img" berth-dir "$RUNS_PULL" "$WARMUP_PULL" \
+      "$BERTH --snapshot-format dir pull --tls-verify=false $ref" "rm -rf --one-file-system $W/berth-root"
     measure "pull-skopeo-$img" pull "$img" skopeo "$RUNS_PULL" "$WARMUP_PULL" \
       "skopeo copy --src-tls-verify=false docker://$ref oci:$W/oci/$img:latest" "rm -rf $W/oci/$img"
     measure "pull-podman-$img" pull "$img" podman "$RUNS_PULL" "$WARMUP_PULL" \
@@ -219,8 +228,8 @@ fi
 
 # ------------------------------------------------------------------ start
 if want start; then
-  echo "start: not yet implemented (issue 4)" >&2
-  row start start - - "not yet implemented (issue 4)" "" "" ""
+  # shellcheck source=bench/start.sh
+  . "$HERE/start.sh"
 fi
 
 echo "loadavg at end: $(cat /proc/loadavg)   duration: $(( $(date +%s) - T_START )) s" >> "$OUT/env.txt"

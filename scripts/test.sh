@@ -17,4 +17,8 @@ else
   esac
 fi
 [ ${#files[@]} -gt 0 ] || { echo "no test files" >&2; exit 1; }
+if [ "$kind" = all ] && [ $# -eq 0 ]; then
+  echo "== type check (tsc --noEmit)" >&2
+  npx tsc --noEmit -p .
+fi
 exec node --import tsx --test --test-concurrency="${TEST_CONCURRENCY:-2}" --test-reporter=spec "${files[@]}"

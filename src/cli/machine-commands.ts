@@ -81,7 +81,7 @@ export function addMachineCommands(program: Command): void {
       .action(lazy(machine, 'psCommand'));
   }
   program.command('status').description('unit state, machine registration, resources and recent log lines').argument('<name>')
-    .option('-n, --lines <n>', 'journal lines to show').action(lazy(machine, 'statusCommand'));
+    .option('-n, --lines <n>', 'journal lines to show').option('--json', 'JSON output').action(lazy(machine, 'statusCommand'));
   program.command('logs').description("a container's output, from the journal").argument('<name>')
     .option('-f, --follow', 'keep following').option('-n, --tail <n>', 'last N lines').option('--since <time>', 'since a time (journalctl syntax)')
     .action(lazy(machine, 'logsCommand'));

@@ -10,6 +10,7 @@ import { addMachineCommands } from './machine-commands.ts';
 export interface GlobalOptions {
   root?: string;
   debug?: boolean;
+  snapshotFormat?: string;
 }
 
 function parseBool(v: string): boolean {
@@ -45,6 +46,7 @@ export function buildProgram(): Command {
     .version(process.env.BERTH_VERSION ?? '0.1.0', '--version')
     .option('--root <dir>', 'image store and state directory (env BERTH_ROOT; default /var/lib/berth)')
     .option('--debug', 'print causes and stack traces of errors')
+    .addOption(new Option('--snapshot-format <format>', 'format of new layer snapshots (env BERTH_SNAPSHOT_FORMAT)').choices(['erofs', 'dir']))
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride();
   program.configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `berth: ${s}` : s) });

@@ -25,7 +25,11 @@ export async function openServices(g: GlobalOptions, opts: { unpack?: boolean } 
   let unpacker: LayerUnpacker | undefined;
   if (opts.unpack !== false) {
     const snap = await import('../snapshot/index.ts').catch(() => undefined);
-    if (snap) unpacker = await snap.openUnpacker(join(root, 'snapshots'));
+    const format = g.snapshotFormat ?? process.env.BERTH_SNAPSHOT_FORMAT;
+    if (format !== undefined && format !== 'erofs' && format !== 'dir') {
+      throw new BerthError('INVALID_ARGUMENT', `BERTH_SNAPSHOT_FORMAT must be erofs or dir, not "${format}"`);
+    }
+    if (snap) unpacker = await snap.openUnpacker(join(root, 'snapshots'), format ? { format } : {});
   }
   return { root, store, unpacker };
 }

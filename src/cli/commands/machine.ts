@@ -8,13 +8,12 @@ import type { GlobalOptions } from '../program.ts';
 import { openServices } from '../services.ts';
 import { formatTable } from '../table.ts';
 import { BerthError, isBerthError } from '../../base/errors.ts';
-import { run } from '../../base/exec.ts';
 import { SnapshotStore } from '../../snapshot/index.ts';
 import {
-  disableMachine, enableMachine, execInMachine, inspectMachine, killMachine, listMachineSummaries, removeMachine, renameMachine,
+  disableMachine, enableMachine, execInMachine, formatStatus, inspectMachine, machineExists, machineStatus, killMachine, listMachineSummaries, removeMachine, renameMachine,
   restartMachine, startMachine, stopMachine, streamLogs, type MachineContext,
 } from '../../machine/index.ts';
-import { machinePaths, systemdIsPid1 } from '../../runtime/nspawn/index.ts';
+import { machinePaths } from '../../runtime/nspawn/index.ts';
 
 async function context(g: GlobalOptions): Promise<MachineContext> {
   const svc = await openServices(g, { unpack: false });
@@ -105,30 +104,12 @@ export async function inspectCommand(names: string[]): Promise<void> {
   process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
 }
 
-export async function statusCommand(name: string, f: { lines?: string }): Promise<void> {
-  const i = await inspectMachine(name);
-  const s = i.State as Record<string, unknown>;
-  const r = i.Resources as Record<string, unknown>;
-  const m = i.Machine as Record<string, string> | null;
-  const lines = [
-    `● ${name} - ${String(i.Unit)}`,
-    `     Image: ${String(i.Image ?? '-')} ${i.ImageDigest ? `(${String(i.ImageDigest)})` : ''}`,
-    `   Command: ${(i.Command as string[]).join(' ') || '-'}`,
-    `     State: ${String(s.ActiveState ?? '-')} (${String(s.SubState ?? '-')})${s.Since ? ` since ${String(s.Since)}` : ''}`,
-    `  Main PID: ${String(s.MainPID || '-')}`,
-    `   Machine: ${m ? `registered, class ${m.Class}, leader ${m.Leader}` : 'not registered'}`,
-    `    Memory: ${String(r.MemoryCurrent ?? '-')} (max ${String(r.MemoryMax ?? '-')})  Tasks: ${String(r.TasksCurrent ?? '-')} (max ${String(r.TasksMax ?? '-')})`,
-  ];
-  process.stdout.write(`${lines.join('\n')}\n`);
-  if (systemdIsPid1()) {
-    const st = await run(['systemctl', 'status', '--no-pager', '-l', '-n', f.lines ?? '10', '--', String(i.Unit)], { reject: false });
-    process.stdout.write(`\n${st.stdout}`);
-    if (m) {
-      const ms = await run(['machinectl', 'status', '--no-pager', '-n', '0', '--', name], { reject: false });
-      const addr = /^\s*Address: .*$/m.exec(ms.stdout);
-      if (addr) process.stdout.write(`${addr[0]}\n`);
-    }
-  }
+export async function statusCommand(name: string, f: { lines?: string; json?: boolean }): Promise<void> {
+  const lines = f.lines === undefined ? undefined : Number(f.lines);
+  if (lines !== undefined && !Number.isSafeInteger(lines)) throw new BerthError('INVALID_ARGUMENT', `-n: expected a number, got ${f.lines}`);
+  if (!(await machineExists(name))) throw new BerthError('NOT_FOUND', `no such container: ${name}`, { details: { name } });
+  const s = await machineStatus(name, { lines });
+  process.stdout.write(f.json ? `${JSON.stringify(s, null, 2)}\n` : formatStatus(s));
 }
 
 export async function logsCommand(name: string, f: { follow?: boolean; tail?: string; since?: string }): Promise<void> {
