@@ -8,6 +8,7 @@
  * unit's journal (what the payload printed: `_TRANSPORT=stdout`), via journalctl.
  */
 import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { BerthError } from '../base/errors.ts';
@@ -31,6 +32,17 @@ async function lookupId(leader: number, file: 'passwd' | 'group', who: string): 
     if (f[0] === who && f[2] !== undefined) return { id: Number(f[2]), gid: f[3] !== undefined && file === 'passwd' ? Number(f[3]) : undefined };
   }
   throw new BerthError('NOT_FOUND', `no ${file === 'passwd' ? 'user' : 'group'} "${who}" in the container's /etc/${file}`);
+}
+
+/**
+ * nsenter found through the *host's* PATH: the child's environment is the container's,
+ * whose PATH (e.g. `PATH=/` in a distroless image) says nothing about the host.
+ */
+function hostBinary(name: string): string {
+  for (const d of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
+    if (d.startsWith('/') && existsSync(`${d}/${name}`)) return `${d}/${name}`;
+  }
+  return name;
 }
 
 /** Runs argv inside; resolves with its exit status (128+signal when killed). */
@@ -64,7 +76,7 @@ export async function execInMachine(name: string, argv: string[], opts: ExecOpti
   }
   args.push('--', ...argv);
   return new Promise((resolve, reject) => {
-    const child = spawn('nsenter', args, { env, stdio: [opts.stdin || opts.tty ? 'inherit' : 'ignore', 'inherit', 'inherit'] });
+    const child = spawn(hostBinary('nsenter'), args, { env, stdio: [opts.stdin || opts.tty ? 'inherit' : 'ignore', 'inherit', 'inherit'] });
     child.on('error', (e) => reject(new BerthError('FAILED_PRECONDITION', `nsenter: ${e.message}`, { cause: e })));
     child.on('close', (code, sig) => resolve(code ?? 128 + (sig ? signalNumber(sig) : 0)));
   });

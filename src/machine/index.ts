@@ -9,4 +9,5 @@ export {
   disableMachine, enableMachine, isActive, killMachine, removeMachine, renameMachine, restartMachine, startMachine, stopMachine,
 } from './lifecycle.ts';
 export { inspectMachine, listMachineNames, listMachineSummaries, readSettings, type MachineSummary } from './query.ts';
+export { formatBytes, formatStatus, machineStatus, parseAddresses, type MachineStatus } from './status.ts';
 export { execInMachine, streamLogs, type ExecOptions, type LogsOptions } from './access.ts';

@@ -10,7 +10,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { parseNspawnWords, parseUnit, type UnitFile } from '../unit/index.ts';
 import { isValidMachineName, nameFromUnit } from '../container/names.ts';
 import {
-  listMachines, listNspawnUnits, machinePaths, nspawnDir, parseShow, showMachine, systemctl, systemdIsPid1,
+  listMachines, listNspawnUnits, machinePaths, nspawnDir, parseShow, showMachine, showUnit, systemctl, systemdIsPid1,
 } from '../runtime/nspawn/index.ts';
 
 export interface MachineSummary {
@@ -35,7 +35,8 @@ export async function readSettings(name: string): Promise<UnitFile | undefined> 
   return text === undefined ? undefined : parseUnit(text);
 }
 
-function commandOf(u: UnitFile | undefined): string[] {
+/** The command from the .nspawn file's Parameters= (the forwarding init's `--` stripped). */
+export function commandOf(u: UnitFile | undefined): string[] {
   const p = u?.get('Exec', 'Parameters');
   if (!p) return u?.get('Exec', 'Boot') === 'yes' ? ['(boot)'] : [];
   try {
@@ -77,12 +78,17 @@ export async function listMachineSummaries(): Promise<MachineSummary[]> {
   for (const name of names) {
     const p = machinePaths(name);
     const settings = await readSettings(name);
-    const u = units.get(p.unit) ?? {};
+    let u = units.get(p.unit) ?? {};
+    if (registered.has(name) && u.ActiveState !== 'active') {
+      // Started by hand (machinectl/nspawn in a unit of its own): show that unit's state.
+      const own = (await showMachine(name))?.Unit;
+      if (own && own !== p.unit) u = { ...(await showUnit(own, PROPS)), Id: own };
+    }
     const state = u.ActiveState ?? (settings ? 'created' : 'unknown');
     const running = state === 'active' || state === 'activating' || state === 'deactivating' || state === 'reloading';
     out.push({
       name,
-      unit: p.unit,
+      unit: u.Id ?? p.unit,
       image: settings?.get('X-Berth', 'Image') ? parseNspawnWords(settings.get('X-Berth', 'Image') ?? '')[0] : undefined,
       command: commandOf(settings),
       state,

@@ -26,16 +26,28 @@ function berthArgv(): string[] {
   return [join(repoRoot, 'bin/berth')];
 }
 
-export function useMachineHost(name: string, extra: Partial<TestHostOptions> = {}): MachineHost {
+export interface MachineHostOptions extends Partial<TestHostOptions> {
+  /**
+   * Also persist /etc/systemd/system and /etc/systemd/nspawn (the test host's /etc is a
+   * fresh tmpfs each boot), so machines and `berth enable` survive host().reboot().
+   */
+  persistSystemdEtc?: boolean;
+}
+
+export function useMachineHost(name: string, extra: MachineHostOptions = {}): MachineHost {
   const base = mkdtempSync(join(tmpdir(), `berth-${name}-`));
   const dirs = { base, berth: join(base, 'berth'), machines: join(base, 'machines'), layout: join(base, 'layout') };
   let layout = '';
+  const { persistSystemdEtc, ...opts } = extra;
+  const etc = persistSystemdEtc
+    ? [{ host: join(base, 'etc-system'), target: '/etc/systemd/system' }, { host: join(base, 'etc-nspawn'), target: '/etc/systemd/nspawn' }]
+    : [];
   const host = useTestHost({
+    ...opts,
     name: `${name}-${process.pid}`,
     persistentMachinesDir: dirs.machines,
-    persistentDirs: [{ host: dirs.berth, target: '/var/lib/berth' }, ...(extra.persistentDirs ?? [])],
+    persistentDirs: [{ host: dirs.berth, target: '/var/lib/berth' }, ...etc, ...(extra.persistentDirs ?? [])],
     binds: [{ host: fixturesRoot(), ro: true }, ...(extra.binds ?? [])],
-    ...extra,
   });
   after(() => rmSync(base, { recursive: true, force: true }));
   const argv = berthArgv();

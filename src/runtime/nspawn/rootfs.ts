@@ -16,7 +16,7 @@
  * The drop-in spells out every layer path, so an admin sees what the rootfs is made of.
  */
 import { createHash } from 'node:crypto';
-import { readFile } from 'node:fs/promises';
+import { readFile, realpath } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { Digest } from '../../base/digest.ts';
 import { BerthError } from '../../base/errors.ts';
@@ -105,12 +105,27 @@ export function rootfsDropInText(p: RootfsPlan, storeDir: string): string {
   ].join('\n');
 }
 
+/**
+ * True when something is mounted on path in berth's mount namespace (from
+ * /proc/self/mountinfo, whose mount points are canonical and octal-escaped). Saves a
+ * python3 start (~30-50 ms) per call on the `run --rm` path.
+ */
+export async function isMounted(path: string): Promise<boolean> {
+  const real = await realpath(path).catch(() => undefined);
+  if (real === undefined) return false;
+  const text = await readFile('/proc/self/mountinfo', 'utf8');
+  return text.split('\n').some((l) => (l.split(' ')[4] ?? '').replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))) === real);
+}
+
 /** Mounts the rootfs now (create-time preparation, foreground run). Idempotent. */
 export async function mountRootfs(p: RootfsPlan): Promise<void> {
+  if (await isMounted(p.target)) return;
   await run(mountArgv(p), { errorCode: 'FAILED_PRECONDITION' });
 }
 
+/** Unmounts the rootfs (every stacked mount on it). Idempotent. */
 export async function umountRootfs(helper: string, target: string): Promise<void> {
+  if (!(await isMounted(target))) return;
   await run(umountArgv(helper, target), { errorCode: 'FAILED_PRECONDITION' });
 }
 
