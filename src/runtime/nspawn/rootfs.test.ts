@@ -7,7 +7,7 @@ const plan = { helper: '/var/lib/berth/libexec/berth-rootfs', layers: ['/s/erofs
 
 test('rootfs drop-in: helper mount before start, umount after stop, layers bottom first', () => {
   const t = rootfsDropInText(plan, '/var/lib/berth/snapshots');
-  assert.match(t, /^ExecStartPre=\/usr\/bin\/python3 \/var\/lib\/berth\/libexec\/berth-rootfs mount --target \/var\/lib\/machines\/web .* --idmap 524288:65536 \/s\/erofs\/aa\.erofs \/s\/dir\/bb\/fs$/m);
+  assert.match(t, /^ExecStartPre=\/usr\/bin\/python3 -I -S \/var\/lib\/berth\/libexec\/berth-rootfs mount --target \/var\/lib\/machines\/web .* --idmap 524288:65536 \/s\/erofs\/aa\.erofs \/s\/dir\/bb\/fs$/m);
   assert.match(t, /^ExecStopPost=.* umount \/var\/lib\/machines\/web$/m);
   assert.deepEqual(mountArgv({ ...plan, idmap: undefined }).includes('--idmap'), false);
 });

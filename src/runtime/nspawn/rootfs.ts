@@ -27,6 +27,8 @@ import type { MachinePaths } from './paths.ts';
 import { ROOTFS_HELPER_PY } from './rootfs-helper-source.ts';
 
 export const PYTHON = '/usr/bin/python3';
+/** Isolated mode, no site import: ignores PYTHON* env, starts ~20% faster. */
+export const PYTHON_FLAGS = ['-I', '-S'];
 
 export interface UidRange {
   base: number;
@@ -80,13 +82,13 @@ export function execArg(a: string): string {
 }
 
 export function mountArgv(p: RootfsPlan): string[] {
-  const argv = [PYTHON, p.helper, 'mount', '--target', p.target, '--upper', p.upper, '--work', p.work];
+  const argv = [PYTHON, ...PYTHON_FLAGS, p.helper, 'mount', '--target', p.target, '--upper', p.upper, '--work', p.work];
   if (p.idmap) argv.push('--idmap', `${p.idmap.base}:${p.idmap.size}`);
   return [...argv, ...p.layers];
 }
 
 export function umountArgv(helper: string, target: string): string[] {
-  return [PYTHON, helper, 'umount', target];
+  return [PYTHON, ...PYTHON_FLAGS, helper, 'umount', target];
 }
 
 /** The drop-in that assembles the rootfs before nspawn starts and takes it apart after. */
