@@ -5,19 +5,8 @@
  * addMachineCommands(); implementations load lazily, as in program.ts.
  */
 import type { Command } from 'commander';
-import type { GlobalOptions } from './program.ts';
+import { lazy } from './lazy.ts';
 
-type Action = (...args: never[]) => Promise<void>;
-function lazy(load: () => Promise<Record<string, unknown>>, fn: string): (...args: unknown[]) => Promise<void> {
-  return async (...args: unknown[]) => {
-    const mod = await load();
-    const f = mod[fn] as Action | undefined;
-    if (typeof f !== 'function') throw new Error(`command implementation ${fn} missing`);
-    const cmd = args[args.length - 1] as Command;
-    const globals = cmd.optsWithGlobals() as GlobalOptions;
-    await (f as (...a: unknown[]) => Promise<void>)(...args.slice(0, -1), globals);
-  };
-}
 
 const runMod = () => import('./commands/machine-run.ts');
 const machine = () => import('./commands/machine.ts');

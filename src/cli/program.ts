@@ -6,6 +6,7 @@
  */
 import { Command, Option, InvalidArgumentError } from 'commander';
 import { addMachineCommands } from './machine-commands.ts';
+import { lazy } from './lazy.ts';
 
 export interface GlobalOptions {
   root?: string;
@@ -19,18 +20,6 @@ function parseBool(v: string): boolean {
   throw new InvalidArgumentError('expected true or false');
 }
 
-type Action = (...args: never[]) => Promise<void>;
-/** Lazily loads `./commands/<file>.ts` and calls its export `fn` with the parsed arguments. */
-function lazy(load: () => Promise<Record<string, unknown>>, fn: string): (...args: unknown[]) => Promise<void> {
-  return async (...args: unknown[]) => {
-    const mod = await load();
-    const f = mod[fn] as Action | undefined;
-    if (typeof f !== 'function') throw new Error(`command implementation ${fn} missing`);
-    const cmd = args[args.length - 1] as Command;
-    const globals = cmd.optsWithGlobals() as GlobalOptions;
-    await (f as (...a: unknown[]) => Promise<void>)(...args.slice(0, -1), globals);
-  };
-}
 
 const images = () => import('./commands/images.ts');
 const pull = () => import('./commands/pull.ts');

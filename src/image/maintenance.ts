@@ -11,7 +11,7 @@ import { fsckBlobs, gcBlobs, reachableFrom, type LocalStore } from '../content/i
 import type { ContentStore } from '../content/types.ts';
 import type { Manifest, ImageConfig } from '../oci/types.ts';
 import type { SnapshotStore } from '../snapshot/index.ts';
-import { chainIds } from './chain.ts';
+import { chainIds } from '../oci/chain-id.ts';
 import type { LocalImage } from './local.ts';
 import { listImages } from './local.ts';
 

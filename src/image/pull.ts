@@ -24,7 +24,7 @@ import type { Descriptor, ImageConfig, Index, Manifest, Platform } from '../oci/
 import type { ContentStore } from '../content/types.ts';
 import type { ImageReference } from '../reference/index.ts';
 import { formatPlatform, hostPlatform, selectManifest } from './platform.ts';
-import { chainIds } from './chain.ts';
+import { chainIds } from '../oci/chain-id.ts';
 import { SOURCE_INDEX_ANNOTATION, refNameFor } from './names.ts';
 
 export type PullEvent =

@@ -4,7 +4,7 @@ import { isBerthError, type ErrorCode } from '../base/errors.ts';
 import { sha256 } from '../base/digest.ts';
 import { MT } from '../oci/media-types.ts';
 import { RegistryClient } from './client.ts';
-import { startFakeServer, sendJSON, registryError, type FakeServer, type SeenRequest } from './fake-server.ts';
+import { useFakeServers, sendJSON, registryError, type FakeServer, type SeenRequest } from './fake-server.ts';
 import type { Credentials, RegistryClientOptions } from './types.ts';
 
 const MANIFEST = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.ociManifest, config: {}, layers: [] }));
@@ -12,22 +12,11 @@ const BLOB = Buffer.from('layer bytes');
 const BLOB_DIGEST = sha256(BLOB);
 const basic = (u: string, p: string): string => `Basic ${Buffer.from(`${u}:${p}`).toString('base64')}`;
 
-const servers: FakeServer[] = [];
-const clients: RegistryClient[] = [];
-after(async () => {
-  await Promise.all(clients.map((c) => c.close()));
-  await Promise.all(servers.map((s) => s.close()));
-});
-
-async function server(h: Parameters<typeof startFakeServer>[0]): Promise<FakeServer> {
-  const s = await startFakeServer(h);
-  servers.push(s);
-  return s;
-}
+const { server, track } = useFakeServers();
 
 function client(opts: RegistryClientOptions = {}): RegistryClient {
   const c = new RegistryClient({ sleep: async () => {}, ...opts });
-  clients.push(c);
+  track(c);
   return c;
 }
 

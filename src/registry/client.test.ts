@@ -6,7 +6,7 @@ import { isBerthError, type ErrorCode } from '../base/errors.ts';
 import { sha256, type Digest } from '../base/digest.ts';
 import { MT } from '../oci/media-types.ts';
 import { RegistryClient } from './client.ts';
-import { startFakeServer, sendJSON, registryError, type FakeServer } from './fake-server.ts';
+import { useFakeServers, sendJSON, registryError, type FakeServer } from './fake-server.ts';
 import type { RegistryClientOptions } from './types.ts';
 
 const MANIFEST = Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: MT.ociManifest, config: {}, layers: [] }));
@@ -14,23 +14,12 @@ const MANIFEST_DIGEST = sha256(MANIFEST);
 const BLOB = Buffer.from('0123456789abcdefghij');
 const BLOB_DIGEST = sha256(BLOB);
 
-const servers: FakeServer[] = [];
-const clients: RegistryClient[] = [];
-after(async () => {
-  await Promise.all(clients.map((c) => c.close()));
-  await Promise.all(servers.map((s) => s.close()));
-});
-
-async function server(h: Parameters<typeof startFakeServer>[0]): Promise<FakeServer> {
-  const s = await startFakeServer(h);
-  servers.push(s);
-  return s;
-}
+const { server, track } = useFakeServers();
 
 function client(opts: RegistryClientOptions = {}): { c: RegistryClient; sleeps: number[] } {
   const sleeps: number[] = [];
   const c = new RegistryClient({ sleep: async (ms) => { sleeps.push(ms); }, ...opts });
-  clients.push(c);
+  track(c);
   return { c, sleeps };
 }
 

@@ -7,6 +7,7 @@
  */
 import { createServer, type IncomingMessage, type ServerResponse, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { after } from 'node:test';
 
 export interface SeenRequest {
   method: string;
@@ -64,4 +65,31 @@ export function sendJSON(res: ServerResponse, status: number, body: unknown, hea
 /** A registry error body as the distribution spec defines it. */
 export function registryError(code: string, message = code.toLowerCase()): { errors: Array<{ code: string; message: string }> } {
   return { errors: [{ code, message }] };
+}
+
+/**
+ * For a test file: `server(handler)` starts fake servers and `track(client)` registers
+ * clients; everything is closed in one `after` hook.
+ */
+export function useFakeServers(): {
+  server: (h: Parameters<typeof startFakeServer>[0]) => Promise<FakeServer>;
+  track: <T extends { close(): Promise<void> }>(c: T) => T;
+} {
+  const servers: FakeServer[] = [];
+  const closables: Array<{ close(): Promise<void> }> = [];
+  after(async () => {
+    await Promise.all(closables.map((c) => c.close()));
+    await Promise.all(servers.map((s) => s.close()));
+  });
+  return {
+    server: async (h) => {
+      const s = await startFakeServer(h);
+      servers.push(s);
+      return s;
+    },
+    track: (c) => {
+      closables.push(c);
+      return c;
+    },
+  };
 }

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { Digest } from '../base/digest.ts';
 import { run } from '../base/exec.ts';
 import type { ImageConfig, Index, Manifest } from '../oci/types.ts';
-import { chainIds } from './chain-id.ts';
+import { chainIds } from '../oci/chain-id.ts';
 import { mountImage, umountImage } from './mount.ts';
 import { SnapshotStore } from './store.ts';
 import type { SnapshotFormat } from './types.ts';

@@ -9,7 +9,7 @@ import { SnapshotStore, type SnapshotStoreOptions } from './store.ts';
 
 export { SnapshotStore, type SnapshotStoreOptions, type UnpackRequest } from './store.ts';
 export { mountImage, umountImage, releaseUnusedLayers, overlayOptions } from './mount.ts';
-export { chainId, chainIds } from './chain-id.ts';
+export { chainId, chainIds } from '../oci/chain-id.ts';
 export { defaultPolicy, SNAPSHOT_FORMATS } from './types.ts';
 export type { SnapshotFormat, SnapshotInfo, SnapshotMeta, CheckResult, ExtractPolicy, Snapshotter, ActiveSnapshot } from './types.ts';
 

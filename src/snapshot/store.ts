@@ -17,7 +17,7 @@ import { BerthError } from '../base/errors.ts';
 import { withLock } from '../base/lock.ts';
 import { run } from '../base/exec.ts';
 import type { Descriptor } from '../oci/types.ts';
-import { chainId as computeChainId } from './chain-id.ts';
+import { chainId as computeChainId } from '../oci/chain-id.ts';
 import { DirSnapshotter } from './dir-snapshotter.ts';
 import { ErofsSnapshotter } from './erofs-snapshotter.ts';
 import type { MkfsOptions } from './erofs-image.ts';

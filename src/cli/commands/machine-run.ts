@@ -17,7 +17,7 @@ import {
   parseUser, parseVolume,
 } from '../../container/parse-flags.ts';
 import type { ContainerSpec } from '../../container/spec.ts';
-import { chainIds } from '../../image/chain.ts';
+import { chainIds } from '../../oci/chain-id.ts';
 import { resolveOne, type LocalImage } from '../../image/local.ts';
 import { SnapshotStore } from '../../snapshot/index.ts';
 import { createMachine, machineExists, removeMachine, startMachine, type MachineContext } from '../../machine/index.ts';

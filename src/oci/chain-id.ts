@@ -1,5 +1,5 @@
 /**
- * @module snapshot/chain-id
+ * @module oci/chain-id
  * Chain IDs as the OCI image spec defines them: chainID(1) = diffID(1) and
  * chainID(n) = sha256(chainID(n-1) + " " + diffID(n)).
  */
