@@ -8,7 +8,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { sha256, type Digest } from '../../src/base/digest.ts';
-import { chainIds } from '../../src/snapshot/chain-id.ts';
+import { chainIds } from '../../src/oci/chain-id.ts';
 import type { SnapshotStore } from '../../src/snapshot/store.ts';
 import type { Descriptor, ImageConfig, Index, Manifest } from '../../src/oci/types.ts';
 import { MT } from '../../src/oci/media-types.ts';
