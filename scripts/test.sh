@@ -17,6 +17,8 @@ else
   esac
 fi
 [ ${#files[@]} -gt 0 ] || { echo "no test files" >&2; exit 1; }
+# As root with systemd-nspawn present, also check the translators against the real nspawn.
+if [ "$(id -u)" = 0 ] && command -v systemd-nspawn >/dev/null; then export BERTH_TEST_NSPAWN=${BERTH_TEST_NSPAWN:-1}; fi
 if [ "$kind" = all ] && [ $# -eq 0 ]; then
   echo "== type check (tsc --noEmit)" >&2
   npx tsc --noEmit -p .
