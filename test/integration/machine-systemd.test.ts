@@ -7,6 +7,7 @@
  * injection cases and hand edits, zombie reaping and exec into a shell-less image, --boot.
  */
 import { strict as assert } from 'node:assert';
+import { existsSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -44,8 +45,11 @@ async function distrolessLayout(): Promise<string> {
 const waitFor = (cond: string, sec = 10): string =>
   `for i in $(seq ${sec * 10}); do if ${cond}; then exit 0; fi; sleep 0.1; done; echo "timed out: ${cond.replace(/"/g, '\\"')}"; exit 1`;
 
+/** Where scripts/make-boot-image.sh caches its layout (Debian bookworm minbase + systemd). */
+const BOOT_IMAGE_CACHE = '/var/cache/berth-test/boot-image';
+
 describe('machines as systemd services', { timeout: 900_000 }, () => {
-  const bootImage = process.env.BERTH_TEST_BOOT_IMAGE;
+  const bootImage = process.env.BERTH_TEST_BOOT_IMAGE || (existsSync(join(BOOT_IMAGE_CACHE, 'index.json')) ? BOOT_IMAGE_CACHE : undefined);
   const { berth, sh, host } = useMachineHost('msd', {
     memoryEnforcement: true,
     persistSystemdEtc: true,
@@ -236,19 +240,43 @@ describe('machines as systemd services', { timeout: 900_000 }, () => {
     }
   });
 
-  // No OCI image with systemd exists offline here: the bench's Debian image is debootstrap
-  // --variant=minbase (no systemd) and the fixtures are busybox. Point BERTH_TEST_BOOT_IMAGE
-  // at an OCI layout of an image with systemd (e.g. `skopeo copy docker://debian:12 …` plus
-  // `apt-get install systemd`) to run it.
+  // The image: `bash scripts/make-boot-image.sh` (debootstrap minbase bookworm + systemd,
+  // systemd-sysv, dbus; cached in BOOT_IMAGE_CACHE) or any OCI layout of an image with
+  // systemd in BERTH_TEST_BOOT_IMAGE. Booted with berth's defaults: a private UID range,
+  // idmapped EROFS lowers under an overlay root, no catatonit, nspawn's KillSignal.
   test('--boot: an image with systemd boots, registered, reachable with systemd-run -M', {
-    skip: bootImage ? false : 'set BERTH_TEST_BOOT_IMAGE to an OCI layout of an image with systemd (none is available offline)',
-  }, async () => {
+    skip: bootImage ? false : 'run scripts/make-boot-image.sh (or set BERTH_TEST_BOOT_IMAGE to an OCI layout of an image with systemd)',
+  }, async (t) => {
     await berth(['image', 'import', bootImage as string, 'bootable:latest']);
-    await berth(['run', '-d', '--boot', '--name', 'deb', 'bootable']);
-    await sh(waitFor('systemd-run -M deb -P --wait true >/dev/null 2>&1', 60));
-    const st = await sh('systemctl -M deb is-system-running', { reject: false });
-    assert.match(st.stdout, /running|degraded/);
-    await berth(['stop', 'deb']);
-    await berth(['rm', 'deb']);
+    const t0 = Date.now();
+    await berth(['run', '-d', '--boot', '--name', 'sd', 'bootable']);
+    try {
+      await sh(waitFor('systemctl is-active -q systemd-nspawn@sd', 30));
+      await sh(waitFor('systemd-run -M sd --wait -P -q true >/dev/null 2>&1', 60));
+      t.diagnostic(`boot to systemd-run -M ${Date.now() - t0} ms`);
+      const who = await sh('systemd-run -M sd --wait -P -q sh -c \'echo $(id -u) $(cat /proc/1/comm) $(systemd-detect-virt)\'');
+      assert.equal(who.stdout.trim(), '0 systemd systemd-nspawn');
+      const m = Object.fromEntries((await sh('machinectl show sd -p Class -p State -p Unit')).stdout.trim().split('\n').map((l) => l.split(/=(.*)/s).slice(0, 2)));
+      assert.deepEqual(m, { Class: 'container', State: 'running', Unit: 'systemd-nspawn@sd.service' });
+      // Outside, container root is the machine's private range, not host root.
+      const uid = await sh("stat -c %u /proc/$(machinectl show sd -p Leader --value)");
+      assert.notEqual(uid.stdout.trim(), '0');
+      await sh(waitFor('systemctl -M sd is-system-running 2>/dev/null | grep -qE "running|degraded"', 60));
+      const failed = (await sh('systemctl -M sd list-units --failed --plain --no-legend', { reject: false })).stdout.trim();
+      if (failed) t.diagnostic(`failed units inside: ${failed.replace(/\n/g, '; ')}`);
+      const t1 = Date.now();
+      await berth(['stop', 'sd']);
+      t.diagnostic(`stop ${Date.now() - t1} ms`);
+      const unit = await sh('systemctl show -p ActiveState -p Result systemd-nspawn@sd');
+      assert.match(unit.stdout, /ActiveState=inactive/);
+      assert.match(unit.stdout, /Result=success/, 'a clean shutdown (SIGRTMIN+3), not a kill after the timeout');
+      assert.notEqual((await sh('machinectl show sd', { reject: false })).exitCode, 0, 'unregistered');
+      await berth(['rm', 'sd']);
+    } catch (e) {
+      const j = await sh('journalctl -u systemd-nspawn@sd -o cat --no-pager | tail -n 40', { reject: false });
+      t.diagnostic(`journal of systemd-nspawn@sd:\n${j.stdout}`);
+      await berth(['rm', '-f', 'sd'], { reject: false });
+      throw e;
+    }
   });
 });
