@@ -35,7 +35,13 @@ export function foregroundArgv(o: ForegroundOptions, withSystemd: boolean): stri
     argv.push('--keep-unit', '--register=no');
   }
   argv.push(o.tty ? '--console=interactive' : '--console=pipe');
-  return argv;
+  if (withSystemd) return argv;
+  // Without systemd, /run is usually not a tmpfs and nspawn then refuses to clean up
+  // /run/systemd/nspawn/propagate/NAME ("Attempted to remove disk file system…") and
+  // leaves it behind. Give nspawn a private tmpfs there (machinectl bind, its only user,
+  // needs machined anyway); sh execs nspawn, so signals still reach nspawn directly.
+  return ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c',
+    'mkdir -p /run/systemd/nspawn && mount -t tmpfs -o mode=0755 berth-nspawn /run/systemd/nspawn && exec "$@"', 'sh', ...argv];
 }
 
 /** Runs the container attached; resolves with its exit status. */
