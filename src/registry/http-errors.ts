@@ -94,7 +94,7 @@ export function isTlsError(e: unknown): boolean {
 export function isRetryableNetworkError(e: unknown): boolean {
   const c = isBerthError(e) ? String(e.details.errno ?? '') : errorCodeOf(e);
   return ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CONNECT_TIMEOUT',
-    'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CLOSED'].includes(c);
+    'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_CLOSED', 'ERR_HEADERS_TIMEOUT'].includes(c);
 }
 
 /** Maps a transport error talking to url (origin) to a BerthError naming host and port. */
@@ -115,8 +115,8 @@ export function networkError(e: unknown, url: URL, registry: string): BerthError
     return mk('CONNECTION_REFUSED', `TLS: cannot establish a secure connection to ${hostPort}: ${err.message} (for a registry without valid TLS use --tls-verify=false)`);
   }
   if (code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'ETIMEDOUT') return mk('TIMEOUT', `timed out connecting to ${hostPort}`);
-  if (code === 'UND_ERR_HEADERS_TIMEOUT') return mk('TIMEOUT', `timed out waiting for ${hostPort} to answer`);
-  if (code === 'UND_ERR_BODY_TIMEOUT') return mk('TIMEOUT', `timed out reading from ${hostPort}`);
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'ERR_HEADERS_TIMEOUT') return mk('TIMEOUT', `timed out waiting for ${hostPort} to answer`);
+  if (code === 'UND_ERR_BODY_TIMEOUT' || code === 'ERR_BODY_TIMEOUT') return mk('TIMEOUT', `timed out reading from ${hostPort}`);
   if (code === 'ABORT_ERR' || code === 'UND_ERR_ABORTED' || (err as Error)?.name === 'AbortError') return mk('CANCELLED', 'cancelled');
   if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') {
     return mk('CONNECTION_REFUSED', `connection to ${hostPort} closed unexpectedly (${code})`);

@@ -17,7 +17,7 @@
  * only to the origin it was meant for, never to blob storage or a CDN on another origin.
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { Agent, request, type Dispatcher } from 'undici';
+import { createAgents, destroyAgents, request, type HttpAgents, type HttpResponse, type ResponseBody } from './http.ts';
 import { BerthError } from '../base/errors.ts';
 import { isTlsError, networkError } from './http-errors.ts';
 import type { RegistryTimeouts } from './types.ts';
@@ -36,7 +36,7 @@ export interface SendInit {
 export interface SendResult {
   status: number;
   headers: IncomingHttpHeaders;
-  body: Dispatcher.ResponseData['body'];
+  body: ResponseBody;
   /** URL that produced this response (after redirects). */
   url: URL;
 }
@@ -50,8 +50,9 @@ export function isLoopbackHost(host: string): boolean {
 }
 
 export class Transport {
-  private readonly secure: Agent;
-  private readonly unverified: Agent;
+  private readonly secure: HttpAgents;
+  private readonly unverified: HttpAgents;
+  private readonly connectTimeout: number;
   private readonly schemes = new Map<string, 'https:' | 'http:'>();
   private readonly insecure: (host: string) => boolean;
   private readonly userAgent: string;
@@ -60,8 +61,9 @@ export class Transport {
 
   constructor(opts: { insecure?: (host: string) => boolean; userAgent?: string; timeouts?: RegistryTimeouts }) {
     const connectTimeout = opts.timeouts?.connectMs ?? 30_000;
-    this.secure = new Agent({ connect: { timeout: connectTimeout } });
-    this.unverified = new Agent({ connect: { timeout: connectTimeout, rejectUnauthorized: false } });
+    this.connectTimeout = connectTimeout;
+    this.secure = createAgents({ rejectUnauthorized: true });
+    this.unverified = createAgents({ rejectUnauthorized: false });
     this.insecure = opts.insecure ?? (() => false);
     this.userAgent = opts.userAgent ?? 'berth/0.1';
     this.headersTimeout = opts.timeouts?.headersMs ?? 60_000;
@@ -102,14 +104,15 @@ export class Transport {
       this.checkScheme(current, init.registry);
       const headers: Record<string, string> = { 'user-agent': this.userAgent, ...init.headers };
       if (init.authorization !== undefined && current.origin === url.origin) headers.authorization = init.authorization;
-      let res: Dispatcher.ResponseData;
+      let res: HttpResponse;
       try {
         res = await request(current, {
           method,
           headers,
           body: body ?? null,
           signal: init.signal,
-          dispatcher: this.insecure(current.host) ? this.unverified : this.secure,
+          agents: this.insecure(current.host) ? this.unverified : this.secure,
+          connectTimeout: this.connectTimeout,
           headersTimeout: this.headersTimeout,
           bodyTimeout: this.bodyTimeout,
         });
@@ -147,7 +150,8 @@ export class Transport {
   }
 
   async close(): Promise<void> {
-    await Promise.all([this.secure.close(), this.unverified.close()]);
+    destroyAgents(this.secure);
+    destroyAgents(this.unverified);
   }
 }
 
