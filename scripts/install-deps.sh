@@ -20,7 +20,7 @@ PACKAGES=(
   # basics (usually present, listed so a minimal image works)
   ca-certificates tar gzip coreutils findutils procps
   # native npm addons (zstd-napi, usocket) build from source: prebuilt downloads need GitHub
-  python3 make g++
+  python3 make g++ gcc libc6-dev
 )
 
 log() { printf '[install-deps] %s\n' "$*" >&2; }

@@ -20,7 +20,7 @@ import type { ContainerSpec } from '../container/spec.ts';
 import { serializeUnit } from '../unit/index.ts';
 import type { SnapshotStore } from '../snapshot/index.ts';
 import {
-  daemonReload, ensureHelper, layerPaths, machinePaths, mountRootfs, nspawnDir, pickRange, planFor, rootfsDropInText,
+  daemonReload, ensureHelper, ensureSetuser, layerPaths, machinePaths, mountRootfs, nspawnDir, pickRange, planFor, rootfsDropInText,
   showMachine, showUnit, systemdIsPid1, takenRanges, toNspawnFile, toServiceDropIns, umountRootfs, writeMachineFiles,
   removeMachineFiles, type MachinePaths, type RootfsPlan, type UidRange,
 } from '../runtime/nspawn/index.ts';
@@ -77,7 +77,8 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
     const layers = await layerPaths(ctx.snapshots, spec.image.chainIds);
     const range = spec.userns === 'pick' ? pickRange(spec.name, await takenRanges(nspawnDir())) : undefined;
     // Translate first: invalid values fail before anything is written.
-    const nspawn = toNspawnFile(spec, { initHostPath: spec.boot ? undefined : findInit() });
+    const setuser = spec.boot ? undefined : await ensureSetuser(ctx.berthRoot);
+    const nspawn = toNspawnFile(spec, { initHostPath: spec.boot ? undefined : findInit(), setuserHostPath: setuser });
     if (range) {
       nspawn.set('Exec', 'PrivateUsers', `${range.base}:${range.size}`);
       nspawn.set('Files', 'PrivateUsersOwnership', 'off');

@@ -85,6 +85,26 @@ describe('machine lifecycle', { timeout: 600_000 }, () => {
     assert.doesNotMatch(left.stdout, /web/);
   });
 
+  test('-u with Docker semantics: uid:gid, a name from the image passwd, a bare uid; -d too', async () => {
+    const cases: Array<[string, RegExp]> = [
+      ['1234:5678', /^uid=1234 gid=5678 groups=5678$/],
+      ['nobody', /^uid=65534\(nobody\) gid=65534\(nogroup\)/],
+      ['4321', /^uid=4321 gid=0\(root\)/],
+    ];
+    for (const [user, want] of cases) {
+      const r = await berth(['run', '--rm', '-u', user, 'busybox', 'id']);
+      assert.match(r.stdout.trim(), want, `-u ${user}`);
+    }
+    const d = await berth(['run', '-d', '--name', 'usr', '-u', '1234:5678', 'busybox', 'sh', '-c', 'id > /tmp/id; exec sleep 1000']);
+    assert.equal(d.stdout.trim(), 'usr');
+    const id = await berth(['exec', 'usr', 'cat', '/tmp/id']);
+    assert.match(id.stdout, /^uid=1234 gid=5678/);
+    const bad = await berth(['run', '--rm', '-u', 'nosuchuser', 'busybox', 'id'], { reject: false });
+    assert.notEqual(bad.exitCode, 0);
+    assert.match(bad.stderr, /no such user in the container's \/etc\/passwd: nosuchuser/);
+    await berth(['rm', '-f', 'usr']);
+  });
+
   test('foreground run: output, exit code, --rm', async () => {
     const r = await berth(['run', '--rm', '--name', 'fg', 'busybox', 'sh', '-c', 'echo out; echo err >&2; exit 42'], { reject: false });
     assert.equal(r.exitCode, 42);

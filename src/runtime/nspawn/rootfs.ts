@@ -17,6 +17,7 @@
  */
 import { createHash } from 'node:crypto';
 import { readFile, realpath } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { join } from 'node:path';
 import type { Digest } from '../../base/digest.ts';
 import { BerthError } from '../../base/errors.ts';
@@ -54,6 +55,32 @@ export async function ensureHelper(berthRoot: string): Promise<string> {
   if (cur !== ROOTFS_HELPER_PY) {
     await ensureDir(join(berthRoot, 'libexec'));
     await writeFileAtomic(path, ROOTFS_HELPER_PY, { mode: 0o755 });
+  }
+  return path;
+}
+
+/**
+ * Installs berth-setuser (built by `npm run build` from native/berth-setuser.c into
+ * dist/libexec/) as <root>/libexec/berth-setuser, so machines do not depend on where the
+ * berth checkout lives. Undefined when it was not built (no C compiler): then only plain
+ * user names work, through nspawn's User=.
+ */
+export async function ensureSetuser(berthRoot: string): Promise<string | undefined> {
+  const candidates = [
+    process.env.BERTH_SETUSER,
+    fileURLToPath(new URL('./libexec/berth-setuser', import.meta.url)),
+    fileURLToPath(new URL('../../../dist/libexec/berth-setuser', import.meta.url)),
+  ];
+  let src: Buffer | undefined;
+  for (const c of candidates) {
+    if (c && (src = await readFile(c).catch(() => undefined))) break;
+  }
+  if (!src) return undefined;
+  const path = join(berthRoot, 'libexec', 'berth-setuser');
+  const cur = await readFile(path).catch(() => undefined);
+  if (!cur || !cur.equals(src)) {
+    await ensureDir(join(berthRoot, 'libexec'));
+    await writeFileAtomic(path, src, { mode: 0o755 });
   }
   return path;
 }

@@ -64,6 +64,21 @@ export function checkMountOptions(field: string, o: string): string {
  * (works in glibc images); numeric ids or a :GROUP part → UNSUPPORTED until berth ships an
  * init that switches ids itself.
  */
+/**
+ * USER[:GROUP] for berth-setuser (names or numbers, Docker's `-u`), or undefined for root.
+ * The charset keeps it one safe word in Parameters=.
+ */
+export function setuserSpec(field: string, user: string | undefined): string | undefined {
+  if (user === undefined || user === '') return undefined;
+  if (['root', '0', '0:0', 'root:root', 'root:0', '0:root'].includes(user)) return undefined;
+  assertSafeValue(field, user, { allowTab: false });
+  const parts = user.split(':');
+  if (parts.length > 2 || parts.some((p) => !/^[A-Za-z0-9_][A-Za-z0-9_.-]{0,31}$/.test(p))) {
+    invalid(field, `"${user}" is not USER[:GROUP] (names or numeric ids)`);
+  }
+  return user;
+}
+
 export function nspawnUser(field: string, user: string | undefined): string | undefined {
   if (user === undefined || user === '') return undefined;
   if (['root', '0', '0:0', 'root:root', 'root:0', '0:root'].includes(user)) return undefined;

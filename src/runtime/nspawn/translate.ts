@@ -24,7 +24,7 @@ import type { ContainerSpec, MountSpec } from '../../container/spec.ts';
 import { validateMachineName } from '../../container/names.ts';
 import { UnitFile } from '../../unit/unit-file.ts';
 import { assertSafeValue, escapeNspawnPath, quoteNspawnWord } from '../../unit/quote.ts';
-import { checkAbsPath, checkHostname, checkMountOptions, checkSignal, checkZone, nspawnUser } from './translate-values.ts';
+import { checkAbsPath, checkHostname, checkMountOptions, checkSignal, checkZone, nspawnUser, setuserSpec } from './translate-values.ts';
 
 export interface NspawnTranslateOptions {
   /**
@@ -33,7 +33,17 @@ export interface NspawnTranslateOptions {
    * is used (ProcessTwo=yes, KillSignal=SIGRTMIN+3; the image's StopSignal cannot be honoured).
    */
   initHostPath?: string;
+  /**
+   * Host path of berth-setuser (native/berth-setuser.c, static), bound read-only to
+   * SETUSER_TARGET. With it, `-u USER[:GROUP]` and the image's User work with Docker's
+   * meaning (names from the container's own /etc/passwd, numeric ids, groups); without
+   * it, only a plain user name is possible, through nspawn's User= (needs getent inside).
+   */
+  setuserHostPath?: string;
 }
+
+/** Where berth-setuser appears inside the container. */
+export const SETUSER_TARGET = '/run/host/berth/setuser';
 
 /** Where the forwarding init appears inside the container (a tmpfs nspawn owns). */
 export const INIT_TARGET = '/run/host/berth/init';
@@ -57,6 +67,12 @@ export function toNspawnFile(spec: ContainerSpec, opts: NspawnTranslateOptions =
   return u;
 }
 
+/** The USER[:GROUP] berth-setuser switches to, when it is used (non-root user, helper present). */
+function switchUser(spec: ContainerSpec, opts: NspawnTranslateOptions): string | undefined {
+  if (spec.boot || opts.initHostPath === undefined || opts.setuserHostPath === undefined) return undefined;
+  return setuserSpec('user', spec.process.user);
+}
+
 function writeExec(u: UnitFile, spec: ContainerSpec, opts: NspawnTranslateOptions): void {
   const args = spec.process.args;
   args.forEach((a, i) => assertSafeValue(`argument ${i}`, a));
@@ -70,7 +86,9 @@ function writeExec(u: UnitFile, spec: ContainerSpec, opts: NspawnTranslateOption
     if (args.length === 0) throw new BerthError('INVALID_ARGUMENT', 'image has no command: give one after the image name, or use --entrypoint or --boot');
     if (opts.initHostPath !== undefined) {
       u.set('Exec', 'ProcessTwo', 'no');
-      u.set('Exec', 'Parameters', `${quoteNspawnWord(INIT_TARGET)} -- ${words(args, 'argument')}`);
+      const setuser = switchUser(spec, opts);
+      const prefix = setuser === undefined ? '' : `${quoteNspawnWord(SETUSER_TARGET)} ${quoteNspawnWord(setuser)} -- `;
+      u.set('Exec', 'Parameters', `${quoteNspawnWord(INIT_TARGET)} -- ${prefix}${words(args, 'argument')}`);
       kill = checkSignal('stop signal', spec.stopSignal ?? 'SIGTERM');
     } else {
       u.set('Exec', 'ProcessTwo', 'yes');
@@ -80,8 +98,10 @@ function writeExec(u: UnitFile, spec: ContainerSpec, opts: NspawnTranslateOption
   }
   for (const kv of dedupeEnv(spec.process.env)) u.add('Exec', 'Environment', kv);
   u.set('Exec', 'WorkingDirectory', checkAbsPath('working directory', spec.process.cwd || '/'));
-  const user = nspawnUser('user', spec.process.user);
-  if (user !== undefined) u.set('Exec', 'User', user);
+  if (switchUser(spec, opts) === undefined) {
+    const user = nspawnUser('user', spec.process.user);
+    if (user !== undefined) u.set('Exec', 'User', user);
+  }
   if (kill !== undefined) u.set('Exec', 'KillSignal', kill);
   u.set('Exec', 'PrivateUsers', spec.userns === 'pick' ? 'pick' : 'no');
   u.set('Exec', 'NotifyReady', 'no');
@@ -112,6 +132,10 @@ function writeFiles(u: UnitFile, spec: ContainerSpec, opts: NspawnTranslateOptio
   if (!spec.boot && opts.initHostPath !== undefined) {
     const src = checkAbsPath('init', opts.initHostPath);
     u.add('Files', 'BindReadOnly', `${escapeNspawnPath(src)}:${escapeNspawnPath(INIT_TARGET)}`);
+    if (switchUser(spec, opts) !== undefined) {
+      const helper = checkAbsPath('setuser helper', opts.setuserHostPath!);
+      u.add('Files', 'BindReadOnly', `${escapeNspawnPath(helper)}:${escapeNspawnPath(SETUSER_TARGET)}`);
+    }
   }
   spec.mounts.forEach((m, i) => writeMount(u, m, i, spec.userns === 'pick'));
 }
