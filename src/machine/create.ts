@@ -20,7 +20,7 @@ import type { ContainerSpec } from '../container/spec.ts';
 import { serializeUnit } from '../unit/index.ts';
 import type { SnapshotStore } from '../snapshot/index.ts';
 import {
-  daemonReload, ensureHelper, ensureSetuser, layerPaths, machinePaths, mountRootfs, nspawnDir, pickRange, planFor, rootfsDropInText,
+  daemonReload, reloadIfNeeded, ensureHelper, ensureSetuser, layerPaths, machinePaths, mountRootfs, nspawnDir, pickRange, planFor, rootfsDropInText,
   showMachine, showUnit, systemdIsPid1, takenRanges, toNspawnFile, toServiceDropIns, umountRootfs, writeMachineFiles,
   removeMachineFiles, type MachinePaths, type RootfsPlan, type UidRange,
 } from '../runtime/nspawn/index.ts';
@@ -100,7 +100,7 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
         await umountRootfs(helper, paths.rootDir);
         mounted = false;
       }
-      if (systemdIsPid1()) await daemonReload();
+      if (systemdIsPid1()) await reloadIfNeeded(paths.unit);
     } catch (e) {
       if (mounted) await umountRootfs(helper, paths.rootDir).catch(() => {});
       await removeMachineFiles(paths).catch(() => {});

@@ -28,6 +28,16 @@ export async function daemonReload(): Promise<void> {
   await systemctl(['daemon-reload']);
 }
 
+/**
+ * Makes systemd see the unit's current files with the least work: a unit that is not
+ * loaded yet is loaded fresh from disk by the `show` itself (new drop-ins included), so a
+ * full daemon-reload (~100+ ms, every unit re-read) is only needed when systemd says so.
+ */
+export async function reloadIfNeeded(unit: string): Promise<void> {
+  const r = await systemctl(['show', '-p', 'NeedDaemonReload', '--value', '--', unit], { reject: false });
+  if (r.exitCode !== 0 || r.stdout.trim() !== 'no') await daemonReload();
+}
+
 /** Parses `KEY=VALUE` lines (systemctl show / machinectl show). Blank lines separate units. */
 export function parseShow(text: string): Record<string, string>[] {
   const out: Record<string, string>[] = [];
