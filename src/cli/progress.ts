@@ -67,13 +67,14 @@ function ttyProgress(out: NodeJS.WriteStream): ProgressRenderer {
   const rows: Row[] = [];
   const byId = new Map<string, Row>();
   let drawn = 0;
+  let finished = false;
   let timer: NodeJS.Timeout | undefined;
   const line = (r: Row): string => {
     const el = (Date.now() - r.startedAt) / 1000;
     const rate = el > 0.2 && r.bytes > 0 ? `  ${humanBytes(Math.round(r.bytes / el))}/s` : '';
     const amount = r.total > 0 && r.status.startsWith('Downloading') ? `  ${humanBytes(r.bytes)}/${humanBytes(r.total)}${rate}` : '';
     const text = `${r.id}: ${r.status}${amount}`;
-    const width = out.columns ?? 120;
+    const width = out.columns || 120; // a pty may report 0 columns
     return text.length > width - 1 ? text.slice(0, width - 1) : text;
   };
   const draw = () => {
@@ -120,6 +121,8 @@ function ttyProgress(out: NodeJS.WriteStream): ProgressRenderer {
       }
     },
     finish() {
+      if (finished) return;
+      finished = true;
       if (timer) clearInterval(timer);
       if (rows.length) draw();
     },
