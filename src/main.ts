@@ -20,7 +20,9 @@ async function main(): Promise<void> {
     }
     const err = e as { code?: string; exitCode?: number; message?: string };
     if (typeof err.code === 'string' && err.code.startsWith('commander.')) {
-      process.exitCode = err.exitCode ?? 2;
+      // --help and --version succeed; every other parser complaint is a usage error (2).
+      const ok = ['commander.helpDisplayed', 'commander.help', 'commander.version'].includes(err.code);
+      process.exitCode = ok ? 0 : 2;
       return;
     }
     process.stderr.write(`berth: internal error: ${(e as Error)?.stack ?? String(e)}\n`);

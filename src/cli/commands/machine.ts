@@ -114,6 +114,7 @@ export async function statusCommand(name: string, f: { lines?: string; json?: bo
 
 export async function logsCommand(name: string, f: { follow?: boolean; tail?: string; since?: string }): Promise<void> {
   machinePaths(name);
+  if (!(await machineExists(name))) throw new BerthError('NOT_FOUND', `no such container: ${name}`);
   const lines = f.tail === undefined || f.tail === 'all' ? undefined : Number(f.tail);
   if (lines !== undefined && !Number.isSafeInteger(lines)) throw new BerthError('INVALID_ARGUMENT', `-n: expected a number, got ${f.tail}`);
   await streamLogs(name, { follow: f.follow, lines, since: f.since });
