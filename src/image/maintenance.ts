@@ -54,18 +54,28 @@ async function neededLayers(store: ContentStore): Promise<Map<Digest, NeededLaye
   return out;
 }
 
-export async function pruneStore(svc: MaintenanceServices): Promise<{ blobs: number; snapshots: number; freedBytes: number }> {
+/** What containers still use, so prune keeps it even when no name points at it any more. */
+export interface InUse {
+  manifests: Digest[];
+  chainIds: Digest[];
+}
+
+export async function pruneStore(svc: MaintenanceServices, inUse: InUse = { manifests: [], chainIds: [] }): Promise<{ blobs: number; snapshots: number; freedBytes: number }> {
   const store = svc.store as LocalStore;
   const roots = (await store.listRefs()).map((r) => r.descriptor);
+  for (const m of inUse.manifests) {
+    if (await store.has(m)) roots.push({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: m, size: (await store.info(m))?.size ?? 0 });
+  }
   const gc = await gcBlobs(store, roots, { minAgeMs: 0 });
   let snaps = 0;
   if (svc.unpacker) {
     const s = snapshots(svc);
     const needed = await neededLayers(svc.store);
+    const used = new Set<string>(inUse.chainIds);
     const { releaseUnusedLayers } = await import('../snapshot/index.ts');
     await releaseUnusedLayers(s);
     for (const info of await s.list()) {
-      if (!needed.has(info.chainId)) {
+      if (!needed.has(info.chainId) && !used.has(info.chainId)) {
         await s.remove(info.chainId).catch(() => undefined);
         snaps++;
       }

@@ -40,11 +40,43 @@ export function commandOf(u: UnitFile | undefined): string[] {
   const p = u?.get('Exec', 'Parameters');
   if (!p) return u?.get('Exec', 'Boot') === 'yes' ? ['(boot)'] : [];
   try {
-    const w = parseNspawnWords(p);
-    return w[0] === '/run/host/berth/init' && w[1] === '--' ? w.slice(2) : w;
+    let w = parseNspawnWords(p);
+    if (w[0] === '/run/host/berth/init' && w[1] === '--') w = w.slice(2);
+    if (w[0] === '/run/host/berth/setuser' && w[2] === '--') w = w.slice(3);
+    return w;
   } catch {
     return [p];
   }
+}
+
+export interface ImageUse {
+  machine: string;
+  /** Manifest digest ([X-Berth] Digest). */
+  digest: string;
+  chainIds: string[];
+}
+
+/**
+ * Which images berth machines use, from their .nspawn files' [X-Berth] metadata (the files
+ * are the state; nothing else is recorded). Prune keeps these images' blobs and snapshots,
+ * and rmi refuses to untag an image a machine uses unless forced, as Docker does.
+ */
+export async function imagesInUse(): Promise<ImageUse[]> {
+  const out: ImageUse[] = [];
+  for (const f of await readdir(nspawnDir()).catch(() => [] as string[])) {
+    if (!f.endsWith('.nspawn')) continue;
+    const text = await readFile(`${nspawnDir()}/${f}`, 'utf8').catch(() => undefined);
+    if (text === undefined) continue;
+    let u: UnitFile;
+    try {
+      u = parseUnit(text);
+    } catch {
+      continue;
+    }
+    const digest = u.get('X-Berth', 'Digest');
+    if (digest) out.push({ machine: f.replace(/\.nspawn$/, ''), digest, chainIds: u.getAll('X-Berth', 'ChainId') });
+  }
+  return out;
 }
 
 export async function listMachineNames(): Promise<string[]> {

@@ -129,4 +129,19 @@ describe('machine lifecycle', { timeout: 600_000 }, () => {
     assert.doesNotMatch(left.stdout, /novol|inj|bad/);
     await berth(['rm', '-f', 'dup']);
   });
+  // Last in the file: it untags the busybox image the other tests use.
+  test('an image a container uses: rmi refuses, rmi -f untags, prune keeps its layers', async () => {
+    await berth(['run', '-d', '--name', 'keep', 'busybox', 'sleep', '1000']);
+    const rmi = await berth(['rmi', 'busybox'], { reject: false });
+    assert.equal(rmi.exitCode, 17, rmi.stderr);
+    assert.match(rmi.stderr, /used by container keep/);
+    await berth(['rmi', '-f', 'busybox']);
+    await berth(['image', 'prune']);
+    const fsck = await berth(['image', 'fsck'], { reject: false });
+    assert.equal(fsck.exitCode, 0, fsck.stdout + fsck.stderr);
+    await berth(['stop', 'keep']);
+    await berth(['start', 'keep']);
+    assert.equal((await sh('systemctl is-active systemd-nspawn@keep')).stdout.trim(), 'active');
+    await berth(['rm', '-f', 'keep']);
+  });
 });

@@ -10,6 +10,7 @@ import { humanBytes } from '../progress.ts';
 import { inspectJSON, listImages, resolveLocal, resolveOne } from '../../image/local.ts';
 import { BerthError, isBerthError } from '../../base/errors.ts';
 import { isManifestType } from '../../oci/media-types.ts';
+import type { Digest } from '../../base/digest.ts';
 
 export async function listCommand(flags: { json?: boolean; quiet?: boolean; digests?: boolean; trunc?: boolean }, g: GlobalOptions): Promise<void> {
   const { store } = await openServices(g, { unpack: false });
@@ -46,10 +47,17 @@ export async function inspectCommand(refs: string[], _flags: unknown, g: GlobalO
 
 export async function removeCommand(refs: string[], flags: { force?: boolean }, g: GlobalOptions): Promise<void> {
   const { store } = await openServices(g, { unpack: false });
+  const { imagesInUse } = await import('../../machine/index.ts');
+  const uses = await imagesInUse();
   let missing: BerthError | undefined;
   for (const r of refs) {
     try {
-      for (const e of await resolveLocal(store, r)) {
+      const entries = await resolveLocal(store, r);
+      const users = uses.filter((u) => entries.some((e) => e.descriptor.digest === u.digest)).map((u) => u.machine);
+      if (users.length && !flags.force) {
+        throw new BerthError('FAILED_PRECONDITION', `image ${r} is used by container${users.length > 1 ? 's' : ''} ${users.join(', ')} (remove ${users.length > 1 ? 'them' : 'it'} first, or untag anyway with -f; its layers stay while a container uses them)`);
+      }
+      for (const e of entries) {
         await store.deleteRef(e.name);
         process.stdout.write(`Untagged: ${e.name}\n`);
       }
@@ -69,8 +77,13 @@ export async function removeCommand(refs: string[], flags: { force?: boolean }, 
 
 export async function pruneCommand(_flags: unknown, g: GlobalOptions): Promise<void> {
   const { pruneStore } = await import('../../image/maintenance.ts');
+  const { imagesInUse } = await import('../../machine/index.ts');
   const svc = await openServices(g);
-  const r = await pruneStore(svc);
+  const uses = await imagesInUse();
+  const r = await pruneStore(svc, {
+    manifests: uses.map((u) => u.digest as Digest),
+    chainIds: uses.flatMap((u) => u.chainIds as Digest[]),
+  });
   process.stdout.write(`Removed ${r.blobs} blobs and ${r.snapshots} snapshots, freed ${humanBytes(r.freedBytes)}\n`);
 }
 
