@@ -34,6 +34,11 @@ export async function openServices(g: GlobalOptions, opts: { unpack?: boolean } 
   return { root, store, unpacker };
 }
 
+/** CONTAINERS_REGISTRIES_CONF replaces /etc/containers/registries.conf, as in Podman and Skopeo. */
+export function registriesConfPaths(): { file?: string } {
+  return process.env.CONTAINERS_REGISTRIES_CONF ? { file: process.env.CONTAINERS_REGISTRIES_CONF } : {};
+}
+
 export interface RegistryFlags {
   tlsVerify?: boolean;
   authfile?: string;
@@ -51,11 +56,12 @@ export async function registryFor(ref: ImageReference, flags: RegistryFlags): Pr
   const { RegistryClient } = await import('../registry/index.ts');
   const { lookupCredentials } = await import('../registry/auth-file.ts');
   const { loadRegistriesConfig } = await import('../registry/registries-conf.ts');
-  const conf = await loadRegistriesConfig();
+  const conf = await loadRegistriesConfig(registriesConfPaths());
   if (conf.isBlocked(ref.registry)) throw new BerthError('PERMISSION_DENIED', `registry ${ref.registry} is blocked in registries.conf`);
+  // --creds is for this pull, whichever endpoint (mirror or the registry) serves it, as in Podman.
   const explicit = flags.creds ? parseCreds(flags.creds) : undefined;
   const client = new RegistryClient({
-    credentials: (host: string, repo?: string) => (explicit && host === ref.registry ? explicit : lookupCredentials(host, repo, flags.authfile ? { files: [flags.authfile] } : {})),
+    credentials: (host: string, repo?: string) => (explicit ? explicit : lookupCredentials(host, repo, flags.authfile ? { files: [flags.authfile] } : {})),
     insecure: (host: string) => flags.tlsVerify === false || conf.isInsecure(host),
   });
   const { MirroredSource } = await import('../image/mirrors.ts');

@@ -5,7 +5,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFile, stat } from 'node:fs/promises';
+import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startRegistry, pushImage, type Registry } from '../fixtures/registry.ts';
 import { buildImage } from '../fixtures/images.ts';
@@ -87,5 +87,31 @@ describe('bearer tokens', () => {
     assert.equal(r.code, 9, r.stderr);
     const ok = await b.run(['pull', '--creds', token.creds, `${token.host}/private/busybox:latest`]);
     assert.equal(ok.code, 0, ok.stderr);
+  });
+});
+
+describe('registries.conf', () => {
+  test('a mirror serves a registry that cannot be reached (CONTAINERS_REGISTRIES_CONF)', async () => {
+    const b = await berthEnv('berth-mirror');
+    const conf = join(b.home, 'registries.conf');
+    await writeFile(conf, [
+      '[[registry]]',
+      'prefix = "origin.invalid"',
+      'location = "origin.invalid"',
+      '[[registry.mirror]]',
+      `location = "${basic.host}"`,
+      'insecure = true',
+      '',
+    ].join('\n'));
+    const env = { CONTAINERS_REGISTRIES_CONF: conf };
+    const r = await b.run(['pull', '-q', '--creds', basic.creds, 'origin.invalid/private/busybox:latest'], { env });
+    assert.equal(r.code, 0, r.stderr);
+    const ls = JSON.parse((await b.run(['images', '--json'], { env })).stdout) as Array<{ Name: string }>;
+    assert.deepEqual(ls.map((i) => i.Name), ['origin.invalid/private/busybox:latest']);
+    const blocked = join(b.home, 'blocked.conf');
+    await writeFile(blocked, '[[registry]]\nlocation = "origin.invalid"\nblocked = true\n');
+    const no = await b.run(['pull', 'origin.invalid/private/busybox:latest'], { env: { CONTAINERS_REGISTRIES_CONF: blocked } });
+    assert.equal(no.code, 18, no.stderr);
+    assert.match(no.stderr, /blocked/);
   });
 });

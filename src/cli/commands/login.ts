@@ -6,6 +6,7 @@
 import type { GlobalOptions } from '../program.ts';
 import { BerthError } from '../../base/errors.ts';
 import { createInterface } from 'node:readline';
+import { registriesConfPaths } from '../services.ts';
 
 async function readStdin(): Promise<string> {
   const chunks: Buffer[] = [];
@@ -49,7 +50,7 @@ export async function loginCommand(
   const { RegistryClient } = await import('../../registry/index.ts');
   const { writeLogin, defaultLoginFile } = await import('../../registry/auth-file.ts');
   const { loadRegistriesConfig } = await import('../../registry/registries-conf.ts');
-  const conf = await loadRegistriesConfig();
+  const conf = await loadRegistriesConfig(registriesConfPaths());
   const client = new RegistryClient({ insecure: (h: string) => flags.tlsVerify === false || conf.isInsecure(h) });
   await client.checkLogin(host, { username, password });
   const file = flags.authfile ?? defaultLoginFile();
