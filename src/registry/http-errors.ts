@@ -90,6 +90,11 @@ export function isTlsError(e: unknown): boolean {
   return TLS_CODE.test(errorCodeOf(e));
 }
 
+/** The server spoke TLS but its certificate was not trusted (as opposed to "not TLS at all"). */
+export function isCertificateError(e: unknown): boolean {
+  return /CERT|SELF_SIGNED|UNABLE_TO_(VERIFY|GET)|DEPTH_ZERO|ALTNAME/.test(errorCodeOf(e));
+}
+
 /** Transport failures worth another attempt (before any body byte was handed out). */
 export function isRetryableNetworkError(e: unknown): boolean {
   const c = isBerthError(e) ? String(e.details.errno ?? '') : errorCodeOf(e);

@@ -10,7 +10,8 @@
  *  - Loopback hosts (localhost, 127.0.0.0/8, ::1) may also use plain HTTP: HTTPS (verified)
  *    is tried first, then HTTP, so a local `docker-registry` on :5000 just works.
  *  - The fallback happens only when HTTPS fails at the connection level (refused, TLS
- *    handshake, reset), never after an HTTP response. The scheme that worked is remembered
+ *    handshake, reset), never after an HTTP response, and never when the server presented
+ *    a certificate (it speaks TLS; the certificate error is the one to report). The scheme that worked is remembered
  *    per host for the client's lifetime, so only the first request pays for the probe.
  *  - Any other http:// URL (a redirect or token realm) is refused with INSECURE_BLOCKED.
  * Redirects are followed here by hand (at most 10) so that the Authorization header is sent
@@ -19,7 +20,7 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { createAgents, destroyAgents, request, type HttpAgents, type HttpResponse, type ResponseBody } from './http.ts';
 import { BerthError } from '../base/errors.ts';
-import { isTlsError, networkError } from './http-errors.ts';
+import { isCertificateError, isTlsError, networkError } from './http-errors.ts';
 import type { RegistryTimeouts } from './types.ts';
 
 export interface SendInit {
@@ -84,6 +85,9 @@ export class Transport {
       return res;
     } catch (httpsErr) {
       if (!this.plainHttpAllowed(host) || !isConnectionLevel(httpsErr) || init.signal?.aborted) throw httpsErr;
+      // A server that presented an untrusted certificate speaks TLS: plain HTTP would only
+      // get "client sent an HTTP request to an HTTPS server". Report the certificate.
+      if (isCertificateError((httpsErr as BerthError).cause)) throw httpsErr;
       try {
         const res = await this.send(new URL(`http://${host}${pathAndQuery}`), init);
         this.schemes.set(host, 'http:');

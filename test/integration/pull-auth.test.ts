@@ -115,3 +115,22 @@ describe('registries.conf', () => {
     assert.match(no.stderr, /blocked/);
   });
 });
+
+describe('TLS', () => {
+  test('a self-signed registry: refused with a TLS error (exit 7), pulled with --tls-verify=false', async () => {
+    const tls = await startRegistry({ tls: true });
+    try {
+      const img = await buildImage('busybox');
+      await pushImage(tls, img.layoutDir, img.tag, 'tls/busybox:latest');
+      const b = await berthEnv('berth-tls');
+      const r = await b.run(['pull', `${tls.host}/tls/busybox:latest`]);
+      assert.equal(r.code, 7, r.stderr);
+      assert.match(r.stderr, /TLS: .*--tls-verify=false/);
+      const ok = await b.run(['pull', '-q', '--tls-verify=false', `${tls.host}/tls/busybox:latest`]);
+      assert.equal(ok.code, 0, ok.stderr);
+      assert.equal(ok.stdout.trim(), img.manifestDigest);
+    } finally {
+      await tls.stop();
+    }
+  });
+});
