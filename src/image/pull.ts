@@ -51,8 +51,14 @@ export interface PullOptions {
   platform?: Platform;
   onEvent?: (e: PullEvent) => void;
   signal?: AbortSignal;
-  /** Attempts per layer for transient failures (cut connections, digest mismatch). */
+  /**
+   * Attempts per layer after a cut connection or reset (default 8: with the backoff, about
+   * 16 s of patience, which rides out a registry or proxy that stalls for a few seconds),
+   * and after corrupted content (default 3: a registry that keeps serving wrong bytes is
+   * not going to heal).
+   */
   layerAttempts?: number;
+  corruptAttempts?: number;
   /** Layers fetched at once. */
   concurrency?: number;
   retryDelayMs?: number;
@@ -192,7 +198,9 @@ class LayerFetcher {
       this.emit({ type: 'layer-done', digest: desc.digest, size: desc.size, status: 'Already exists' });
       return;
     }
-    const attempts = this.opts.layerAttempts ?? 5;
+    const attempts = this.opts.layerAttempts ?? 8;
+    const corruptAttempts = this.opts.corruptAttempts ?? 3;
+    let corrupt = 0;
     let streamedUnpack = false;
     for (let attempt = 1; ; attempt++) {
       const w = await this.store.ingest(desc);
@@ -248,7 +256,8 @@ class LayerFetcher {
         await w.abort(!mismatch && isTransient(e)).catch(() => {});
         if (unpackDone) await unpackDone.catch(() => {});
         streamedUnpack = false;
-        if (!isTransient(e) || attempt >= attempts || this.opts.signal?.aborted) throw wrap(`layer ${desc.digest}`, e);
+        if (mismatch) corrupt++;
+        if (!isTransient(e) || attempt >= attempts || corrupt >= corruptAttempts || this.opts.signal?.aborted) throw wrap(`layer ${desc.digest}`, e);
         this.emit({ type: 'retry', digest: desc.digest, attempt: attempt + 1, reason: (e as Error).message });
         await new Promise((r) => setTimeout(r, Math.min((this.opts.retryDelayMs ?? 200) * 2 ** (attempt - 1), 5000)));
       }
