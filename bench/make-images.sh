@@ -64,17 +64,8 @@ mkdir -p "$IMAGES" "$CACHE" "$STAGE"
 exec 9> "$BENCH_DIR/.make-images.lock"
 flock -w 1800 9 || bench_die "another make-images.sh holds $BENCH_DIR/.make-images.lock"
 
-apt_mirror() {
-  local f u
-  for f in /etc/apt/sources.list.d/*.sources; do
-    [ -f "$f" ] || continue
-    u=$(sed -n 's/^URIs:[[:space:]]*//p' "$f" | tr ' ' '\n' | grep -E '^https?://.*/debian/?$' | head -n1 || true)
-    [ -n "$u" ] && { echo "$u"; return; }
-  done
-  u=$(grep -hE '^deb[[:space:]]' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-      awk '{for (i = 2; i <= NF; i++) if ($i ~ /^https?:\/\/.*\/debian\/?$/) {print $i; exit}}' || true)
-  echo "${u:-http://deb.debian.org/debian}"
-}
+# shellcheck source=scripts/lib/apt-mirror.sh
+source "$(dirname "${BASH_SOURCE[0]}")/../scripts/lib/apt-mirror.sh"
 MIRROR=${MIRROR:-$(apt_mirror)}
 
 # layer_tar DIR OUT - PAX tar of DIR's contents: sorted names without "./",

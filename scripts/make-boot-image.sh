@@ -49,17 +49,8 @@ if [ ${#need[@]} -gt 0 ]; then
     { apt-get update -q > /dev/null && apt-get install -y -q "${need[@]}" > /dev/null; }
 fi
 
-apt_mirror() {
-  local f u
-  for f in /etc/apt/sources.list.d/*.sources; do
-    [ -f "$f" ] || continue
-    u=$(sed -n 's/^URIs:[[:space:]]*//p' "$f" | tr ' ' '\n' | grep -E '^https?://.*/debian/?$' | head -n1 || true)
-    [ -n "$u" ] && { echo "$u"; return; }
-  done
-  u=$(grep -hE '^deb[[:space:]]' /etc/apt/sources.list /etc/apt/sources.list.d/*.list 2>/dev/null |
-      awk '{for (i = 2; i <= NF; i++) if ($i ~ /^https?:\/\/.*\/debian\/?$/) {print $i; exit}}' || true)
-  echo "${u:-http://deb.debian.org/debian}"
-}
+# shellcheck source=scripts/lib/apt-mirror.sh
+source "$(dirname "${BASH_SOURCE[0]}")/lib/apt-mirror.sh"
 MIRROR=${MIRROR:-$(apt_mirror)}
 
 work=$(mktemp -d "$(dirname "$OUT")/.boot-image.XXXXXX")
