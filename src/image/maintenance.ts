@@ -7,13 +7,12 @@
 import { join, resolve } from 'node:path';
 import type { Digest } from '../base/digest.ts';
 import { BerthError } from '../base/errors.ts';
-import { fsckBlobs, gcBlobs, reachableFrom, type LocalStore } from '../content/index.ts';
+import { fsckBlobs, gcBlobs, type LocalStore } from '../content/index.ts';
 import type { ContentStore } from '../content/types.ts';
 import type { Manifest, ImageConfig } from '../oci/types.ts';
 import type { SnapshotStore } from '../snapshot/index.ts';
 import { chainIds } from '../oci/chain-id.ts';
 import type { LocalImage } from './local.ts';
-import { listImages } from './local.ts';
 
 export interface MaintenanceServices {
   root: string;
@@ -95,14 +94,10 @@ export interface FsckFinding {
 export async function fsckStore(svc: MaintenanceServices, opts: { repair: boolean }): Promise<FsckFinding[]> {
   const findings: FsckFinding[] = [];
   const store = svc.store as LocalStore;
+  // fsckBlobs hashes every blob and walks index.json → manifests → configs and layers.
   for (const f of await fsckBlobs(store)) {
     if (f.kind === 'missing-child') continue; // other platforms of an index are not pulled
     findings.push({ kind: f.kind, message: f.message, digest: f.digest, ref: f.ref });
-  }
-  const reach = await reachableFrom(store, (await store.listRefs()).map((r) => r.descriptor));
-  for (const f of reach.findings) {
-    if (f.kind === 'missing-child') continue;
-    if (!findings.some((x) => x.kind === f.kind && x.digest === f.digest)) findings.push({ kind: f.kind, message: f.message, digest: f.digest, ref: f.ref });
   }
   if (svc.unpacker) {
     const s = snapshots(svc);
@@ -152,7 +147,6 @@ export async function unmountImage(svc: MaintenanceServices, what: string): Prom
   await umountImage(s, target);
 }
 
-export { listImages };
 
 /** Builds any missing layer snapshot of the image named by manifest digest (after import). */
 export async function ensureSnapshots(svc: MaintenanceServices, manifestDigest: Digest): Promise<number> {

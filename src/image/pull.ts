@@ -19,7 +19,7 @@ import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BerthError, isBerthError, wrap } from '../base/errors.ts';
 import { sha256, type Digest } from '../base/digest.ts';
-import { MT, isIndexType, isManifestType, layerCompression } from '../oci/media-types.ts';
+import { isIndexType, isManifestType, layerCompression } from '../oci/media-types.ts';
 import type { Descriptor, ImageConfig, Index, Manifest, Platform } from '../oci/types.ts';
 import type { ContentStore } from '../content/types.ts';
 import type { ImageReference } from '../reference/index.ts';
@@ -287,4 +287,3 @@ async function runLimited(tasks: Array<() => Promise<void>>, limit: number): Pro
   if (failed !== undefined) throw failed;
 }
 
-export { MT };

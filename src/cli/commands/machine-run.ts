@@ -8,7 +8,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import type { GlobalOptions } from '../program.ts';
-import { openServices } from '../services.ts';
+import { openServices, type Services } from '../services.ts';
 import { BerthError, isBerthError } from '../../base/errors.ts';
 import { buildSpec, type RunFlags } from '../../container/build-spec.ts';
 import { generateName } from '../../container/names.ts';
@@ -50,8 +50,7 @@ export interface RunCliFlags {
   network?: string;
 }
 
-async function imageFor(g: GlobalOptions, ref: string): Promise<LocalImage> {
-  const svc = await openServices(g, { unpack: false });
+async function imageFor(svc: Services, g: GlobalOptions, ref: string): Promise<LocalImage> {
   try {
     return await resolveOne(svc.store, ref);
   } catch (e) {
@@ -111,9 +110,9 @@ async function prepare(ref: string, args: string[], f: RunCliFlags, g: GlobalOpt
       f.name = generateName((n) => taken.has(n));
     }
   }
-  const image = await imageFor(g, ref);
-  const spec = await specFrom(image, ref, args, f);
   const svc = await openServices(g, { unpack: false });
+  const image = await imageFor(svc, g, ref);
+  const spec = await specFrom(image, ref, args, f);
   const ctx: MachineContext = { berthRoot: svc.root, snapshots: new SnapshotStore(`${svc.root}/snapshots`) };
   const created = await createMachine(ctx, spec, { keepMounted });
   return { spec, ctx, created };
