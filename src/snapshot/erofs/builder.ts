@@ -1,0 +1,745 @@
+/**
+ * @module snapshot/erofs/builder
+ * Builds one EROFS image from one layer's tar stream, in a single pass over the stream:
+ *
+ *   block 0            superblock (written last: a torn image has no magic)
+ *   data area          file data in arrival order, written as it streams (holes of
+ *                      sparse files stay holes in the image file)
+ *   directory blocks   full dirent blocks (small directories live inline, in meta)
+ *   shared xattrs      entries carried by ≥ 2 inodes
+ *   meta area          inodes (root first: its nid is 16 bits), each followed by its
+ *                      xattrs and its inline tail (last partial block of data)
+ *
+ * Every header is checked by LayerValidator first. The layer's final state is an
+ * in-memory tree (LayerTree): a replaced entry takes its children, whiteouts, opaque
+ * marker and hardlink name with it by construction, and no host path is ever involved,
+ * so building needs no privilege (owners and device numbers are just fields).
+ * OCI whiteouts become overlay whiteouts (char 0/0), opaque markers the xattr
+ * `<prefix>opaque=y`; overlay xattrs carried by the layer itself are dropped (a layer
+ * must not steer overlayfs), as are xattrs outside the namespaces EROFS can name.
+ *
+ * Memory: the tree (≈ 200-300 bytes per entry) plus the inline tails (< 4 KiB per file),
+ * which spill to a scratch file beyond TAIL_MEMORY; file data never stays in memory.
+ */
+import { closeSync, openSync, readSync, writeSync, unlinkSync } from 'node:fs';
+import type { FileHandle } from 'node:fs/promises';
+import { BerthError, fromSystemError } from '../../base/errors.ts';
+import { LayerValidator, normalizeEntryPath, WH_META_PREFIX, WH_OPAQUE, WH_PREFIX } from '../validate.ts';
+import type { ExtractPolicy } from '../types.ts';
+import {
+  BLOCK, COMPACT_SIZE, DIRENT_SIZE, EXTENDED_SIZE, LAYOUT_FLAT_INLINE, LAYOUT_FLAT_PLAIN, NAME_MAX, SLOT, SUPER_OFFSET,
+  S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, XATTR_IBODY_HEADER, align, encodeDev, encodeSuperBlock, fileType,
+  writeCompactInode, writeExtendedInode, writeXattrEntry, xattrEntrySize, xattrIndex, type InodeFields,
+} from './format.ts';
+import type { TarEntry, TarSink } from './tar.ts';
+
+const TAIL_CHUNK = 4 << 20;
+/** Inline tails kept in memory before spilling to the scratch file. */
+const TAIL_MEMORY = 128 << 20;
+/** Data bytes buffered before a write is issued, and in flight before the parser waits. */
+const WRITE_BATCH = 4 << 20;
+const MAX_INFLIGHT = 32 << 20;
+const MAX_SYMLINK = 4095;
+
+class Inode {
+  mode = 0;
+  uid = 0;
+  gid = 0;
+  mtime = 0;
+  mtimeNsec = 0;
+  size = 0;
+  /** First data block (files, symlinks, dirs) or encoded rdev (devices). */
+  iu = 0;
+  /** Offset of the inline tail in the TailStore; -1: none (FLAT_PLAIN). */
+  tail = -1;
+  xattrs: number[] | null = null;
+  children: Map<string, Inode> | null = null;
+  whiteouts: Set<string> | null = null;
+  opaque = false;
+  nlink = 0;
+  nid = 0;
+  // directory layout (finish)
+  parent: Inode | null = null;
+  names: string[] | null = null;
+  blockStarts: number[] | null = null;
+}
+
+/** Append-only store of small tails: 4 MiB chunks, the oldest spilled to a file when big. */
+class TailStore {
+  private readonly chunks: Array<Buffer | null> = [];
+  private fill = TAIL_CHUNK;
+  private inMemory = 0;
+  private spillFd = -1;
+  private readonly spillPath: string;
+  private spilled = 0; // chunks[0..spilled) are in the file
+  private cacheIdx = -1;
+  private cache: Buffer | null = null;
+
+  constructor(spillPath: string) {
+    this.spillPath = spillPath;
+  }
+
+  append(b: Buffer): number {
+    if (this.fill + b.length > TAIL_CHUNK) {
+      this.chunks.push(Buffer.allocUnsafe(TAIL_CHUNK));
+      this.fill = 0;
+      this.inMemory += TAIL_CHUNK;
+      while (this.inMemory > TAIL_MEMORY) this.spillOne();
+    }
+    const idx = this.chunks.length - 1;
+    b.copy(this.chunks[idx] as Buffer, this.fill);
+    const off = idx * TAIL_CHUNK + this.fill;
+    this.fill += b.length;
+    return off;
+  }
+
+  private spillOne(): void {
+    if (this.spillFd < 0) {
+      this.spillFd = openSync(this.spillPath, 'w+', 0o600);
+      unlinkSync(this.spillPath); // lives as long as the fd: nothing to clean up
+    }
+    const c = this.chunks[this.spilled] as Buffer;
+    writeSync(this.spillFd, c, 0, c.length, this.spilled * TAIL_CHUNK);
+    this.chunks[this.spilled] = null;
+    this.spilled++;
+    this.inMemory -= TAIL_CHUNK;
+  }
+
+  get(off: number, len: number): Buffer {
+    const idx = Math.floor(off / TAIL_CHUNK);
+    const at = off - idx * TAIL_CHUNK;
+    let c = this.chunks[idx];
+    if (!c) {
+      if (this.cacheIdx !== idx) {
+        this.cache ??= Buffer.allocUnsafe(TAIL_CHUNK);
+        readSync(this.spillFd, this.cache, 0, TAIL_CHUNK, idx * TAIL_CHUNK);
+        this.cacheIdx = idx;
+      }
+      c = this.cache as Buffer;
+    }
+    return c.subarray(at, at + len);
+  }
+
+  close(): void {
+    if (this.spillFd >= 0) closeSync(this.spillFd);
+    this.spillFd = -1;
+  }
+}
+
+/** Sequential positional writer with batching and a bound on bytes in flight. */
+class ImageWriter {
+  readonly fh: FileHandle;
+  pos = BLOCK; // block 0 is the superblock, written last
+  private pending: Buffer[] = [];
+  private pendingStart = 0;
+  private pendingLen = 0;
+  private readonly inflight = new Set<Promise<void>>();
+  private inflightBytes = 0;
+  private error: unknown;
+  writeMs = 0;
+
+  constructor(fh: FileHandle) {
+    this.fh = fh;
+  }
+
+  write(b: Buffer): void {
+    if (b.length === 0) return;
+    if (this.pendingLen === 0) this.pendingStart = this.pos;
+    this.pending.push(b);
+    this.pendingLen += b.length;
+    this.pos += b.length;
+    if (this.pendingLen >= WRITE_BATCH) this.flush();
+  }
+
+  /** Advances without writing (a hole in the image file reads as zeros). */
+  skip(n: number): void {
+    if (n === 0) return;
+    this.flush();
+    this.pos += n;
+  }
+
+  flush(): void {
+    if (this.pendingLen === 0) return;
+    const bufs = this.pending.length > 64 ? [Buffer.concat(this.pending, this.pendingLen)] : this.pending;
+    const start = this.pendingStart;
+    const len = this.pendingLen;
+    this.pending = [];
+    this.pendingLen = 0;
+    this.inflightBytes += len;
+    const t0 = performance.now();
+    const p = writeAll(this.fh, bufs, start).then(
+      () => {
+        this.writeMs += performance.now() - t0;
+      },
+      (e: unknown) => {
+        this.error ??= e;
+      },
+    ).finally(() => {
+      this.inflight.delete(p);
+      this.inflightBytes -= len;
+    });
+    this.inflight.add(p);
+  }
+
+  /** Resolves once few enough bytes are in flight; rejects with the first write error. */
+  async backpressure(limit = MAX_INFLIGHT): Promise<void> {
+    while (this.inflightBytes > limit && this.inflight.size > 0) await Promise.race(this.inflight);
+    if (this.error !== undefined) throw fromSystemError(this.error);
+  }
+
+  async drain(): Promise<void> {
+    this.flush();
+    await this.backpressure(0);
+  }
+}
+
+async function writeAll(fh: FileHandle, bufs: Buffer[], pos: number): Promise<void> {
+  let { bytesWritten } = await fh.writev(bufs, pos);
+  const total = bufs.reduce((s, b) => s + b.length, 0);
+  if (bytesWritten === total) return;
+  const rest = Buffer.concat(bufs, total).subarray(bytesWritten);
+  let off = 0;
+  while (off < rest.length) {
+    ({ bytesWritten } = await fh.write(rest, off, rest.length - off, pos + bytesWritten + off));
+    off += bytesWritten;
+  }
+}
+
+function hostile(name: string, why: string): BerthError {
+  const shown = Buffer.from(name, 'latin1').toString('utf8');
+  return new BerthError('HOSTILE_LAYER', `hostile layer: entry "${shown}": ${why}`, { details: { entry: shown } });
+}
+
+export interface BuildStats {
+  entries: number;
+  inodes: number;
+  /** Image size in bytes. */
+  imageBytes: number;
+  /** Milliseconds spent parsing + validating + tree building (synchronous CPU). */
+  parseMs: number;
+  /** Milliseconds spent laying out and writing metadata at the end. */
+  finishMs: number;
+}
+
+/**
+ * The TarSink that turns entries into the image. Use: feed a TarParser with it, await
+ * `backpressure()` between chunks, then `finish()`. On error, close the file handle
+ * and remove the image (the caller owns both).
+ */
+export class LayerImageBuilder implements TarSink {
+  private readonly validator: LayerValidator;
+  private readonly policy: ExtractPolicy;
+  private readonly out: ImageWriter;
+  private readonly tails: TailStore;
+  private readonly root = new Inode();
+  private readonly leaves: Inode[] = [];
+  private dirCount = 1;
+  // xattr interning
+  private readonly xKeys = new Map<string, number>();
+  private readonly xIndex: number[] = [];
+  private readonly xSuffix: Buffer[] = [];
+  private readonly xValue: Buffer[] = [];
+  // current file receiving data
+  private cur: Inode | null = null;
+  private curPos = 0;
+  private curPlain = 0;
+  private curTail: Buffer | null = null;
+  private curSkip = false;
+
+  constructor(fh: FileHandle, policy: ExtractPolicy, spillPath: string) {
+    this.policy = policy;
+    this.validator = new LayerValidator(policy);
+    this.out = new ImageWriter(fh);
+    this.tails = new TailStore(spillPath);
+    this.root.mode = S_IFDIR | 0o755;
+    this.root.children = new Map();
+  }
+
+  get entries(): number {
+    return this.validator.entries;
+  }
+
+  backpressure(): Promise<void> | undefined {
+    return this.out.backpressure();
+  }
+
+  // ------------------------------------------------------------------ TarSink
+
+  entry(e: TarEntry): void {
+    this.validator.check({
+      name: e.name, type: e.type, size: e.size, linkname: e.linkname, devmajor: e.devmajor, devminor: e.devminor,
+      pax: e.sparse ? { 'GNU.sparse.realsize': String(e.realSize) } : null,
+    });
+    const path = normalizeEntryPath(e.name);
+    this.cur = null;
+    this.curSkip = true;
+    if (path === '') {
+      this.setMeta(this.root, e, S_IFDIR);
+      return;
+    }
+    const slash = path.lastIndexOf('/');
+    const base = path.slice(slash + 1);
+    if (base.length > NAME_MAX) throw hostile(e.name, `name component longer than ${NAME_MAX} bytes`);
+    const dir = this.parentDir(e.name, slash < 0 ? '' : path.slice(0, slash));
+    if (base.startsWith(WH_PREFIX)) {
+      if (base === WH_OPAQUE) dir.opaque = true;
+      else if (!base.startsWith(WH_META_PREFIX)) (dir.whiteouts ??= new Set()).add(base.slice(WH_PREFIX.length));
+      return; // a whiteout's own data (if any) is dropped
+    }
+    const kids = dir.children as Map<string, Inode>;
+    const existing = kids.get(base);
+    switch (e.type) {
+      case 'directory': {
+        if (existing?.children) {
+          this.setMeta(existing, e, S_IFDIR); // re-added directory: keeps its children
+          return;
+        }
+        const d = new Inode();
+        d.children = new Map();
+        this.setMeta(d, e, S_IFDIR);
+        kids.set(base, d);
+        this.dirCount++;
+        return;
+      }
+      case 'link': {
+        const target = this.lookup(e.name, normalizeEntryPath(e.linkname));
+        kids.set(base, target);
+        return;
+      }
+      case 'symlink': {
+        const target = Buffer.from(e.linkname, 'latin1');
+        if (target.length > MAX_SYMLINK) throw hostile(e.name, `symlink target longer than ${MAX_SYMLINK} bytes`);
+        const n = this.leaf(e, S_IFLNK);
+        n.size = target.length;
+        if (this.inlinable(n, target.length)) {
+          n.tail = this.tails.append(target);
+        } else {
+          n.iu = this.out.pos / BLOCK;
+          this.out.write(target);
+          this.out.skip(align(target.length, BLOCK) - target.length);
+        }
+        kids.set(base, n);
+        return;
+      }
+      case 'character-device':
+      case 'block-device': {
+        const n = this.leaf(e, e.type === 'block-device' ? S_IFBLK : S_IFCHR);
+        n.iu = encodeDev(e.devmajor, e.devminor);
+        kids.set(base, n);
+        return;
+      }
+      case 'fifo':
+        kids.set(base, this.leaf(e, S_IFIFO));
+        return;
+      case 'file':
+      case 'contiguous-file': {
+        const n = this.leaf(e, S_IFREG);
+        n.size = e.realSize;
+        const tailLen = n.size % BLOCK;
+        const inline = tailLen > 0 && this.inlinable(n, tailLen);
+        this.curPlain = inline ? n.size - tailLen : n.size;
+        this.curTail = inline ? Buffer.alloc(tailLen) : null;
+        this.curPos = 0;
+        n.iu = this.out.pos / BLOCK;
+        this.cur = n;
+        this.curSkip = false;
+        kids.set(base, n);
+        return;
+      }
+      default:
+        // the validator refuses every other type
+        throw new BerthError('UNSUPPORTED', `layer entry "${e.name}": unsupported tar entry type`);
+    }
+  }
+
+  data(b: Buffer): void {
+    const n = this.cur;
+    if (!n) {
+      if (this.curSkip) return;
+      throw new BerthError('CORRUPT', 'layer is not a valid tar: data outside a file');
+    }
+    let p = 0;
+    if (this.curPos < this.curPlain) {
+      const k = Math.min(b.length, this.curPlain - this.curPos);
+      this.out.write(k === b.length ? b : b.subarray(0, k));
+      p = k;
+      this.curPos += k;
+    }
+    if (p < b.length) {
+      const tail = this.curTail;
+      const at = this.curPos - this.curPlain;
+      if (!tail || at + b.length - p > tail.length) throw new BerthError('CORRUPT', 'layer is not a valid tar: file data beyond its size');
+      b.copy(tail, at, p);
+      this.curPos += b.length - p;
+    }
+  }
+
+  hole(len: number): void {
+    const n = this.cur;
+    if (!n) return;
+    let left = len;
+    if (this.curPos < this.curPlain) {
+      const k = Math.min(left, this.curPlain - this.curPos);
+      this.out.skip(k);
+      this.curPos += k;
+      left -= k;
+    }
+    if (left > 0) {
+      // the tail buffer is zero-filled already
+      if (!this.curTail || this.curPos - this.curPlain + left > this.curTail.length) {
+        throw new BerthError('CORRUPT', 'layer is not a valid tar: sparse hole beyond the file size');
+      }
+      this.curPos += left;
+    }
+  }
+
+  end(): void {
+    const n = this.cur;
+    this.cur = null;
+    if (!n) return;
+    if (this.curPos !== n.size) throw new BerthError('CORRUPT', 'layer is not a valid tar: file shorter than its size');
+    if (this.curTail) {
+      n.tail = this.tails.append(this.curTail);
+      this.curTail = null;
+    } else {
+      this.out.skip(align(n.size, BLOCK) - n.size); // FLAT_PLAIN: the last block is padded
+    }
+  }
+
+  // ------------------------------------------------------------------ tree
+
+  private setMeta(n: Inode, e: TarEntry, type: number): void {
+    n.mode = type | (e.mode & 0o7777);
+    n.uid = e.uid;
+    n.gid = e.gid;
+    n.mtime = e.mtime;
+    n.mtimeNsec = e.mtimeNsec;
+    n.xattrs = this.internXattrs(e.xattrs);
+  }
+
+  private leaf(e: TarEntry, type: number): Inode {
+    const n = new Inode();
+    this.setMeta(n, e, type);
+    this.leaves.push(n);
+    return n;
+  }
+
+  /** The directory at `path` (created with 0755 root:root when missing). */
+  private parentDir(rawName: string, path: string): Inode {
+    let d = this.root;
+    if (path === '') return d;
+    for (const c of path.split('/')) {
+      const kids = d.children as Map<string, Inode>;
+      let next = kids.get(c);
+      if (!next) {
+        if (c.length > NAME_MAX) throw hostile(rawName, `name component longer than ${NAME_MAX} bytes`);
+        next = new Inode();
+        next.mode = S_IFDIR | 0o755;
+        next.children = new Map();
+        kids.set(c, next);
+        this.dirCount++;
+      } else if (!next.children) {
+        throw hostile(rawName, `parent "${c}" is not a directory of this layer`);
+      }
+      d = next;
+    }
+    return d;
+  }
+
+  /** A hardlink target: an existing non-directory, reached through directories only. */
+  private lookup(rawName: string, path: string): Inode {
+    let d = this.root;
+    const parts = path === '' ? [] : path.split('/');
+    for (let i = 0; i < parts.length; i++) {
+      const next = (d.children as Map<string, Inode>).get(parts[i] as string);
+      if (!next) break;
+      if (i === parts.length - 1) {
+        if (next.children) break;
+        return next;
+      }
+      if (!next.children) break;
+      d = next;
+    }
+    throw hostile(rawName, 'hardlink target is not an earlier non-directory entry of this layer');
+  }
+
+  private internXattrs(list: Array<[string, Buffer]>): number[] | null {
+    if (list.length === 0) return null;
+    const byName = new Map<string, Buffer>();
+    for (const [name, value] of list) byName.set(name, value); // a repeated name: the last wins
+    const ids: number[] = [];
+    for (const [name, value] of byName) {
+      if (name.startsWith('trusted.overlay.') || name.startsWith('user.overlay.')) continue;
+      const x = xattrIndex(name);
+      if (!x || x.suffix.length > 255 || value.length > 0xffff) continue;
+      ids.push(this.intern(x.index, x.suffix, value));
+    }
+    return ids.length ? ids : null;
+  }
+
+  private intern(index: number, suffix: string, value: Buffer): number {
+    const key = `${index}:${suffix}\0${value.toString('latin1')}`;
+    let id = this.xKeys.get(key);
+    if (id === undefined) {
+      id = this.xIndex.length;
+      this.xKeys.set(key, id);
+      this.xIndex.push(index);
+      this.xSuffix.push(Buffer.from(suffix, 'latin1'));
+      this.xValue.push(value);
+    }
+    return id;
+  }
+
+  private xattrWorst(n: Inode): number {
+    if (!n.xattrs) return 0;
+    let s = XATTR_IBODY_HEADER;
+    for (const id of n.xattrs) s += xattrEntrySize((this.xSuffix[id] as Buffer).length, (this.xValue[id] as Buffer).length);
+    return s;
+  }
+
+  private inlinable(n: Inode, tailLen: number): boolean {
+    return EXTENDED_SIZE + this.xattrWorst(n) + tailLen <= BLOCK;
+  }
+
+  // ------------------------------------------------------------------ finish
+
+  async finish(): Promise<BuildStats> {
+    const t0 = performance.now();
+    const out = this.out;
+    const prefix = this.policy.xattrPrefix;
+    const opaqueId = this.intern(prefix === 'trusted.overlay.' ? 4 : 1, 'overlay.opaque', Buffer.from('y'));
+
+    // 1. walk the tree: whiteouts become char 0/0 children, directories in BFS order, nlinks
+    const dirs: Inode[] = [this.root];
+    this.root.parent = this.root;
+    for (let i = 0; i < dirs.length; i++) {
+      const d = dirs[i] as Inode;
+      const kids = d.children as Map<string, Inode>;
+      if (d.whiteouts) {
+        for (const w of d.whiteouts) {
+          if (kids.has(w)) continue; // the layer's own entry wins over its whiteout
+          const wh = new Inode();
+          wh.mode = S_IFCHR;
+          this.leaves.push(wh);
+          kids.set(w, wh);
+        }
+      }
+      if (d.opaque) d.xattrs = [...(d.xattrs ?? []).filter((x) => x !== opaqueId), opaqueId];
+      let sub = 0;
+      for (const k of kids.values()) {
+        if (k.children) {
+          k.parent = d;
+          dirs.push(k);
+          sub++;
+        } else {
+          k.nlink++;
+        }
+      }
+      d.nlink = 2 + sub;
+    }
+    const leaves = this.leaves.filter((n) => n.nlink > 0);
+    const all = dirs.concat(leaves);
+
+    // 2. shared xattrs: (name, value) pairs carried by two or more inodes
+    const refs = new Uint32Array(this.xIndex.length);
+    for (const n of all) if (n.xattrs) for (const id of n.xattrs) refs[id] = (refs[id] as number) + 1;
+    const sharedId = new Int32Array(this.xIndex.length).fill(-1);
+    const sharedList: number[] = [];
+    let xpos = 0;
+    for (let id = 0; id < refs.length; id++) {
+      if ((refs[id] as number) < 2) continue;
+      const sz = xattrEntrySize((this.xSuffix[id] as Buffer).length, (this.xValue[id] as Buffer).length);
+      if ((xpos % BLOCK) + sz > BLOCK) xpos = align(xpos, BLOCK);
+      sharedId[id] = xpos / 4;
+      sharedList.push(id);
+      xpos += sz;
+    }
+    const xattrSize = (n: Inode): number => {
+      if (!n.xattrs) return 0;
+      let s = XATTR_IBODY_HEADER;
+      for (const id of n.xattrs) {
+        s += (sharedId[id] as number) >= 0 ? 4 : xattrEntrySize((this.xSuffix[id] as Buffer).length, (this.xValue[id] as Buffer).length);
+      }
+      return s;
+    };
+
+    // 3. build time = the most common mtime, so those inodes can be compact
+    const counts = new Map<string, number>();
+    let bestKey = '0.0';
+    let best = 0;
+    for (const n of all) {
+      const k = `${n.mtime}.${n.mtimeNsec}`;
+      const c = (counts.get(k) ?? 0) + 1;
+      counts.set(k, c);
+      if (c > best) {
+        best = c;
+        bestKey = k;
+      }
+    }
+    const dot = bestKey.lastIndexOf('.');
+    const buildTime = Number(bestKey.slice(0, dot));
+    const buildNsec = Number(bestKey.slice(dot + 1));
+    const compact = (n: Inode): boolean =>
+      n.mtime === buildTime && n.mtimeNsec === buildNsec && n.uid <= 0xffff && n.gid <= 0xffff && n.nlink <= 0xffff && n.size <= 0xffffffff;
+    const isize = (n: Inode): number => (compact(n) ? COMPACT_SIZE : EXTENDED_SIZE);
+
+    // 4. directory sizes (names only), full blocks after the file data
+    out.flush();
+    let blk = out.pos / BLOCK;
+    const dirTail = new Map<Inode, number>(); // inline tail length of a directory
+    for (const d of dirs) {
+      const kids = d.children as Map<string, Inode>;
+      const names = [...kids.keys(), '.', '..'].sort();
+      const starts = [0];
+      let used = 0;
+      for (let i = 0; i < names.length; i++) {
+        const need = DIRENT_SIZE + (names[i] as string).length;
+        if (used + need > BLOCK) {
+          starts.push(i);
+          used = 0;
+        }
+        used += need;
+      }
+      d.names = names;
+      d.blockStarts = starts;
+      d.size = (starts.length - 1) * BLOCK + used;
+      if (d.size > 0xffffffff) throw new BerthError('UNSUPPORTED', 'layer has a directory too large for EROFS');
+      const inline = isize(d) + xattrSize(d) + used <= BLOCK;
+      const full = inline ? starts.length - 1 : starts.length;
+      if (inline) dirTail.set(d, used);
+      d.iu = full > 0 ? blk : 0;
+      blk += full;
+    }
+
+    // 5. shared xattr area, 6. meta area: positions (nids)
+    const xattrBlk = sharedList.length ? blk : 0;
+    blk += Math.ceil(xpos / BLOCK);
+    const metaBlk = blk;
+    let pos = 0;
+    for (const n of all) {
+      const tail = n.children ? (dirTail.get(n) ?? 0) : n.tail >= 0 ? n.size % BLOCK : 0;
+      const rec = isize(n) + xattrSize(n) + tail;
+      if (rec > BLOCK) throw new BerthError('UNSUPPORTED', 'layer entry has more than 4 KiB of xattrs (not supported by this EROFS writer)');
+      if ((pos % BLOCK) + rec > BLOCK) pos = align(pos, BLOCK);
+      n.nid = pos / SLOT;
+      pos = align(pos + rec, SLOT);
+    }
+    if (this.root.nid !== 0) throw new Error('bug: root inode not first');
+    const metaBlocks = Math.ceil(pos / BLOCK);
+    const totalBlocks = metaBlk + metaBlocks;
+    if (totalBlocks > 0xffffffff) throw new BerthError('UNSUPPORTED', 'layer too large for an EROFS image (16 TiB)');
+
+    // 7. write directory blocks
+    const dirBlock = Buffer.alloc(BLOCK);
+    for (const d of dirs) {
+      const starts = d.blockStarts as number[];
+      const full = dirTail.has(d) ? starts.length - 1 : starts.length;
+      if (full === 0) continue;
+      out.skip(d.iu * BLOCK - out.pos);
+      for (let b = 0; b < full; b++) {
+        dirBlock.fill(0);
+        this.encodeDirBlock(d, b, dirBlock, 0);
+        out.write(Buffer.from(dirBlock));
+      }
+    }
+    // 8. shared xattrs
+    if (sharedList.length) {
+      out.skip(xattrBlk * BLOCK - out.pos);
+      const area = Buffer.alloc(align(xpos, BLOCK));
+      for (const id of sharedList) {
+        writeXattrEntry(area, (sharedId[id] as number) * 4, this.xIndex[id] as number, this.xSuffix[id] as Buffer, this.xValue[id] as Buffer);
+      }
+      out.write(area);
+    }
+    // 9. meta area, in 4 MiB pieces
+    out.skip(metaBlk * BLOCK - out.pos);
+    const PIECE = 4 << 20;
+    let piece = Buffer.alloc(PIECE);
+    let pieceStart = 0; // meta offset of piece[0]
+    let ino = 0;
+    for (const n of all) {
+      const at = n.nid * SLOT;
+      const tail = n.children ? (dirTail.get(n) ?? 0) : n.tail >= 0 ? n.size % BLOCK : 0;
+      const xs = xattrSize(n);
+      const rec = isize(n) + xs + tail;
+      if (at + rec > pieceStart + PIECE) {
+        // records never cross a block, and PIECE is whole blocks: cut at the record's block
+        // (the part of that block already filled moves to the new piece)
+        const cut = Math.floor(at / BLOCK) * BLOCK;
+        const keep = piece.subarray(cut - pieceStart, Math.min(PIECE, at - pieceStart));
+        out.write(piece.subarray(0, cut - pieceStart));
+        piece = Buffer.alloc(PIECE);
+        keep.copy(piece, 0);
+        pieceStart = cut;
+      }
+      let o = at - pieceStart;
+      const f: InodeFields = {
+        mode: n.mode, nlink: n.nlink, size: n.size, iu: n.iu, ino: ++ino, uid: n.uid, gid: n.gid,
+        mtime: n.mtime, mtimeNsec: n.mtimeNsec, xattrIcount: xs ? (xs - XATTR_IBODY_HEADER) / 4 + 1 : 0,
+        layout: tail > 0 ? LAYOUT_FLAT_INLINE : LAYOUT_FLAT_PLAIN,
+      };
+      if (compact(n)) writeCompactInode(piece, o, f);
+      else writeExtendedInode(piece, o, f);
+      o += isize(n);
+      if (n.xattrs) {
+        const shared = n.xattrs.filter((id) => (sharedId[id] as number) >= 0);
+        piece.writeUInt32LE(0, o);
+        piece[o + 4] = shared.length;
+        o += XATTR_IBODY_HEADER;
+        for (const id of shared) {
+          piece.writeUInt32LE(sharedId[id] as number, o);
+          o += 4;
+        }
+        for (const id of n.xattrs) {
+          if ((sharedId[id] as number) >= 0) continue;
+          o = writeXattrEntry(piece, o, this.xIndex[id] as number, this.xSuffix[id] as Buffer, this.xValue[id] as Buffer);
+        }
+      }
+      if (tail > 0) {
+        if (n.children) this.encodeDirBlock(n, (n.blockStarts as number[]).length - 1, piece, o);
+        else this.tails.get(n.tail, tail).copy(piece, o);
+      }
+    }
+    out.write(piece.subarray(0, metaBlocks * BLOCK - pieceStart));
+    await out.drain();
+    this.tails.close();
+
+    // 10. superblock last
+    const block0 = Buffer.alloc(BLOCK);
+    encodeSuperBlock({
+      rootNid: this.root.nid, inodes: all.length, buildTime, buildTimeNsec: buildNsec, blocks: totalBlocks,
+      metaBlkaddr: metaBlk, xattrBlkaddr: xattrBlk,
+    }).copy(block0, SUPER_OFFSET);
+    await writeAll(out.fh, [block0], 0);
+    await out.fh.truncate(totalBlocks * BLOCK);
+    return {
+      entries: this.validator.entries, inodes: all.length, imageBytes: totalBlocks * BLOCK,
+      parseMs: 0, finishMs: performance.now() - t0,
+    };
+  }
+
+  /** Dirents + names of block b of directory d, into buf at off. */
+  private encodeDirBlock(d: Inode, b: number, buf: Buffer, off: number): void {
+    const names = d.names as string[];
+    const starts = d.blockStarts as number[];
+    const from = starts[b] as number;
+    const to = b + 1 < starts.length ? (starts[b + 1] as number) : names.length;
+    const kids = d.children as Map<string, Inode>;
+    let nameoff = (to - from) * DIRENT_SIZE;
+    for (let i = from; i < to; i++) {
+      const name = names[i] as string;
+      const target = name === '.' ? d : name === '..' ? (d.parent as Inode) : (kids.get(name) as Inode);
+      const de = off + (i - from) * DIRENT_SIZE;
+      buf.writeBigUInt64LE(BigInt(target.nid), de);
+      buf.writeUInt16LE(nameoff, de + 8);
+      buf[de + 10] = fileType(target.mode);
+      buf[de + 11] = 0;
+      buf.write(name, off + nameoff, 'latin1');
+      nameoff += name.length;
+    }
+  }
+
+  close(): void {
+    this.tails.close();
+  }
+}

@@ -1,0 +1,504 @@
+/**
+ * @module snapshot/erofs/tar
+ * A push parser for untrusted layer tars: feed it chunks, it calls the sink synchronously
+ * with each entry's header, its file bytes in logical order (holes of sparse files as
+ * `hole(n)`), and the entry's end. Being the only parser of the stream, what it reads is by
+ * definition what gets written: there is no second parser to disagree with.
+ *
+ * Reads ustar/POSIX (prefix field), GNU (`L` long names, `K` long link names, base-256
+ * numbers), PAX local headers (path, linkpath, size, uid, gid, mtime with fraction,
+ * SCHILY.xattr.* with binary-safe values, LIBARCHIVE.xattr.*) and PAX sparse files
+ * (GNU formats 0.0, 0.1 and 1.0). Global PAX headers are ignored, like Go's archive/tar
+ * consumers (umoci). Names are kept as byte strings (latin1: one char per byte), so any
+ * byte sequence survives unchanged into the image. Anything else — old GNU sparse 'S',
+ * volume labels, multivolume, dumpdirs — is reported with type null (the validator refuses).
+ * Malformed input (bad checksum, bad numbers, truncation) is CORRUPT.
+ */
+import { BerthError } from '../../base/errors.ts';
+
+export type EntryType = 'file' | 'link' | 'symlink' | 'character-device' | 'block-device' | 'directory' | 'fifo' | 'contiguous-file';
+
+export interface TarEntry {
+  /** Member name as bytes (latin1 string), PAX/GNU long names applied; not normalised. */
+  name: string;
+  type: EntryType | null;
+  mode: number;
+  uid: number;
+  gid: number;
+  mtime: number;
+  mtimeNsec: number;
+  /** Bytes stored in the archive for this entry. */
+  size: number;
+  /** Logical file size (differs from size for sparse files). */
+  realSize: number;
+  sparse: boolean;
+  linkname: string;
+  devmajor: number;
+  devminor: number;
+  /** xattrs in archive order: name (latin1) → raw value. */
+  xattrs: Array<[string, Buffer]>;
+}
+
+export interface TarSink {
+  entry(e: TarEntry): void;
+  /** File bytes, in order (only for regular files). */
+  data(b: Buffer): void;
+  /** A run of zeros of a sparse file. */
+  hole(n: number): void;
+  end(): void;
+}
+
+const MAX_META = 16 << 20; // PAX / long-name data held in memory
+const TYPES: Record<string, EntryType> = {
+  '0': 'file', '\0': 'file', '1': 'link', '2': 'symlink', '3': 'character-device',
+  '4': 'block-device', '5': 'directory', '6': 'fifo', '7': 'contiguous-file',
+};
+
+function corrupt(msg: string): BerthError {
+  return new BerthError('CORRUPT', `layer is not a valid tar: ${msg}`);
+}
+
+function cstr(b: Buffer, start: number, len: number): string {
+  let end = start;
+  const max = start + len;
+  while (end < max && b[end] !== 0) end++;
+  return b.toString('latin1', start, end);
+}
+
+/** A tar numeric field: octal text, or GNU base-256 when the high bit is set. */
+export function parseNumber(b: Buffer, start: number, len: number, what: string): number {
+  const first = b[start] as number;
+  if (first & 0x80) {
+    const neg = first === 0xff;
+    let v = 0n;
+    for (let i = start; i < start + len; i++) {
+      const byte = i === start ? (neg ? 0xff : first & 0x7f) : (b[i] as number);
+      v = (v << 8n) | BigInt(byte);
+    }
+    if (neg) v -= 1n << BigInt(len * 8);
+    if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) throw corrupt(`${what} out of range`);
+    return Number(v);
+  }
+  let i = start;
+  const end = start + len;
+  while (i < end && b[i] === 0x20) i++;
+  let v = 0;
+  let digits = 0;
+  for (; i < end; i++) {
+    const c = b[i] as number;
+    if (c === 0 || c === 0x20) break;
+    if (c < 0x30 || c > 0x37) throw corrupt(`${what} is not an octal number`);
+    v = v * 8 + (c - 0x30);
+    digits++;
+  }
+  for (; i < end; i++) if (b[i] !== 0 && b[i] !== 0x20) throw corrupt(`${what} is not an octal number`);
+  if (digits === 0) return 0;
+  if (!Number.isSafeInteger(v)) throw corrupt(`${what} out of range`);
+  return v;
+}
+
+function checksumOk(h: Buffer): boolean {
+  const stored = parseNumber(h, 148, 8, 'checksum');
+  let unsigned = 0;
+  let signed = 0;
+  for (let i = 0; i < 512; i++) {
+    const c = i >= 148 && i < 156 ? 0x20 : (h[i] as number);
+    unsigned += c;
+    signed += c > 127 ? c - 256 : c;
+  }
+  return stored === unsigned || stored === signed;
+}
+
+function decimal(s: string, what: string): number {
+  if (!/^[0-9]{1,16}$/.test(s)) throw corrupt(`${what} "${s.slice(0, 40)}" is not a number`);
+  const v = Number(s);
+  if (!Number.isSafeInteger(v)) throw corrupt(`${what} out of range`);
+  return v;
+}
+
+/** PAX time: [-]secs[.frac] → [secs, nsec] (floor semantics for negatives). */
+function paxTime(s: string): [number, number] {
+  const m = /^(-?)([0-9]{1,15})(?:\.([0-9]*))?$/.exec(s);
+  if (!m) throw corrupt(`PAX mtime "${s.slice(0, 40)}"`);
+  let sec = Number(m[2]);
+  let nsec = Number(((m[3] ?? '') + '000000000').slice(0, 9));
+  if (m[1] === '-') {
+    sec = -sec;
+    if (nsec > 0) {
+      sec -= 1;
+      nsec = 1_000_000_000 - nsec;
+    }
+  }
+  return [sec, nsec];
+}
+
+interface Pax {
+  path?: string;
+  linkpath?: string;
+  size?: number;
+  uid?: number;
+  gid?: number;
+  mtime?: [number, number];
+  xattrs: Array<[string, Buffer]>;
+  sparseName?: string;
+  sparseMajor?: string;
+  sparseMinor?: string;
+  sparseRealSize?: number;
+  sparseMap?: number[];
+}
+
+/** Parses PAX records ("LEN key=value\n", values binary-safe). */
+export function parsePax(b: Buffer): Pax {
+  const pax: Pax = { xattrs: [] };
+  let off = 0;
+  const seq00: number[] = [];
+  while (off < b.length) {
+    if (b[off] === 0) break; // NUL padding after the records
+    const sp = b.indexOf(0x20, off);
+    if (sp < 0 || sp - off > 20) throw corrupt('PAX record without length');
+    const len = decimal(b.toString('latin1', off, sp), 'PAX record length');
+    const end = off + len;
+    if (len < sp - off + 3 || end > b.length || b[end - 1] !== 0x0a) throw corrupt('PAX record length');
+    const eq = b.indexOf(0x3d, sp + 1);
+    if (eq < 0 || eq >= end) throw corrupt('PAX record without "="');
+    const key = b.toString('latin1', sp + 1, eq);
+    const raw = b.subarray(eq + 1, end - 1);
+    off = end;
+    const value = (): string => raw.toString('latin1');
+    if (key.startsWith('SCHILY.xattr.')) {
+      pax.xattrs.push([key.slice('SCHILY.xattr.'.length), Buffer.from(raw)]);
+      continue;
+    }
+    if (key.startsWith('LIBARCHIVE.xattr.')) {
+      let name: string;
+      try {
+        name = Buffer.from(decodeURIComponent(key.slice('LIBARCHIVE.xattr.'.length)), 'utf8').toString('latin1');
+      } catch {
+        throw corrupt(`PAX xattr name "${key.slice(0, 60)}"`);
+      }
+      pax.xattrs.push([name, Buffer.from(value(), 'base64')]);
+      continue;
+    }
+    if (raw.length === 0) continue; // an empty value unsets a global default: nothing to unset
+    switch (key) {
+      case 'path': pax.path = value(); break;
+      case 'linkpath': pax.linkpath = value(); break;
+      case 'size': pax.size = decimal(value(), 'PAX size'); break;
+      case 'uid': pax.uid = decimal(value(), 'PAX uid'); break;
+      case 'gid': pax.gid = decimal(value(), 'PAX gid'); break;
+      case 'mtime': pax.mtime = paxTime(value()); break;
+      case 'GNU.sparse.name': pax.sparseName = value(); break;
+      case 'GNU.sparse.major': pax.sparseMajor = value(); break;
+      case 'GNU.sparse.minor': pax.sparseMinor = value(); break;
+      case 'GNU.sparse.realsize': case 'GNU.sparse.size': pax.sparseRealSize = decimal(value(), key); break;
+      case 'GNU.sparse.map':
+        pax.sparseMap = value().split(',').map((x) => decimal(x, key));
+        break;
+      case 'GNU.sparse.offset': case 'GNU.sparse.numbytes':
+        seq00.push(decimal(value(), key));
+        pax.sparseMap = seq00;
+        break;
+      default: break; // atime, ctime, uname, gname, comment, charset...
+    }
+  }
+  return pax;
+}
+
+type State = 'header' | 'meta' | 'data' | 'pad' | 'sparsemap' | 'eof' | 'zero';
+
+/**
+ * Push parser. `push` throws on malformed input (CORRUPT) and passes on whatever the sink
+ * throws; after a throw the parser is unusable. `end()` checks the archive is complete.
+ */
+export class TarParser {
+  private readonly sink: TarSink;
+  private state: State = 'header';
+  private readonly hdr = Buffer.alloc(512);
+  private hdrFill = 0;
+  // meta (PAX / long name) accumulation
+  private metaKind = '';
+  private metaBufs: Buffer[] = [];
+  private metaFill = 0;
+  private metaSize = 0;
+  private pax: Pax | undefined;
+  private longName: string | undefined;
+  private longLink: string | undefined;
+  // current entry data
+  private remain = 0; // archive bytes of the entry still to read
+  private pad = 0;
+  private isFile = false;
+  private segments: number[] | undefined; // [off, len, off, len...] for sparse files
+  private segIdx = 0;
+  private segLeft = 0;
+  private logical = 0;
+  private realSize = 0;
+  private mapText = '';
+  entries = 0;
+  bytes = 0;
+
+  constructor(sink: TarSink) {
+    this.sink = sink;
+  }
+
+  push(chunk: Buffer): void {
+    this.bytes += chunk.length;
+    let off = 0;
+    const n = chunk.length;
+    while (off < n) {
+      switch (this.state) {
+        case 'header': {
+          const take = Math.min(512 - this.hdrFill, n - off);
+          if (take === 512) {
+            off = this.onHeader(chunk.subarray(off, off + 512), off);
+          } else {
+            chunk.copy(this.hdr, this.hdrFill, off, off + take);
+            this.hdrFill += take;
+            off += take;
+            if (this.hdrFill === 512) {
+              this.hdrFill = 0;
+              this.onHeader(this.hdr, 0);
+            }
+          }
+          break;
+        }
+        case 'meta': {
+          const take = Math.min(this.metaSize - this.metaFill, n - off);
+          this.metaBufs.push(chunk.subarray(off, off + take));
+          this.metaFill += take;
+          off += take;
+          if (this.metaFill === this.metaSize) this.onMeta();
+          break;
+        }
+        case 'data':
+        case 'sparsemap': {
+          let take = Math.min(this.remain, n - off);
+          if (this.state === 'sparsemap') take = Math.min(take, 512 - (this.mapText.length % 512)); // the map: block by block
+          const part = chunk.subarray(off, off + take);
+          off += take;
+          this.remain -= take;
+          if (this.state === 'sparsemap') this.onMapBytes(part);
+          else if (this.isFile) this.onData(part);
+          if (this.remain === 0 && (this.state as State) === 'data') this.finishData();
+          break;
+        }
+        case 'pad': {
+          const take = Math.min(this.pad, n - off);
+          off += take;
+          this.pad -= take;
+          if (this.pad === 0) this.state = 'header';
+          break;
+        }
+        case 'zero': {
+          // after one zero block: the second must be zero too
+          const take = Math.min(512 - this.hdrFill, n - off);
+          for (let i = off; i < off + take; i++) if (chunk[i] !== 0) throw corrupt('garbage after an end-of-archive block');
+          this.hdrFill += take;
+          off += take;
+          if (this.hdrFill === 512) {
+            this.hdrFill = 0;
+            this.state = 'eof';
+          }
+          break;
+        }
+        case 'eof':
+          return; // trailing padding: still hashed and counted by the caller
+      }
+    }
+  }
+
+  /** The input ended: the archive must end at an entry boundary. */
+  end(): void {
+    if (this.state === 'eof' || this.state === 'zero') return;
+    if (this.state === 'header' && this.hdrFill === 0 && this.pax === undefined && this.longName === undefined && this.longLink === undefined) return;
+    throw corrupt('truncated archive');
+  }
+
+  /** Handles one 512-byte header; returns the new offset when `h` is a view at `off`. */
+  private onHeader(h: Buffer, off: number): number {
+    let zero = true;
+    for (let i = 0; i < 512; i++) {
+      if (h[i] !== 0) {
+        zero = false;
+        break;
+      }
+    }
+    if (zero) {
+      if (this.pax || this.longName !== undefined || this.longLink !== undefined) throw corrupt('extended header without an entry');
+      this.state = 'zero';
+      return off + 512;
+    }
+    if (!checksumOk(h)) throw corrupt(`header checksum mismatch at entry ${this.entries + 1}`);
+    const flag = String.fromCharCode(h[156] as number);
+    let size = parseNumber(h, 124, 12, 'size');
+    if (size < 0) throw corrupt('negative size');
+    if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
+      if (size > MAX_META) throw new BerthError('HOSTILE_LAYER', `hostile layer: ${size}-byte extended header (limit ${MAX_META})`);
+      this.metaKind = flag;
+      this.metaBufs = [];
+      this.metaFill = 0;
+      this.metaSize = size;
+      this.pad = (512 - (size % 512)) % 512;
+      if (size === 0) this.onMeta();
+      else this.state = 'meta';
+      return off + 512;
+    }
+    const magic = h.toString('latin1', 257, 263);
+    let name = cstr(h, 0, 100);
+    if (magic === 'ustar\0') {
+      const prefix = cstr(h, 345, 155);
+      if (prefix !== '') name = `${prefix}/${name}`;
+    }
+    let linkname = cstr(h, 157, 100);
+    const pax = this.pax;
+    if (this.longName !== undefined) name = this.longName;
+    if (this.longLink !== undefined) linkname = this.longLink;
+    this.pax = undefined;
+    this.longName = undefined;
+    this.longLink = undefined;
+    let type: EntryType | null = TYPES[flag] ?? null;
+    if (type === 'file' && flag === '\0' && name.endsWith('/')) type = 'directory'; // V7 directories
+    let mtime = parseNumber(h, 136, 12, 'mtime');
+    let mtimeNsec = 0;
+    let uid = parseNumber(h, 108, 8, 'uid');
+    let gid = parseNumber(h, 116, 8, 'gid');
+    const mode = parseNumber(h, 100, 8, 'mode') & 0o7777;
+    const devmajor = type === 'character-device' || type === 'block-device' ? parseNumber(h, 329, 8, 'devmajor') : 0;
+    const devminor = type === 'character-device' || type === 'block-device' ? parseNumber(h, 337, 8, 'devminor') : 0;
+    let xattrs: Array<[string, Buffer]> = [];
+    let sparse = false;
+    let realSize = size;
+    this.segments = undefined;
+    this.realSize = 0;
+    if (pax) {
+      if (pax.path !== undefined) name = pax.path;
+      if (pax.linkpath !== undefined) linkname = pax.linkpath;
+      if (pax.size !== undefined) size = pax.size;
+      if (pax.uid !== undefined) uid = pax.uid;
+      if (pax.gid !== undefined) gid = pax.gid;
+      if (pax.mtime) [mtime, mtimeNsec] = pax.mtime;
+      xattrs = pax.xattrs;
+      realSize = size;
+      if (pax.sparseMajor !== undefined || pax.sparseMap !== undefined || pax.sparseRealSize !== undefined) {
+        if (type !== 'file') throw corrupt(`sparse ${type ?? 'unknown'} entry`);
+        sparse = true;
+        if (pax.sparseName !== undefined) name = pax.sparseName;
+        if (pax.sparseRealSize === undefined) throw corrupt('sparse file without its real size');
+        realSize = pax.sparseRealSize;
+        this.realSize = realSize;
+        if (pax.sparseMajor === '1' && pax.sparseMinor === '0') {
+          this.mapText = '';
+        } else if (pax.sparseMap !== undefined && pax.sparseMajor !== '1') {
+          this.setSegments(pax.sparseMap, size, realSize);
+        } else {
+          throw new BerthError('UNSUPPORTED', `layer entry "${name}": unsupported sparse format ${pax.sparseMajor ?? '?'}.${pax.sparseMinor ?? '?'}`);
+        }
+      }
+    }
+    this.entries++;
+    const entry: TarEntry = { name, type, mode, uid, gid, mtime, mtimeNsec, size, realSize, sparse, linkname, devmajor, devminor, xattrs };
+    this.sink.entry(entry); // validates (throws) before any byte of the entry is used
+    this.isFile = type === 'file' || type === 'contiguous-file';
+    this.remain = size;
+    this.pad = (512 - (size % 512)) % 512;
+    this.logical = 0;
+    if (sparse && this.segments === undefined) {
+      this.state = 'sparsemap';
+      if (size === 0) throw corrupt('sparse file without a map');
+    } else {
+      this.state = 'data';
+      if (size === 0) this.finishData();
+    }
+    return off + 512;
+  }
+
+  private onMeta(): void {
+    const data = this.metaBufs.length === 1 ? (this.metaBufs[0] as Buffer) : Buffer.concat(this.metaBufs);
+    this.metaBufs = [];
+    if (this.metaKind === 'x') {
+      const p = parsePax(data);
+      // several local PAX headers in a row: merge, later records win
+      this.pax = this.pax ? { ...this.pax, ...p, xattrs: [...this.pax.xattrs, ...p.xattrs] } : p;
+    } else if (this.metaKind === 'L') {
+      this.longName = cstr(data, 0, data.length);
+    } else if (this.metaKind === 'K') {
+      this.longLink = cstr(data, 0, data.length);
+    } // 'g': ignored
+    this.state = this.pad > 0 ? 'pad' : 'header';
+  }
+
+  private setSegments(map: number[], stored: number, realSize: number): void {
+    if (map.length % 2 !== 0) throw corrupt('odd sparse map');
+    let end = 0;
+    let sum = 0;
+    for (let i = 0; i < map.length; i += 2) {
+      const o = map[i] as number;
+      const l = map[i + 1] as number;
+      if (o < end || o + l > realSize) throw corrupt('sparse map out of order or beyond the file');
+      end = o + l;
+      sum += l;
+    }
+    if (sum !== stored) throw corrupt('sparse map does not match the stored size');
+    this.segments = map;
+    this.segIdx = 0;
+    this.segLeft = 0;
+  }
+
+  private onMapBytes(part: Buffer): void {
+    this.mapText += part.toString('latin1');
+    if (this.mapText.length > MAX_META) throw new BerthError('HOSTILE_LAYER', 'hostile layer: sparse map too large');
+    // the map is whole 512-byte blocks: decimal count, then offset/size pairs, one per line
+    if (this.mapText.length % 512 !== 0) return;
+    const lines = this.mapText.split('\n');
+    const count = lines[0] === undefined || lines.length < 2 ? -1 : decimal(lines[0], 'sparse map count');
+    if (count < 0 || lines.length < 2 * count + 2) {
+      if (this.remain === 0) throw corrupt('truncated sparse map');
+      return;
+    }
+    const map = lines.slice(1, 1 + 2 * count).map((x) => decimal(x, 'sparse map'));
+    this.setSegments(map, this.remain, this.realSize);
+    this.mapText = '';
+    this.state = 'data';
+    if (this.remain === 0) this.finishData();
+  }
+
+  private onData(part: Buffer): void {
+    if (this.segments === undefined) {
+      this.sink.data(part);
+      this.logical += part.length;
+      return;
+    }
+    let p = 0;
+    while (p < part.length) {
+      if (this.segLeft <= 0) this.nextSegment();
+      const take = Math.min(this.segLeft, part.length - p);
+      this.sink.data(part.subarray(p, p + take));
+      p += take;
+      this.segLeft -= take;
+      this.logical += take;
+    }
+  }
+
+  /** Emits the hole before the next non-empty segment. */
+  private nextSegment(): void {
+    const segs = this.segments as number[];
+    while (this.segIdx < segs.length) {
+      const o = segs[this.segIdx] as number;
+      const l = segs[this.segIdx + 1] as number;
+      this.segIdx += 2;
+      if (o > this.logical) this.sink.hole(o - this.logical);
+      this.logical = o;
+      if (l > 0) {
+        this.segLeft = l;
+        return;
+      }
+    }
+    throw corrupt('sparse data beyond its map');
+  }
+
+  private finishData(): void {
+    if (this.segments !== undefined && this.logical < this.realSize) this.sink.hole(this.realSize - this.logical);
+    this.segments = undefined;
+    this.sink.end();
+    this.state = this.pad > 0 ? 'pad' : 'header';
+  }
+}
