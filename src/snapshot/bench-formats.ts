@@ -1,7 +1,7 @@
 /**
  * @module snapshot/bench-formats
  * Measures unpack time per snapshot format on OCI layouts (the bench images):
- *   node --import tsx src/snapshot/bench-formats.ts ROOT LAYOUT... [--format=dir,erofs] [--lz4]
+ *   node --import tsx src/snapshot/bench-formats.ts ROOT LAYOUT... [--format=dir,erofs]
  * Each layout's layers are unpacked from their blobs on disk into a fresh store at ROOT,
  * timed per layer (cold: page cache dropped first when possible), then mounted and
  * unmounted. Prints one line per layer and per image.
@@ -29,13 +29,13 @@ async function main(): Promise<void> {
   const args = process.argv.slice(2);
   const root = args.shift();
   const formats = (args.find((a) => a.startsWith('--format='))?.slice(9) ?? 'dir,erofs').split(',') as SnapshotFormat[];
-  const lz4 = args.includes('--lz4');
+  const lz4 = false; // mkfs.erofs compression is gone with the in-process writer
   const layouts = args.filter((a) => !a.startsWith('--'));
   if (!root || layouts.length === 0) throw new Error('usage: bench-formats.ts ROOT LAYOUT...');
   for (const format of formats) {
     for (const layout of layouts) {
       await rm(root, { recursive: true, force: true });
-      const store = new SnapshotStore(root, { format, mkfs: lz4 ? { compression: 'lz4' } : {} });
+      const store = new SnapshotStore(root, { format });
       const index = JSON.parse(await readFile(join(layout, 'index.json'), 'utf8')) as Index;
       const manifest = await readBlob<Manifest>(layout, index.manifests[0]!.digest);
       const config = await readBlob<ImageConfig>(layout, manifest.config.digest);

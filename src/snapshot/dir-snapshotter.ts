@@ -14,7 +14,10 @@ import { digestHex, parseDigest, type Digest } from '../base/digest.ts';
 import { fromSystemError } from '../base/errors.ts';
 import { isErrno } from '../base/fs.ts';
 import type { SnapshotLayout } from './layout.ts';
-import type { ActiveSnapshot, CheckResult, SnapshotInfo, SnapshotMeta, Snapshotter } from './types.ts';
+import type { Readable } from 'node:stream';
+import { extractLayerTar } from './extract.ts';
+import { applyWhiteouts } from './whiteout.ts';
+import type { ActiveSnapshot, CheckResult, ExtractPolicy, IngestResult, SnapshotInfo, SnapshotMeta, Snapshotter } from './types.ts';
 
 interface DirActive extends ActiveSnapshot {
   readonly workDir: string;
@@ -38,6 +41,12 @@ export class DirSnapshotter implements Snapshotter {
     } catch (e) {
       throw fromSystemError(e);
     }
+  }
+
+  async ingest(active: ActiveSnapshot, tar: Readable, policy: ExtractPolicy): Promise<IngestResult> {
+    const result = await extractLayerTar(tar, active.dir, policy);
+    await applyWhiteouts(active.dir, result, policy.xattrPrefix);
+    return { entries: result.entries, tarBytes: result.tarBytes };
   }
 
   async commit(active: ActiveSnapshot, meta: SnapshotMeta): Promise<void> {

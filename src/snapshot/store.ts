@@ -20,7 +20,6 @@ import type { Descriptor } from '../oci/types.ts';
 import { chainId as computeChainId } from '../oci/chain-id.ts';
 import { DirSnapshotter } from './dir-snapshotter.ts';
 import { ErofsSnapshotter } from './erofs-snapshotter.ts';
-import type { MkfsOptions } from './erofs-image.ts';
 import { SnapshotLayout } from './layout.ts';
 import { mountAt } from './mountinfo.ts';
 import { defaultPolicy, type CheckResult, type ExtractPolicy, type SnapshotFormat, type SnapshotInfo, type SnapshotMeta, type Snapshotter } from './types.ts';
@@ -29,7 +28,6 @@ import { unpackLayer } from './unpack.ts';
 export interface SnapshotStoreOptions {
   format?: SnapshotFormat;
   policy?: Partial<ExtractPolicy>;
-  mkfs?: MkfsOptions;
 }
 
 export interface UnpackRequest {
@@ -50,8 +48,9 @@ export class SnapshotStore {
     this.root = root;
     this.layout = new SnapshotLayout(root);
     this.format = opts.format ?? 'erofs';
-    this.policy = defaultPolicy(opts.policy);
-    this.impls = { dir: new DirSnapshotter(this.layout), erofs: new ErofsSnapshotter(this.layout, opts.mkfs) };
+    // the EROFS writer records device nodes as data: no privilege needed to build them
+    this.policy = defaultPolicy({ ...(this.format === 'erofs' ? { allowDevices: true } : {}), ...opts.policy });
+    this.impls = { dir: new DirSnapshotter(this.layout), erofs: new ErofsSnapshotter(this.layout) };
   }
 
   /** chainID(n) = sha256(chainID(n-1) + " " + diffID(n)). */

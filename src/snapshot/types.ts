@@ -12,9 +12,9 @@
  * - *committed* snapshot: finalized, immutable, visible under snapshots/<format>/<hex>.
  *
  * Lifecycle of an unpack (see unpack.ts, which drives this):
- *   const a = await snapshotter.prepare(chainId)    // fresh private dir a.dir (empty)
- *   ... extract the layer into a.dir, convert whiteouts ...
- *   await snapshotter.commit(a)                     // atomic rename; or abort(a)
+ *   const a = await snapshotter.prepare(chainId)    // fresh private work area a.dir
+ *   await snapshotter.ingest(a, tarStream, policy)  // extract / write the image there
+ *   await snapshotter.commit(a, meta)               // atomic rename; or abort(a)
  *   const lower = await snapshotter.mounts(chainId) // a directory usable as lowerdir
  *
  * Each layer is extracted into its own empty directory, never on top of its parent, so a
@@ -22,6 +22,7 @@
  * cross-layer symlink attack has nothing to follow. Only the merged overlay (read-only at
  * unpack time) ever combines layers.
  */
+import type { Readable } from 'node:stream';
 import type { Digest } from '../base/digest.ts';
 
 export type SnapshotFormat = 'dir' | 'erofs';
@@ -52,11 +53,24 @@ export interface CheckResult {
   detail?: string;
 }
 
-/** One snapshot format: turns an extracted directory into a lowerdir-ready snapshot. */
+/** What ingesting one layer tar produced. */
+export interface IngestResult {
+  entries: number;
+  /** Decompressed tar bytes read. */
+  tarBytes: number;
+}
+
+/** One snapshot format: turns a layer tar into a lowerdir-ready snapshot. */
 export interface Snapshotter {
   readonly format: SnapshotFormat;
   /** Creates a fresh private work area for chainId. Never visible as a snapshot. */
   prepare(chainId: Digest, opts?: { sizeHint?: number }): Promise<ActiveSnapshot>;
+  /**
+   * Reads the (decompressed, untrusted) layer tar to its end into the work area: 'dir'
+   * extracts it with GNU tar, 'erofs' writes an image straight from the stream. Rejects
+   * (destroying `tar`) on a hostile, corrupt or unsupported layer; the caller aborts.
+   */
+  ingest(active: ActiveSnapshot, tar: Readable, policy: ExtractPolicy): Promise<IngestResult>;
   /** Finalizes atomically: after it returns the snapshot exists, before it, it does not. */
   commit(active: ActiveSnapshot, meta: SnapshotMeta): Promise<void>;
   /** Discards the work area. Idempotent. */

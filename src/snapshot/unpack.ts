@@ -1,33 +1,16 @@
 /**
  * @module snapshot/unpack
  * One layer, from the compressed blob stream to a committed snapshot:
- *   compressed bytes → decompress → sha256 (diff ID) → validate+extract (extract.ts)
- *   → whiteouts (whiteout.ts) → diff ID check → commit (atomic) | abort (nothing left).
+ *   compressed bytes → decompress (igzip / node:zlib / zstd) → sha256 (diff ID)
+ *   → snapshotter.ingest (erofs: tar parser + validator + image writer; dir: GNU tar)
+ *   → diff ID check → commit (atomic) | abort (nothing left).
  * Runs while the layer downloads: the puller tees the registry stream into `compressed`.
  * On error `compressed` is destroyed (the puller's tee unpipes and keeps saving the blob).
  *
- * Format choice (DEFAULT_FORMAT in index.ts = 'erofs'). Measured 2026-11-28 on this VM
- * (2 vCPU, ext4 on virtio, kernel 6.18, erofs-utils 1.5; other engineers' jobs running,
- * load average ~6), `node --import tsx src/snapshot/bench-formats.ts ROOT LAYOUT...`, blobs
- * read from local disk, all layers of an image in parallel, median of 3 interleaved runs:
- *
- *                        unpack  +sync  mount  cold read-all  remove+sync  disk
- *   20k-file image dir    1.44 s  0.23 s  15 ms   2.05 s        1.33 s       82 MB
- *                  erofs  1.81 s  0.01 s  45 ms   0.74 s        0.03 s       10 MB
- *   Debian (3 layers) dir 1.40 s  0.14 s  20 ms   0.80 s        0.56 s      134 MB
- *                  erofs  1.81 s  0.01 s  52 ms   0.34 s        0.03 s      119 MB
- *   erofs + lz4 (mkfs -zlz4): 20k 2.45 s / Debian 2.25 s unpack, 9.6 / 82 MB: not default.
- *
- * Floors (GNU tar alone): 20k layer → ext4 2.1 s, → tmpfs 0.54 s, mkfs.erofs 0.6-0.76 s;
- * Debian base layer → ext4 1.25 s, → tmpfs 1.07 s, mkfs 0.46 s. ext4 file creation costs
- * ~0.1 ms/file here, not the 1 ms the issue assumed, so plain unpack is ~0.3 s (≈25%)
- * *faster* with 'dir' (erofs adds the serial mkfs pass, ~0.5-0.7 s). We still default to
- * erofs: the gap is within this shared VM's noise (single runs ranged 1.4-5 s for dir),
- * while erofs has no writeback debt, reads 2.4-2.8× faster cold, removes 20-40× faster,
- * takes 8× less disk for small-file layers, commits as one file rename, and can be
- * verified by fsck.erofs. 'dir' stays selectable (SnapshotStore {format: 'dir'}).
- * erofs-utils ≥ 1.7 (`mkfs.erofs --tar`) would build the image straight from the stream
- * and drop the tmpfs extraction: the obvious next step when Debian ships it.
+ * Format choice (DEFAULT_FORMAT in index.ts = 'erofs'): the EROFS image is written
+ * straight from the stream by src/snapshot/erofs (numbers in README "Snapshots"), so a
+ * layer costs one sequential file write whatever its file count; 'dir' (GNU tar onto the
+ * store's filesystem) stays for hosts that cannot mount EROFS.
  */
 import { pipeline } from 'node:stream';
 import type { Readable } from 'node:stream';
@@ -37,9 +20,7 @@ import { BerthError, isBerthError, fromSystemError } from '../base/errors.ts';
 import { layerCompression } from '../oci/media-types.ts';
 import type { Descriptor } from '../oci/types.ts';
 import { createDecompressor } from './decompress.ts';
-import { extractLayerTar } from './extract.ts';
-import { applyWhiteouts } from './whiteout.ts';
-import type { ExtractPolicy, SnapshotMeta, Snapshotter } from './types.ts';
+import type { ExtractPolicy, IngestResult, SnapshotMeta, Snapshotter } from './types.ts';
 
 export interface LayerSource {
   chainId: Digest;
@@ -47,6 +28,8 @@ export interface LayerSource {
   descriptor: Descriptor;
   /** The compressed blob bytes, as they arrive. */
   compressed: Readable;
+  /** Called now and then with the decompressed bytes ingested so far. */
+  onProgress?: (tarBytes: number) => void;
 }
 
 export async function unpackLayer(snapshotter: Snapshotter, src: LayerSource, policy: ExtractPolicy): Promise<SnapshotMeta> {
@@ -65,9 +48,15 @@ export async function unpackLayer(snapshotter: Snapshotter, src: LayerSource, po
       pipeline(src.compressed, createDecompressor(compression), hashed, (e) => (e ? reject(e) : resolve()));
     });
     piped.catch(() => {});
-    let result;
+    let timer: NodeJS.Timeout | undefined;
+    if (src.onProgress) {
+      const report = src.onProgress;
+      timer = setInterval(() => report(hashed.bytes), 100);
+      timer.unref();
+    }
+    let result: IngestResult;
     try {
-      result = await extractLayerTar(hashed, active.dir, policy);
+      result = await snapshotter.ingest(active, hashed, policy);
     } catch (e) {
       // a decompression error makes tar/validator fail too; report the root cause
       const cause = await piped.then(() => undefined, (p: unknown) => p);
@@ -75,6 +64,8 @@ export async function unpackLayer(snapshotter: Snapshotter, src: LayerSource, po
         throw new BerthError('CORRUPT', `layer ${src.descriptor.digest}: cannot decompress (${compression}): ${(cause as Error).message}`, { cause });
       }
       throw isBerthError(cause) && !isBerthError(e, 'HOSTILE_LAYER') ? cause : e;
+    } finally {
+      if (timer) clearInterval(timer);
     }
     await piped.catch((e: unknown) => {
       throw isBerthError(e) ? e : new BerthError('CORRUPT', `layer ${src.descriptor.digest}: ${(e as Error).message}`, { cause: e });
@@ -85,7 +76,6 @@ export async function unpackLayer(snapshotter: Snapshotter, src: LayerSource, po
         details: { expected: src.diffId, actual: got },
       });
     }
-    await applyWhiteouts(active.dir, result, policy.xattrPrefix);
     const meta: SnapshotMeta = {
       chainId: src.chainId, diffId: src.diffId, entries: result.entries, bytes: result.tarBytes, created: new Date().toISOString(),
     };
