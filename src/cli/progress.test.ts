@@ -37,3 +37,20 @@ test('plain: log lines, no escape codes', () => {
   p.onEvent({ type: 'layer-done', digest: D, size: 1_100_000, status: 'Pull complete', ms: 1500 });
   assert.equal(raw, 'abababababab: retrying (attempt 2): connection reset\nabababababab: Pull complete (1.10MB in 1.50s)\n');
 });
+
+test('tty: a layer line shows bytes downloaded and the unpack state side by side', () => {
+  const { out, text } = fakeOut(200);
+  const p = createProgress(out, 'tty');
+  p.onEvent({ type: 'resolved', name: 'x', digest: D, platform: 'linux/amd64', layers: 1, totalBytes: 50_000_000, layerDigests: [{ digest: D, size: 50_000_000 }] });
+  p.onEvent({ type: 'layer-start', digest: D, size: 50_000_000, offset: 0 });
+  p.onEvent({ type: 'layer-progress', digest: D, bytes: 12_000_000 });
+  p.onEvent({ type: 'layer-unpack', digest: D, state: 'extracting', bytes: 31_200_000 });
+  p.finish();
+  assert.match(text(), /abababababab: Downloading {2}12\.0MB\/50\.0MB.* {2}\| Extracting 31\.2MB/);
+  const q = fakeOut(200);
+  const p2 = createProgress(q.out, 'tty');
+  p2.onEvent({ type: 'layer-downloaded', digest: D, size: 10 });
+  p2.onEvent({ type: 'layer-unpack', digest: D, state: 'waiting', bytes: 0 });
+  p2.finish();
+  assert.match(q.text(), /abababababab: Download complete {2}\| Waiting to extract/);
+});

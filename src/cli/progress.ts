@@ -1,7 +1,9 @@
 /**
  * @module cli/progress
- * Renders pull events. On a terminal: one line per layer, redrawn in place, with bytes,
- * total and rate, the way `docker pull` shows it. Otherwise: plain log lines, one per
+ * Renders pull events. On a terminal: one line per layer, redrawn in place, with bytes
+ * downloaded, total and rate, and the unpack state next to it (layers are unpacked while
+ * they download: "Extracting 31.2MB" counts the decompressed bytes written so far), the
+ * way `docker pull` / `podman pull` users expect. Otherwise: plain log lines, one per
  * state change (no redraws, nothing per chunk), so CI logs stay readable. --quiet: nothing
  * but the final digest, printed by the caller.
  */
@@ -25,6 +27,8 @@ interface Row {
   bytes: number;
   total: number;
   startedAt: number;
+  /** Unpack state shown after the download part ('' until the unpack starts). */
+  unpack: string;
 }
 
 export interface ProgressRenderer {
@@ -48,6 +52,9 @@ function plainProgress(out: NodeJS.WriteStream): ProgressRenderer {
       switch (e.type) {
         case 'resolved':
           out.write(`Resolved ${e.name} to ${e.digest} (${e.platform}, ${e.layers} layers, ${humanBytes(e.totalBytes)})\n`);
+          break;
+        case 'layer-downloaded':
+          out.write(`${short(e.digest)}: Download complete (${humanBytes(e.size)})\n`);
           break;
         case 'layer-done':
           out.write(`${short(e.digest)}: ${e.status} (${humanBytes(e.size)}${e.ms !== undefined ? ` in ${(e.ms / 1000).toFixed(2)}s` : ''})\n`);
@@ -73,7 +80,7 @@ function ttyProgress(out: NodeJS.WriteStream): ProgressRenderer {
     const el = (Date.now() - r.startedAt) / 1000;
     const rate = el > 0.2 && r.bytes > 0 ? `  ${humanBytes(Math.round(r.bytes / el))}/s` : '';
     const amount = r.total > 0 && r.status.startsWith('Downloading') ? `  ${humanBytes(r.bytes)}/${humanBytes(r.total)}${rate}` : '';
-    const text = `${r.id}: ${r.status}${amount}`;
+    const text = `${r.id}: ${r.status}${amount}${r.unpack ? `  | ${r.unpack}` : ''}`;
     const width = out.columns || 120; // a pty may report 0 columns
     return text.length > width - 1 ? text.slice(0, width - 1) : text;
   };
@@ -85,7 +92,7 @@ function ttyProgress(out: NodeJS.WriteStream): ProgressRenderer {
   const row = (digest: string, total: number): Row => {
     let r = byId.get(digest);
     if (!r) {
-      r = { id: short(digest), status: 'Waiting', bytes: 0, total, startedAt: Date.now() };
+      r = { id: short(digest), status: 'Waiting', bytes: 0, total, startedAt: Date.now(), unpack: '' };
       byId.set(digest, r);
       rows.push(r);
     }
@@ -110,9 +117,18 @@ function ttyProgress(out: NodeJS.WriteStream): ProgressRenderer {
         case 'layer-progress':
           row(e.digest, 0).bytes = e.bytes;
           break;
-        case 'layer-done':
-          row(e.digest, e.size).status = e.status;
+        case 'layer-downloaded':
+          row(e.digest, e.size).status = 'Download complete';
           break;
+        case 'layer-unpack':
+          row(e.digest, 0).unpack = e.state === 'waiting' ? 'Waiting to extract' : `Extracting ${humanBytes(e.bytes)}`;
+          break;
+        case 'layer-done': {
+          const r = row(e.digest, e.size);
+          r.status = e.status;
+          r.unpack = '';
+          break;
+        }
         case 'retry':
           if (e.digest) row(e.digest, 0).status = `Retrying (${e.reason})`;
           break;

@@ -13,8 +13,14 @@
  *   the second waits and then finds the blob committed.
  * - On the happy path each layer is unpacked while it downloads (a tee into the unpacker);
  *   after any resume, the layer is unpacked from the committed blob instead.
+ * - Scheduling: up to `concurrency` layers download at once (default: max(4, cores)), but
+ *   at most `unpackConcurrency` unpack at once (default: the core count; each unpack keeps
+ *   a decompressor process and the writer busy). A layer that finds no free unpack slot
+ *   when its download starts just downloads, and is unpacked from its blob as soon as a
+ *   slot frees: the download of layer N+1 overlaps the writing of layer N.
  * - The image is named (index.json) only after every blob and snapshot is in place.
  */
+import { availableParallelism } from 'node:os';
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { BerthError, isBerthError, wrap } from '../base/errors.ts';
@@ -31,6 +37,9 @@ export type PullEvent =
   | { type: 'resolved'; name: string; digest: Digest; platform: string; layers: number; totalBytes: number; layerDigests: Array<{ digest: Digest; size: number }> }
   | { type: 'layer-start'; digest: Digest; size: number; offset: number }
   | { type: 'layer-progress'; digest: Digest; bytes: number }
+  | { type: 'layer-downloaded'; digest: Digest; size: number }
+  /** Unpack state: 'waiting' for a slot, or 'extracting' with the tar bytes written so far. */
+  | { type: 'layer-unpack'; digest: Digest; state: 'waiting' | 'extracting'; bytes: number }
   | { type: 'layer-done'; digest: Digest; size: number; status: 'Pull complete' | 'Already exists' | 'Unpacked'; ms?: number }
   | { type: 'retry'; digest?: Digest; attempt: number; reason: string };
 
@@ -44,7 +53,7 @@ export interface ManifestSource {
 export interface LayerUnpacker {
   has(chainId: Digest): Promise<boolean>;
   /** Unpacks from a stream of the compressed blob; rejects (and leaves nothing) on any mismatch. */
-  unpack(args: { chainId: Digest; diffId: Digest; descriptor: Descriptor; compressed: Readable }): Promise<void>;
+  unpack(args: { chainId: Digest; diffId: Digest; descriptor: Descriptor; compressed: Readable; onProgress?: (tarBytes: number) => void }): Promise<void>;
 }
 
 export interface PullOptions {
@@ -59,8 +68,10 @@ export interface PullOptions {
    */
   layerAttempts?: number;
   corruptAttempts?: number;
-  /** Layers fetched at once. */
+  /** Layers fetched at once (default max(4, cores)). */
   concurrency?: number;
+  /** Layers unpacked at once (default: the core count). */
+  unpackConcurrency?: number;
   retryDelayMs?: number;
 }
 
@@ -145,8 +156,9 @@ export async function pullImage(
 
   await store.putBlob(configBytes, { digest: manifest.config.digest, size: manifest.config.size });
   const chains = chainIds(diffIds);
-  const fetcher = new LayerFetcher(ref, registry, store, deps.unpacker, emit, opts);
-  await runLimited(manifest.layers.map((l, i) => () => fetcher.layer(l, diffIds[i]!, chains[i]!)), opts.concurrency ?? 4);
+  const cores = availableParallelism();
+  const fetcher = new LayerFetcher(ref, registry, store, deps.unpacker, emit, opts, new Slots(opts.unpackConcurrency ?? cores));
+  await runLimited(manifest.layers.map((l, i) => () => fetcher.layer(l, diffIds[i]!, chains[i]!)), opts.concurrency ?? Math.max(4, cores));
   await store.putBlob(manifestBytes, { digest: manifestDesc.digest, size: manifestDesc.size });
 
   const annotations: Record<string, string> = {};
@@ -189,7 +201,15 @@ class LayerFetcher {
     private readonly unpacker: LayerUnpacker | undefined,
     private readonly emit: (e: PullEvent) => void,
     private readonly opts: PullOptions,
+    private readonly slots: Slots,
   ) {}
+
+  private unpackArgs(desc: Descriptor, diffId: Digest, chainId: Digest, compressed: Readable) {
+    return {
+      chainId, diffId, descriptor: desc, compressed,
+      onProgress: (bytes: number) => this.emit({ type: 'layer-unpack', digest: desc.digest, state: 'extracting', bytes }),
+    };
+  }
 
   async layer(desc: Descriptor, diffId: Digest, chainId: Digest): Promise<void> {
     const started = Date.now();
@@ -202,70 +222,105 @@ class LayerFetcher {
     const corruptAttempts = this.opts.corruptAttempts ?? 3;
     let corrupt = 0;
     let streamedUnpack = false;
-    for (let attempt = 1; ; attempt++) {
-      const w = await this.store.ingest(desc);
-      if (w.committed) break;
-      // Unpack while streaming only on a fresh, whole download; after a resume the snapshot
-      // is built from the committed blob.
-      const tee = this.unpacker && !haveSnapshot && w.offset === 0 && !streamedUnpack;
-      let unpackDone: Promise<void> | undefined;
-      try {
-        const { body, start } = await this.registry.fetchBlob(this.ref, desc, { offset: w.offset, signal: this.opts.signal });
-        if (start !== w.offset) {
-          // The server ignored Range: start over.
-          body.destroy();
-          await w.abort(false);
-          continue;
-        }
-        this.emit({ type: 'layer-start', digest: desc.digest, size: desc.size, offset: start });
-        let bytes = start;
-        let last = 0;
-        const counter = new Transform({
-          transform: (chunk: Buffer, _e, cb) => {
-            bytes += chunk.length;
-            if (bytes > desc.size) return cb(new BerthError('DIGEST_MISMATCH', `blob ${desc.digest} is larger than its descriptor (${desc.size} bytes)`));
-            const now = Date.now();
-            if (now - last > 100) {
-              last = now;
-              this.emit({ type: 'layer-progress', digest: desc.digest, bytes });
-            }
-            cb(null, chunk);
-          },
-        });
-        if (tee) {
-          const toUnpack = new PassThrough({ highWaterMark: 1 << 20 });
-          // The unpacker may attach its listeners only after taking its lock; its promise
-          // reports the failure, so an early error must not be an unhandled 'error' event.
-          toUnpack.on('error', () => {});
-          unpackDone = this.unpacker!.unpack({ chainId, diffId, descriptor: desc, compressed: toUnpack });
-          unpackDone.catch(() => {});
-          counter.pipe(toUnpack);
-          counter.on('error', (e) => toUnpack.destroy(e));
-          counter.on('close', () => {
-            if (!counter.readableEnded) toUnpack.destroy(new BerthError('CANCELLED', `download of ${desc.digest} was interrupted`));
+    let slot = false; // holding an unpack slot
+    try {
+      for (let attempt = 1; ; attempt++) {
+        const w = await this.store.ingest(desc);
+        if (w.committed) break;
+        // Unpack while streaming only on a fresh, whole download with a free unpack slot;
+        // otherwise (after a resume, or all slots busy) from the committed blob.
+        if (this.unpacker && !haveSnapshot && w.offset === 0 && !streamedUnpack && !slot) slot = this.slots.tryTake();
+        const tee = this.unpacker && !haveSnapshot && w.offset === 0 && !streamedUnpack && slot;
+        let unpackDone: Promise<void> | undefined;
+        try {
+          const { body, start } = await this.registry.fetchBlob(this.ref, desc, { offset: w.offset, signal: this.opts.signal });
+          if (start !== w.offset) {
+            // The server ignored Range: start over.
+            body.destroy();
+            await w.abort(false);
+            continue;
+          }
+          this.emit({ type: 'layer-start', digest: desc.digest, size: desc.size, offset: start });
+          let bytes = start;
+          let last = 0;
+          const counter = new Transform({
+            transform: (chunk: Buffer, _e, cb) => {
+              bytes += chunk.length;
+              if (bytes > desc.size) return cb(new BerthError('DIGEST_MISMATCH', `blob ${desc.digest} is larger than its descriptor (${desc.size} bytes)`));
+              const now = Date.now();
+              if (now - last > 100) {
+                last = now;
+                this.emit({ type: 'layer-progress', digest: desc.digest, bytes });
+              }
+              cb(null, chunk);
+            },
           });
-          streamedUnpack = true;
+          if (tee) {
+            const toUnpack = new PassThrough({ highWaterMark: 1 << 20 });
+            // The unpacker may attach its listeners only after taking its lock; its promise
+            // reports the failure, so an early error must not be an unhandled 'error' event.
+            toUnpack.on('error', () => {});
+            unpackDone = this.unpacker!.unpack(this.unpackArgs(desc, diffId, chainId, toUnpack));
+            unpackDone.catch(() => {});
+            counter.pipe(toUnpack);
+            counter.on('error', (e) => toUnpack.destroy(e));
+            counter.on('close', () => {
+              if (!counter.readableEnded) toUnpack.destroy(new BerthError('CANCELLED', `download of ${desc.digest} was interrupted`));
+            });
+            streamedUnpack = true;
+          }
+          await pipeline(body, counter, w.stream);
+          this.emit({ type: 'layer-progress', digest: desc.digest, bytes });
+          await w.commit();
+          this.emit({ type: 'layer-downloaded', digest: desc.digest, size: desc.size });
+          if (unpackDone) await unpackDone;
+          break;
+        } catch (e) {
+          const mismatch = isBerthError(e, 'DIGEST_MISMATCH');
+          await w.abort(!mismatch && isTransient(e)).catch(() => {});
+          if (unpackDone) await unpackDone.catch(() => {});
+          streamedUnpack = false;
+          if (mismatch) corrupt++;
+          if (!isTransient(e) || attempt >= attempts || corrupt >= corruptAttempts || this.opts.signal?.aborted) throw wrap(`layer ${desc.digest}`, e);
+          this.emit({ type: 'retry', digest: desc.digest, attempt: attempt + 1, reason: (e as Error).message });
+          await new Promise((r) => setTimeout(r, Math.min((this.opts.retryDelayMs ?? 200) * 2 ** (attempt - 1), 5000)));
         }
-        await pipeline(body, counter, w.stream);
-        this.emit({ type: 'layer-progress', digest: desc.digest, bytes });
-        await w.commit();
-        if (unpackDone) await unpackDone;
-        break;
-      } catch (e) {
-        const mismatch = isBerthError(e, 'DIGEST_MISMATCH');
-        await w.abort(!mismatch && isTransient(e)).catch(() => {});
-        if (unpackDone) await unpackDone.catch(() => {});
-        streamedUnpack = false;
-        if (mismatch) corrupt++;
-        if (!isTransient(e) || attempt >= attempts || corrupt >= corruptAttempts || this.opts.signal?.aborted) throw wrap(`layer ${desc.digest}`, e);
-        this.emit({ type: 'retry', digest: desc.digest, attempt: attempt + 1, reason: (e as Error).message });
-        await new Promise((r) => setTimeout(r, Math.min((this.opts.retryDelayMs ?? 200) * 2 ** (attempt - 1), 5000)));
       }
-    }
-    if (this.unpacker && !streamedUnpack && !(await this.unpacker.has(chainId))) {
-      await this.unpacker.unpack({ chainId, diffId, descriptor: desc, compressed: this.store.openRead(desc.digest) });
+      if (this.unpacker && !streamedUnpack && !(await this.unpacker.has(chainId))) {
+        if (!slot) {
+          this.emit({ type: 'layer-unpack', digest: desc.digest, state: 'waiting', bytes: 0 });
+          await this.slots.take();
+          slot = true;
+        }
+        await this.unpacker.unpack(this.unpackArgs(desc, diffId, chainId, this.store.openRead(desc.digest)));
+      }
+    } finally {
+      if (slot) this.slots.give();
     }
     this.emit({ type: 'layer-done', digest: desc.digest, size: desc.size, status: 'Pull complete', ms: Date.now() - started });
+  }
+}
+
+/** A counting semaphore for unpack slots. */
+class Slots {
+  private free: number;
+  private readonly waiters: Array<() => void> = [];
+  constructor(n: number) {
+    this.free = Math.max(1, n);
+  }
+  tryTake(): boolean {
+    if (this.free === 0) return false;
+    this.free--;
+    return true;
+  }
+  take(): Promise<void> {
+    if (this.tryTake()) return Promise.resolve();
+    return new Promise((r) => this.waiters.push(r));
+  }
+  give(): void {
+    const w = this.waiters.shift();
+    if (w) w();
+    else this.free++;
   }
 }
 

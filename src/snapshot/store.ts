@@ -35,6 +35,8 @@ export interface UnpackRequest {
   diffId: Digest;
   descriptor: Descriptor;
   compressed: Readable;
+  /** Decompressed bytes ingested so far, now and then (progress display). */
+  onProgress?: (tarBytes: number) => void;
 }
 
 export class SnapshotStore {
