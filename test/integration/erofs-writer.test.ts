@@ -1,0 +1,244 @@
+/**
+ * Integration (root for mounting; erofs-utils, GNU tar, getfattr): the in-process EROFS
+ * writer on a corpus of edge cases. Each image must pass `fsck.erofs --extract`, mount
+ * (file-backed, on /var/tmp: not tmpfs) and, where tar semantics apply, equal GNU tar's
+ * extraction of the same archive; cases where berth deliberately differs (whiteouts,
+ * overlay xattrs, replaced directories) assert the mounted tree directly.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir, mkdtemp, readFile, readlink, readdir, rm, stat, lstat, writeFile, chmod } from 'node:fs/promises';
+import { join } from 'node:path';
+import { Readable } from 'node:stream';
+import { run } from '../../src/base/exec.ts';
+import { isBerthError } from '../../src/base/errors.ts';
+import { mountErofs, unmountErofs } from '../../src/snapshot/erofs-image.ts';
+import { writeLayerImage } from '../../src/snapshot/erofs/index.ts';
+import { defaultPolicy, type ExtractPolicy } from '../../src/snapshot/types.ts';
+import { compareTrees, readXattrs } from '../tree-compare.ts';
+import { gnuLong, rawTar, type RawEntry } from '../raw-tar.ts';
+
+let work: string;
+let n = 0;
+
+before(async () => {
+  await mkdir('/var/tmp', { recursive: true });
+  work = await mkdtemp('/var/tmp/berth-erofs-writer-');
+  await chmod(work, 0o711); // the unprivileged case needs to reach its own subdirectory
+});
+
+after(async () => {
+  if (process.env.BERTH_TEST_KEEP) return console.log(`kept ${work}`);
+  await rm(work, { recursive: true, force: true });
+});
+
+const policy = (over: Partial<ExtractPolicy> = {}): ExtractPolicy => defaultPolicy({ allowDevices: true, xattrPrefix: 'trusted.overlay.', ...over });
+
+async function build(tar: Buffer, over: Partial<ExtractPolicy> = {}): Promise<string> {
+  const image = join(work, `img-${++n}.erofs`);
+  await writeLayerImage(Readable.from([tar]), image, policy(over));
+  const fsck = await run(['fsck.erofs', '--extract', image], { reject: false });
+  assert.equal(fsck.exitCode, 0, `fsck.erofs: ${fsck.stderr}${fsck.stdout}`);
+  return image;
+}
+
+async function withMount<T>(image: string, fn: (dir: string) => Promise<T>): Promise<T> {
+  const dir = join(work, `mnt-${++n}`);
+  await mkdir(dir);
+  await mountErofs(image, dir);
+  try {
+    return await fn(dir);
+  } finally {
+    await unmountErofs(dir);
+  }
+}
+
+async function gnuExtract(tar: Buffer): Promise<string> {
+  const dir = join(work, `ref-${++n}`);
+  await mkdir(dir);
+  await chmod(dir, 0o755);
+  await run(['tar', '-x', '--numeric-owner', '--same-owner', '--preserve-permissions', '--xattrs', '--xattrs-include=*', '-C', dir, '-f', '-'], { input: tar });
+  return dir;
+}
+
+async function expectSameAsTar(tar: Buffer): Promise<void> {
+  const image = await build(tar);
+  const ref = await gnuExtract(tar);
+  await withMount(image, async (m) => assert.deepEqual(await compareTrees(m, ref, { hardlinks: true }), []));
+}
+
+test('GNU tar archive of odd files: equal to GNU tar extraction (xattrs, hardlinks, devices, sparse, long UTF-8 names, big dirs)', async () => {
+  const src = join(work, 'src');
+  const CAP = '0x0100000200200000000000000000000000000000';
+  await run(['bash', '-euc', String.raw`
+    S=$1; mkdir -p $S/a/b/c $S/big $S/dev
+    echo hello > $S/a/f; ln $S/a/f $S/a/b/hl; ln -s ../a/f $S/a/sl; ln -s "$(printf 'x%.0s' $(seq 1 1000))" $S/a/longlink
+    head -c 10000 /dev/urandom > $S/a/rand; chmod 4755 $S/a/rand; chown 1000:70000 $S/a/rand
+    head -c 8192 /dev/urandom > $S/a/exact; : > $S/a/empty; chmod 2711 $S/a/empty
+    setfattr -n security.capability -v ${CAP} $S/a/rand; setfattr -n user.bin -v 0x000aff $S/a/f
+    for i in $(seq 1 30); do echo $i > $S/a/x$i; setfattr -n user.shared -v same $S/a/x$i; done
+    for i in $(seq 1 700); do echo $i > "$S/big/entry-with-a-long-name-to-fill-dirent-blocks-$i"; done
+    mknod $S/dev/null c 1 3; mknod $S/dev/loop9 b 7 9; mknod $S/dev/big c 300 70000; mkfifo $S/dev/fifo
+    truncate -s 9M $S/a/sparse; printf tail | dd of=$S/a/sparse bs=1 seek=$((5*1024*1024+7)) conv=notrunc status=none
+    N="$(printf 'ü%.0s' $(seq 1 100))"; mkdir -p "$S/$N/名前"; echo deep > "$S/$N/名前/$(printf 'n%.0s' $(seq 1 250))"
+    touch -h -d '1969-07-20 20:17:40.5' $S/a/sl; touch -d '2001-02-03 04:05:06.123456789' $S/a/f; chmod 1777 $S/a/b
+  `, 'mk', src], { env: { ...process.env, CAP } });
+  await run(['bash', '-c', `cd ${src} && tar --format=pax --numeric-owner --xattrs --xattrs-include='*' --sparse -cf ${work}/odd.tar .`]);
+  const tar = await readFile(join(work, 'odd.tar'));
+  const image = await build(tar);
+  const ref = await gnuExtract(tar);
+  await withMount(image, async (m) => {
+    assert.deepEqual(await compareTrees(m, ref, { hardlinks: true }), []);
+    // nanosecond mtimes and pre-1970 times survive
+    const st = await stat(join(m, 'a/f'), { bigint: true });
+    assert.equal(st.mtimeNs % 1_000_000_000n, 123456789n);
+    assert.ok((await lstat(join(m, 'a/sl'))).mtimeMs < 0);
+  });
+  // the 30 identical xattrs went to the shared area
+  const dump = await run(['dump.erofs', image]);
+  assert.doesNotMatch(dump.stdout, /shared xattr metadata start block:\s+0\b/);
+});
+
+test('entries that replace or re-add earlier ones in the same layer', async () => {
+  await expectSameAsTar(rawTar([
+    { name: 'd/', type: '5', mode: 0o700 },
+    { name: 'd/keep', body: 'k' },
+    { name: 'd/', type: '5', mode: 0o751, uid: 5 }, // re-added dir: children stay, metadata changes
+    { name: 'f', body: 'first' },
+    { name: 'h', type: '1', linkname: 'f' }, // h keeps the first content
+    { name: 'f', body: 'second, longer' }, // replaced file
+    { name: 'y', body: 'y was a file' },
+    { name: 'y/', type: '5', mode: 0o755 }, // file replaced by a dir
+    { name: 'y/z', body: 'z' },
+  ]));
+});
+
+test('a directory replaced by a file or a symlink loses its children (GNU tar would refuse; umoci replaces)', async () => {
+  const image = await build(rawTar([
+    { name: 'x/', type: '5' }, { name: 'x/child', body: 'gone' }, { name: 'x/sub/', type: '5' }, { name: 'x/sub/f', body: 'gone' },
+    { name: 'x', body: 'x is a file now' },
+    { name: 's/', type: '5' }, { name: 's/f', body: 'gone' }, { name: 'hl', type: '1', linkname: 's/f' }, { name: 's', type: '2', linkname: 'x' },
+  ]));
+  await withMount(image, async (m) => {
+    assert.equal(await readFile(join(m, 'x'), 'utf8'), 'x is a file now');
+    assert.equal(await readlink(join(m, 's')), 'x');
+    assert.equal(await readFile(join(m, 'hl'), 'utf8'), 'gone', 'a hardlink made before the replacement keeps its inode');
+    assert.deepEqual((await readdir(m)).sort(), ['hl', 's', 'x']);
+  });
+});
+
+test('whiteouts and opaque markers become overlay whiteouts; a replaced directory takes its own with it', async () => {
+  const image = await build(rawTar([
+    { name: 'a/', type: '5', mode: 0o755 },
+    { name: 'a/.wh.gone' },
+    { name: 'a/.wh..wh..opq' },
+    { name: 'a/.wh.kept' },
+    { name: 'a/kept', body: 'mine' }, // same layer: the entry wins over its whiteout
+    { name: 'r/', type: '5', mode: 0o755 },
+    { name: 'r/.wh.victim' },
+    { name: 'r/.wh..wh..opq' },
+    { name: 'r', type: '2', linkname: '/etc' }, // replaced by a symlink: its whiteouts/opaque go too
+    { name: 'q/', type: '5', mode: 0o755 },
+    { name: 'q/.wh.x' },
+    { name: 'q', body: 'file' },
+    { name: 'q/', type: '5', mode: 0o755 }, // and re-created as a fresh directory
+    { name: 'ov', body: 'o', pax: [['SCHILY.xattr.trusted.overlay.redirect', '/etc'], ['SCHILY.xattr.user.overlay.opaque', 'y'], ['SCHILY.xattr.user.ok', '1']] },
+    { name: 'deep/er/.wh.w' }, // implicit parents
+  ]));
+  await withMount(image, async (m) => {
+    const gone = await lstat(join(m, 'a/gone'));
+    assert.ok(gone.isCharacterDevice() && gone.rdev === 0, 'whiteout is char 0/0');
+    assert.equal(await readFile(join(m, 'a/kept'), 'utf8'), 'mine');
+    const x = await readXattrs(m);
+    assert.equal(x.get('a')?.['trusted.overlay.opaque'], '0x79');
+    assert.equal(await readlink(join(m, 'r')), '/etc');
+    assert.deepEqual((await readdir(join(m, 'q'))), []);
+    assert.equal(x.get('q')?.['trusted.overlay.opaque'], undefined);
+    assert.deepEqual(x.get('ov'), { 'user.ok': '0x31' }, 'overlay xattrs from the layer are dropped');
+    assert.ok((await lstat(join(m, 'deep/er/w'))).isCharacterDevice());
+    assert.deepEqual((await readdir(m)).sort(), ['a', 'deep', 'ov', 'q', 'r']);
+  });
+  // rootless prefix
+  const image2 = await build(rawTar([{ name: 'o/', type: '5' }, { name: 'o/.wh..wh..opq' }]), { xattrPrefix: 'user.overlay.' });
+  await withMount(image2, async (m) => assert.equal((await readXattrs(m)).get('o')?.['user.overlay.opaque'], '0x79'));
+});
+
+test('files over 4 GiB (sparse, extended inode, 64-bit size) and big uids', async () => {
+  const size = 5 * 1024 ** 3 + 3;
+  const map = Buffer.alloc(512);
+  map.write(`1\n${size - 4}\n4\n`);
+  const tar = rawTar([
+    { name: 'GNUSparseFile.0/huge', body: Buffer.concat([map, Buffer.from('END!')]), uid: 0, pax: [['GNU.sparse.major', '1'], ['GNU.sparse.minor', '0'], ['GNU.sparse.name', 'huge'], ['GNU.sparse.realsize', String(size)], ['uid', '4000000000']] },
+  ]);
+  const image = join(work, 'huge.erofs');
+  await writeLayerImage(Readable.from([tar]), image, policy());
+  assert.ok((await stat(image)).blocks * 512 < 1 << 20, 'the hole stays a hole in the image file');
+  const fsck = await run(['fsck.erofs', image], { reject: false });
+  assert.equal(fsck.exitCode, 0, fsck.stderr);
+  await withMount(image, async (m) => {
+    const st = await stat(join(m, 'huge'));
+    assert.equal(st.size, size);
+    assert.equal(st.uid, 4000000000);
+    const tail = await run(['tail', '-c', '4', join(m, 'huge')]);
+    assert.equal(tail.stdout, 'END!');
+  });
+});
+
+test('GNU long names/links and an empty layer', async () => {
+  const name = `l/${'a'.repeat(200)}`;
+  await expectSameAsTar(Buffer.concat([
+    rawTar([{ name: 'l/', type: '5', mode: 0o755 }, { name: 'l/t', body: 'target' }], { noEnd: true }),
+    gnuLong('L', name), rawTar([{ name: 'cut', body: 'long', magic: 'gnu' }], { noEnd: true }),
+    gnuLong('L', `${name}-hl`), gnuLong('K', name), rawTar([{ name: 'cut', type: '1', magic: 'gnu' }]),
+  ]));
+  const empty = await build(Buffer.alloc(1024));
+  await withMount(empty, async (m) => assert.deepEqual(await readdir(m), []));
+});
+
+test('refused: bad names, hostile parents, oversize records; nothing left behind', async () => {
+  const cases: Array<[string, RawEntry[], string]> = [
+    ['component over 255 bytes', [{ name: `${'n'.repeat(256)}`, body: 'x', pax: [['path', 'n'.repeat(256)]] }], 'HOSTILE_LAYER'],
+    ['parent is a file', [{ name: 'f', body: 'x' }, { name: 'f/g', body: 'y' }], 'HOSTILE_LAYER'],
+    ['hardlink to a directory', [{ name: 'd/', type: '5' }, { name: 'h', type: '1', linkname: 'd' }], 'HOSTILE_LAYER'],
+    ['hardlink to a whiteout', [{ name: '.wh.a' }, { name: 'h', type: '1', linkname: '.wh.a' }], 'HOSTILE_LAYER'],
+    ['symlink target over 4095 bytes', [{ name: 's', type: '2', pax: [['linkpath', 'x'.repeat(5000)]] }], 'HOSTILE_LAYER'],
+    ['xattrs over 4 KiB', [{ name: 'x', body: 'x', pax: [['SCHILY.xattr.user.big', Buffer.alloc(5000, 1)]] }], 'UNSUPPORTED'],
+    ['data on a symlink', [{ name: 's', type: '2', linkname: 't', body: 'data' }], 'HOSTILE_LAYER'],
+    ['truncated', [{ name: 'f', body: 'x'.repeat(2000) }], 'CORRUPT'],
+  ];
+  for (const [what, entries, code] of cases) {
+    const image = join(work, `bad-${++n}.erofs`);
+    let tar = rawTar(entries);
+    if (what === 'truncated') tar = tar.subarray(0, 1000);
+    await assert.rejects(writeLayerImage(Readable.from([tar]), image, policy()), (e: unknown) => isBerthError(e, code as never) || assert.fail(`${what}: ${String(e)}`));
+    await assert.rejects(stat(image), 'image removed');
+    await assert.rejects(stat(`${image}.tails`), 'tail spill removed');
+  }
+});
+
+test('building needs no privilege: as nobody, devices and owners are written as data', async () => {
+  const dir = join(work, 'unpriv');
+  await mkdir(dir);
+  await chmod(dir, 0o777);
+  const tarPath = join(dir, 'l.tar');
+  await writeFile(tarPath, rawTar([
+    { name: 'dev/', type: '5', mode: 0o755 }, { name: 'dev/null', type: '3', devmajor: 1, devminor: 3, mode: 0o666 },
+    { name: 'root-owned', body: 'x', uid: 0, gid: 0, mode: 0o4755 }, { name: 'svc', body: 'y', uid: 999, gid: 999 },
+  ]));
+  const script = `
+    import { createReadStream } from 'node:fs';
+    import { writeLayerImage } from '${process.cwd()}/src/snapshot/erofs/index.ts';
+    import { defaultPolicy } from '${process.cwd()}/src/snapshot/types.ts';
+    await writeLayerImage(createReadStream(process.argv[1]), process.argv[2], defaultPolicy({ allowDevices: true }));`;
+  const image = join(dir, 'l.erofs');
+  await run(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--import', 'tsx', '--input-type=module', '-e', script, tarPath, image]);
+  assert.equal((await stat(image)).uid, 65534);
+  await withMount(image, async (m) => {
+    const d = await lstat(join(m, 'dev/null'));
+    assert.ok(d.isCharacterDevice());
+    assert.equal(d.rdev, (1 << 8) | 3);
+    const r = await lstat(join(m, 'root-owned'));
+    assert.deepEqual([r.uid, r.mode & 0o7777], [0, 0o4755]);
+    assert.equal((await lstat(join(m, 'svc'))).uid, 999);
+  });
+});
