@@ -29,7 +29,7 @@ import type { ExtractPolicy } from '../types.ts';
 import {
   BLOCK, COMPACT_SIZE, DIRENT_SIZE, EXTENDED_SIZE, LAYOUT_FLAT_INLINE, LAYOUT_FLAT_PLAIN, NAME_MAX, SLOT, SUPER_OFFSET,
   S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, XATTR_IBODY_HEADER, align, encodeDev, encodeSuperBlock, fileType,
-  writeCompactInode, writeExtendedInode, writeXattrEntry, xattrEntrySize, xattrIndex, type InodeFields,
+  writeCompactInode, writeExtendedInode, writeU64, writeXattrEntry, xattrEntrySize, xattrIndex, type InodeFields,
 } from './format.ts';
 import type { TarEntry, TarSink } from './tar.ts';
 
@@ -80,16 +80,26 @@ class TailStore {
   }
 
   append(b: Buffer): number {
-    if (this.fill + b.length > TAIL_CHUNK) {
-      this.chunks.push(Buffer.allocUnsafe(TAIL_CHUNK));
+    const off = this.reserve(b.length);
+    b.copy(this.view as Buffer);
+    return off;
+  }
+
+  /** The last reserve()'s bytes, to be filled by the caller. */
+  view: Buffer | null = null;
+
+  /** Reserves len bytes (zero-filled) and returns their offset; `view` points at them. */
+  reserve(len: number): number {
+    if (this.fill + len > TAIL_CHUNK) {
+      this.chunks.push(Buffer.alloc(TAIL_CHUNK)); // zeroed: holes in tails need no fill
       this.fill = 0;
       this.inMemory += TAIL_CHUNK;
       while (this.inMemory > TAIL_MEMORY) this.spillOne();
     }
     const idx = this.chunks.length - 1;
-    b.copy(this.chunks[idx] as Buffer, this.fill);
     const off = idx * TAIL_CHUNK + this.fill;
-    this.fill += b.length;
+    this.view = (this.chunks[idx] as Buffer).subarray(this.fill, this.fill + len);
+    this.fill += len;
     return off;
   }
 
@@ -160,7 +170,7 @@ class ImageWriter {
 
   flush(): void {
     if (this.pendingLen === 0) return;
-    const bufs = this.pending.length > 64 ? [Buffer.concat(this.pending, this.pendingLen)] : this.pending;
+    const bufs = this.pending; // libuv splits writev at IOV_MAX itself: no copy
     const start = this.pendingStart;
     const len = this.pendingLen;
     this.pending = [];
@@ -338,7 +348,12 @@ export class LayerImageBuilder implements TarSink {
         const tailLen = n.size % BLOCK;
         const inline = tailLen > 0 && this.inlinable(n, tailLen);
         this.curPlain = inline ? n.size - tailLen : n.size;
-        this.curTail = inline ? Buffer.alloc(tailLen) : null;
+        if (inline) {
+          n.tail = this.tails.reserve(tailLen);
+          this.curTail = this.tails.view;
+        } else {
+          this.curTail = null;
+        }
         this.curPos = 0;
         n.iu = this.out.pos / BLOCK;
         this.cur = n;
@@ -399,8 +414,7 @@ export class LayerImageBuilder implements TarSink {
     if (!n) return;
     if (this.curPos !== n.size) throw new BerthError('CORRUPT', 'layer is not a valid tar: file shorter than its size');
     if (this.curTail) {
-      n.tail = this.tails.append(this.curTail);
-      this.curTail = null;
+      this.curTail = null; // already in the tail store
     } else {
       this.out.skip(align(n.size, BLOCK) - n.size); // FLAT_PLAIN: the last block is padded
     }
@@ -564,21 +578,21 @@ export class LayerImageBuilder implements TarSink {
     };
 
     // 3. build time = the most common mtime, so those inodes can be compact
-    const counts = new Map<string, number>();
-    let bestKey = '0.0';
+    const counts = new Map<number, Map<number, number>>();
+    let buildTime = 0;
+    let buildNsec = 0;
     let best = 0;
     for (const n of all) {
-      const k = `${n.mtime}.${n.mtimeNsec}`;
-      const c = (counts.get(k) ?? 0) + 1;
-      counts.set(k, c);
+      let m = counts.get(n.mtime);
+      if (!m) counts.set(n.mtime, (m = new Map()));
+      const c = (m.get(n.mtimeNsec) ?? 0) + 1;
+      m.set(n.mtimeNsec, c);
       if (c > best) {
         best = c;
-        bestKey = k;
+        buildTime = n.mtime;
+        buildNsec = n.mtimeNsec;
       }
     }
-    const dot = bestKey.lastIndexOf('.');
-    const buildTime = Number(bestKey.slice(0, dot));
-    const buildNsec = Number(bestKey.slice(dot + 1));
     const compact = (n: Inode): boolean =>
       n.mtime === buildTime && n.mtimeNsec === buildNsec && n.uid <= 0xffff && n.gid <= 0xffff && n.nlink <= 0xffff && n.size <= 0xffffffff;
     const isize = (n: Inode): number => (compact(n) ? COMPACT_SIZE : EXTENDED_SIZE);
@@ -730,7 +744,7 @@ export class LayerImageBuilder implements TarSink {
       const name = names[i] as string;
       const target = name === '.' ? d : name === '..' ? (d.parent as Inode) : (kids.get(name) as Inode);
       const de = off + (i - from) * DIRENT_SIZE;
-      buf.writeBigUInt64LE(BigInt(target.nid), de);
+      writeU64(buf, target.nid, de);
       buf.writeUInt16LE(nameoff, de + 8);
       buf[de + 10] = fileType(target.mode);
       buf[de + 11] = 0;

@@ -169,17 +169,24 @@ export function writeCompactInode(buf: Buffer, off: number, f: InodeFields): voi
   buf.writeUInt32LE(0, off + 28);
 }
 
+/** A 64-bit little-endian integer from a safe JS number (negative: two's complement). */
+export function writeU64(buf: Buffer, v: number, off: number): void {
+  const hi = Math.floor(v / 0x100000000);
+  buf.writeUInt32LE(v - hi * 0x100000000, off);
+  buf.writeInt32LE(hi | 0, off + 4);
+}
+
 export function writeExtendedInode(buf: Buffer, off: number, f: InodeFields): void {
   buf.writeUInt16LE((f.layout << 1) | 1, off);
   buf.writeUInt16LE(f.xattrIcount, off + 2);
   buf.writeUInt16LE(f.mode & 0xffff, off + 4);
   buf.writeUInt16LE(0, off + 6);
-  buf.writeBigUInt64LE(BigInt(f.size), off + 8);
+  writeU64(buf, f.size, off + 8);
   buf.writeUInt32LE(f.iu >>> 0, off + 16);
   buf.writeUInt32LE(f.ino >>> 0, off + 20);
   buf.writeUInt32LE(f.uid >>> 0, off + 24);
   buf.writeUInt32LE(f.gid >>> 0, off + 28);
-  buf.writeBigUInt64LE(BigInt.asUintN(64, BigInt(f.mtime)), off + 32);
+  writeU64(buf, f.mtime, off + 32);
   buf.writeUInt32LE(f.mtimeNsec, off + 40);
   buf.writeUInt32LE(f.nlink >>> 0, off + 44);
   buf.fill(0, off + 48, off + 64);

@@ -99,14 +99,18 @@ export function parseNumber(b: Buffer, start: number, len: number, what: string)
 
 function checksumOk(h: Buffer): boolean {
   const stored = parseNumber(h, 148, 8, 'checksum');
-  let unsigned = 0;
-  let signed = 0;
+  let unsigned = 8 * 0x20; // the checksum field counts as spaces
+  for (let i = 0; i < 148; i++) unsigned += h[i] as number;
+  for (let i = 156; i < 512; i++) unsigned += h[i] as number;
+  if (stored === unsigned) return true;
+  // some old tars summed signed bytes
+  let signed = 8 * 0x20;
   for (let i = 0; i < 512; i++) {
-    const c = i >= 148 && i < 156 ? 0x20 : (h[i] as number);
-    unsigned += c;
+    if (i >= 148 && i < 156) continue;
+    const c = h[i] as number;
     signed += c > 127 ? c - 256 : c;
   }
-  return stored === unsigned || stored === signed;
+  return stored === signed;
 }
 
 function decimal(s: string, what: string): number {
@@ -118,6 +122,13 @@ function decimal(s: string, what: string): number {
 
 /** PAX time: [-]secs[.frac] → [secs, nsec] (floor semantics for negatives). */
 function paxTime(s: string): [number, number] {
+  const dot = s.indexOf('.');
+  if (s.charCodeAt(0) !== 45 && dot > 0 && dot <= 15 && s.length - dot - 1 <= 9) {
+    const sec = Number(s.slice(0, dot));
+    const frac = s.slice(dot + 1);
+    const nsec = frac === '' ? 0 : Number(frac) * 10 ** (9 - frac.length);
+    if (Number.isInteger(sec) && Number.isInteger(nsec) && /^[0-9]*$/.test(frac) && sec >= 0) return [sec, nsec];
+  }
   const m = /^(-?)([0-9]{1,15})(?:\.([0-9]*))?$/.exec(s);
   if (!m) throw corrupt(`PAX mtime "${s.slice(0, 40)}"`);
   let sec = Number(m[2]);
@@ -154,9 +165,15 @@ export function parsePax(b: Buffer): Pax {
   const seq00: number[] = [];
   while (off < b.length) {
     if (b[off] === 0) break; // NUL padding after the records
-    const sp = b.indexOf(0x20, off);
-    if (sp < 0 || sp - off > 20) throw corrupt('PAX record without length');
-    const len = decimal(b.toString('latin1', off, sp), 'PAX record length');
+    let len = 0;
+    let sp = off;
+    for (; sp < b.length && sp - off <= 16; sp++) {
+      const c = b[sp] as number;
+      if (c === 0x20) break;
+      if (c < 0x30 || c > 0x39) throw corrupt('PAX record length');
+      len = len * 10 + (c - 0x30);
+    }
+    if (sp === off || b[sp] !== 0x20) throw corrupt('PAX record without length');
     const end = off + len;
     if (len < sp - off + 3 || end > b.length || b[end - 1] !== 0x0a) throw corrupt('PAX record length');
     const eq = b.indexOf(0x3d, sp + 1);
@@ -187,6 +204,7 @@ export function parsePax(b: Buffer): Pax {
       case 'uid': pax.uid = decimal(value(), 'PAX uid'); break;
       case 'gid': pax.gid = decimal(value(), 'PAX gid'); break;
       case 'mtime': pax.mtime = paxTime(value()); break;
+      case 'atime': case 'ctime': break;
       case 'GNU.sparse.name': pax.sparseName = value(); break;
       case 'GNU.sparse.major': pax.sparseMajor = value(); break;
       case 'GNU.sparse.minor': pax.sparseMinor = value(); break;
