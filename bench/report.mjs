@@ -44,7 +44,7 @@ p(`# berth bench: ${dir.split('/').filter(Boolean).pop()}`, '', '```', env, '```
 
 const images = [...new Set(rows.filter((r) => r.section === 'pull').map((r) => r.image))];
 if (images.length) {
-  const get = (tool, img) => byName.get(`${tool === 'floor-zcat' || tool === 'floor-tar' ? tool : `pull-${tool}`}-${img}`);
+  const get = (tool, img) => byName.get(`${tool.startsWith('floor-') ? tool : `pull-${tool}`}-${img}`);
   p(
     '## Pull: cold pull from the local registry (seconds, median (min–max))',
     '',
@@ -55,8 +55,11 @@ if (images.length) {
     'berth is faster. When berth stores a layer as one image file (erofs) instead of a tree of files, it can',
     'beat the tar floor; decompression (zcat) is then the hard floor.',
     '',
-    '| image | berth pull | skopeo copy | podman pull | skopeo + umoci | floor: zcat | floor: zcat \\| tar -x | berth/skopeo | berth/podman | berth/(skopeo+umoci) | berth/floor (tar) | berth/floor (zcat) | loadavg 1-min | CPU pressure |',
-    '|---|---|---|---|---|---|---|---:|---:|---:|---:|---:|---|---|',
+    'Issue 11\'s floor is `igzip -dc` (ISA-L) of each blob to /dev/null, one after the other; its targets:',
+    'Debian ≤ 0.25× podman and ≤ 4× the igzip floor, 20,000 files ≤ 0.05× podman, busybox ≤ 1.0× podman.',
+    '',
+    '| image | berth pull | skopeo copy | podman pull | skopeo + umoci | floor: zcat | floor: igzip | floor: zcat \\| tar -x | berth/skopeo | berth/podman | berth/(skopeo+umoci) | berth/floor (tar) | berth/floor (zcat) | berth/floor (igzip) | loadavg 1-min | CPU pressure |',
+    '|---|---|---|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---|---|',
   );
   const range = (xs, suffix = '') => {
     const v = xs.filter((x) => x !== '' && x != null && !Number.isNaN(Number(x))).map(Number);
@@ -65,14 +68,26 @@ if (images.length) {
     return lo === hi ? `${lo}${suffix}` : `${lo}–${hi}${suffix}`;
   };
   for (const img of images) {
-    const rs = ['berth', 'skopeo', 'podman', 'skopeo+umoci', 'floor-zcat', 'floor-tar'].map((t) => get(t, img));
-    const [b, s, pm, su, fz, ft] = rs;
+    const rs = ['berth', 'skopeo', 'podman', 'skopeo+umoci', 'floor-zcat', 'floor-tar', 'floor-igzip'].map((t) => get(t, img));
+    const [b, s, pm, su, fz, ft, fi] = rs;
     const ok = rs.filter((r) => r);
     const load = range(ok.map((r) => r.loadavg.split(' ')[0]));
     const psi = range(ok.filter((r) => r.hf).map((r) => r.cpu_psi_pct), '%');
-    p(`| ${img} | ${cell(b)} | ${cell(s)} | ${cell(pm)} | ${cell(su)} | ${cell(fz)} | ${cell(ft)} | ${ratio(b, s)} | ${ratio(b, pm)} | ${ratio(b, su)} | ${ratio(b, ft)} | ${ratio(b, fz)} | ${load} | ${psi} |`);
+    p(`| ${img} | ${cell(b)} | ${cell(s)} | ${cell(pm)} | ${cell(su)} | ${cell(fz)} | ${cell(fi)} | ${cell(ft)} | ${ratio(b, s)} | ${ratio(b, pm)} | ${ratio(b, su)} | ${ratio(b, ft)} | ${ratio(b, fz)} | ${ratio(b, fi)} | ${load} | ${psi} |`);
   }
   p('', 'loadavg 1-min and CPU pressure: range over the image\'s rows (per row: see "Every row" below).', '');
+  const stages = existsSync(join(dir, 'stages.txt')) ? readFileSync(join(dir, 'stages.txt'), 'utf8').trim() : '';
+  if (stages) {
+    p(
+      '### Where berth\'s unpack time goes (bench/stages.mts)',
+      '',
+      'The image\'s layer blobs from local disk, all layers in parallel, each stage adding one step of the pipeline;',
+      'a stage\'s share is its increment over the previous one. Download (registry, HTTP, blob digest, content',
+      'store) is what `berth pull` costs beyond `store`.',
+      '',
+      '```', stages, '```', '',
+    );
+  }
 }
 
 const startup = rows.filter((r) => r.section === 'startup');

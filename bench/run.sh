@@ -61,7 +61,7 @@ fi
 PROBE_TIMEOUT=${PROBE_TIMEOUT:-600}
 
 bench_ensure hyperfine:hyperfine jq:jq podman:podman skopeo:skopeo umoci:umoci \
-  docker-registry:docker-registry curl:curl zcat:gzip tar:tar node:nodejs
+  docker-registry:docker-registry curl:curl zcat:gzip tar:tar node:nodejs igzip:isal zstd:zstd
 
 OUT=$BENCH_DIR/results/$(date +%Y%m%d-%H%M%S)
 W=$BENCH_DIR/work
@@ -206,17 +206,28 @@ if want pull; then
       "sh -c 'skopeo copy -q --src-tls-verify=false docker://$ref oci:$W/oci/$img:latest && umoci raw unpack --image $W/oci/$img:latest $W/unpack/$img'" \
       "rm -rf $W/oci/$img $W/unpack/$img" "rm -rf $W/oci/$img $W/unpack/$img"
     # floors: the same layer blobs, from the local OCI layout (page cache warm)
-    zc=() tx=()
+    zc=() tx=() ig=()
     while read -r blob; do
       dc=$(decompressor "$lay" "${blob##*/}")
       zc+=("$dc $blob")
       tx+=("$dc $blob | tar --numeric-owner -xpf - -C $W/floor/$img")
+      # issue 11's floor: ISA-L igzip for gzip layers (zstd/none layers: as above)
+      [ "$dc" = zcat ] && ig+=("igzip -dc < $blob") || ig+=("$dc $blob")
     done < <(bench_layer_paths "$lay")
     measure "floor-zcat-$img" pull "$img" floor-zcat "$RUNS_PULL" "$WARMUP_PULL" \
       "sh -c '{ $(join '; ' "${zc[@]}"); } > /dev/null'"
+    measure "floor-igzip-$img" pull "$img" floor-igzip "$RUNS_PULL" "$WARMUP_PULL" \
+      "sh -c '{ $(join '; ' "${ig[@]}"); } > /dev/null'"
     measure "floor-tar-$img" pull "$img" floor-tar "$RUNS_PULL" "$WARMUP_PULL" \
       "sh -c '$(join ' && ' "${tx[@]}")'" "sh -c 'rm -rf $W/floor/$img && mkdir -p $W/floor/$img'" "rm -rf $W/floor/$img"
   done
+fi
+
+# per-stage shares of berth's unpack (bench/stages.mts: inflate, digest, validate, write)
+if want pull; then
+  bench_log "== stages"
+  RUNS=${RUNS_STAGES:-$([ "${QUICK:-0}" = 1 ] && echo 3 || echo 5)} node --import tsx "$HERE/stages.mts" "$BENCH_DIR" ${IMAGES:-${BENCH_IMAGES[*]}} \
+    > "$OUT/stages.jsonl" 2> "$OUT/stages.txt" || bench_log "stages.mts failed: $(error_line "$OUT/stages.txt")"
 fi
 
 # ------------------------------------------------------------------ startup

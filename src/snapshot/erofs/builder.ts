@@ -35,7 +35,7 @@ import type { TarEntry, TarSink } from './tar.ts';
 
 const TAIL_CHUNK = 4 << 20;
 /** Inline tails kept in memory before spilling to the scratch file. */
-const TAIL_MEMORY = 128 << 20;
+const TAIL_MEMORY = 64 << 20;
 /** Data bytes buffered before a write is issued, and in flight before the parser waits. */
 const WRITE_BATCH = 4 << 20;
 const MAX_INFLIGHT = 32 << 20;
@@ -53,16 +53,23 @@ class Inode {
   /** Offset of the inline tail in the TailStore; -1: none (FLAT_PLAIN). */
   tail = -1;
   xattrs: number[] | null = null;
-  children: Map<string, Inode> | null = null;
-  whiteouts: Set<string> | null = null;
-  opaque = false;
+  /** Set for directories only (keeps leaf inodes small: a layer may have millions). */
+  dir: DirInfo | null = null;
   nlink = 0;
   nid = 0;
-  // directory layout (finish)
+}
+
+class DirInfo {
+  readonly children = new Map<string, Inode>();
+  whiteouts: Set<string> | null = null;
+  opaque = false;
+  // layout (finish)
   parent: Inode | null = null;
   names: string[] | null = null;
   blockStarts: number[] | null = null;
 }
+
+const dirOf = (n: Inode): DirInfo => n.dir as DirInfo;
 
 /** Append-only store of small tails: 4 MiB chunks, the oldest spilled to a file when big. */
 class TailStore {
@@ -144,7 +151,7 @@ class ImageWriter {
   private pendingStart = 0;
   private pendingLen = 0;
   private readonly inflight = new Set<Promise<void>>();
-  private inflightBytes = 0;
+  inflightBytes = 0;
   private error: unknown;
   writeMs = 0;
 
@@ -262,7 +269,7 @@ export class LayerImageBuilder implements TarSink {
     this.out = new ImageWriter(fh);
     this.tails = new TailStore(spillPath);
     this.root.mode = S_IFDIR | 0o755;
-    this.root.children = new Map();
+    this.root.dir = new DirInfo();
   }
 
   get entries(): number {
@@ -292,20 +299,21 @@ export class LayerImageBuilder implements TarSink {
     if (base.length > NAME_MAX) throw hostile(e.name, `name component longer than ${NAME_MAX} bytes`);
     const dir = this.parentDir(e.name, slash < 0 ? '' : path.slice(0, slash));
     if (base.startsWith(WH_PREFIX)) {
-      if (base === WH_OPAQUE) dir.opaque = true;
-      else if (!base.startsWith(WH_META_PREFIX)) (dir.whiteouts ??= new Set()).add(base.slice(WH_PREFIX.length));
+      const info = dirOf(dir);
+      if (base === WH_OPAQUE) info.opaque = true;
+      else if (!base.startsWith(WH_META_PREFIX)) (info.whiteouts ??= new Set()).add(base.slice(WH_PREFIX.length));
       return; // a whiteout's own data (if any) is dropped
     }
-    const kids = dir.children as Map<string, Inode>;
+    const kids = dirOf(dir).children;
     const existing = kids.get(base);
     switch (e.type) {
       case 'directory': {
-        if (existing?.children) {
+        if (existing?.dir) {
           this.setMeta(existing, e, S_IFDIR); // re-added directory: keeps its children
           return;
         }
         const d = new Inode();
-        d.children = new Map();
+        d.dir = new DirInfo();
         this.setMeta(d, e, S_IFDIR);
         kids.set(base, d);
         this.dirCount++;
@@ -443,16 +451,16 @@ export class LayerImageBuilder implements TarSink {
     let d = this.root;
     if (path === '') return d;
     for (const c of path.split('/')) {
-      const kids = d.children as Map<string, Inode>;
+      const kids = dirOf(d).children;
       let next = kids.get(c);
       if (!next) {
         if (c.length > NAME_MAX) throw hostile(rawName, `name component longer than ${NAME_MAX} bytes`);
         next = new Inode();
         next.mode = S_IFDIR | 0o755;
-        next.children = new Map();
+        next.dir = new DirInfo();
         kids.set(c, next);
         this.dirCount++;
-      } else if (!next.children) {
+      } else if (!next.dir) {
         throw hostile(rawName, `parent "${c}" is not a directory of this layer`);
       }
       d = next;
@@ -465,13 +473,13 @@ export class LayerImageBuilder implements TarSink {
     let d = this.root;
     const parts = path === '' ? [] : path.split('/');
     for (let i = 0; i < parts.length; i++) {
-      const next = (d.children as Map<string, Inode>).get(parts[i] as string);
+      const next = dirOf(d).children.get(parts[i] as string);
       if (!next) break;
       if (i === parts.length - 1) {
-        if (next.children) break;
+        if (next.dir) break;
         return next;
       }
-      if (!next.children) break;
+      if (!next.dir) break;
       d = next;
     }
     throw hostile(rawName, 'hardlink target is not an earlier non-directory entry of this layer');
@@ -525,12 +533,13 @@ export class LayerImageBuilder implements TarSink {
 
     // 1. walk the tree: whiteouts become char 0/0 children, directories in BFS order, nlinks
     const dirs: Inode[] = [this.root];
-    this.root.parent = this.root;
+    dirOf(this.root).parent = this.root;
     for (let i = 0; i < dirs.length; i++) {
       const d = dirs[i] as Inode;
-      const kids = d.children as Map<string, Inode>;
-      if (d.whiteouts) {
-        for (const w of d.whiteouts) {
+      const info = dirOf(d);
+      const kids = info.children;
+      if (info.whiteouts) {
+        for (const w of info.whiteouts) {
           if (kids.has(w)) continue; // the layer's own entry wins over its whiteout
           const wh = new Inode();
           wh.mode = S_IFCHR;
@@ -538,11 +547,11 @@ export class LayerImageBuilder implements TarSink {
           kids.set(w, wh);
         }
       }
-      if (d.opaque) d.xattrs = [...(d.xattrs ?? []).filter((x) => x !== opaqueId), opaqueId];
+      if (info.opaque) d.xattrs = [...(d.xattrs ?? []).filter((x) => x !== opaqueId), opaqueId];
       let sub = 0;
       for (const k of kids.values()) {
-        if (k.children) {
-          k.parent = d;
+        if (k.dir) {
+          k.dir.parent = d;
           dirs.push(k);
           sub++;
         } else {
@@ -602,7 +611,7 @@ export class LayerImageBuilder implements TarSink {
     let blk = out.pos / BLOCK;
     const dirTail = new Map<Inode, number>(); // inline tail length of a directory
     for (const d of dirs) {
-      const kids = d.children as Map<string, Inode>;
+      const kids = dirOf(d).children;
       const names = [...kids.keys(), '.', '..'].sort();
       const starts = [0];
       let used = 0;
@@ -614,8 +623,8 @@ export class LayerImageBuilder implements TarSink {
         }
         used += need;
       }
-      d.names = names;
-      d.blockStarts = starts;
+      dirOf(d).names = names;
+      dirOf(d).blockStarts = starts;
       d.size = (starts.length - 1) * BLOCK + used;
       if (d.size > 0xffffffff) throw new BerthError('UNSUPPORTED', 'layer has a directory too large for EROFS');
       const inline = isize(d) + xattrSize(d) + used <= BLOCK;
@@ -631,7 +640,7 @@ export class LayerImageBuilder implements TarSink {
     const metaBlk = blk;
     let pos = 0;
     for (const n of all) {
-      const tail = n.children ? (dirTail.get(n) ?? 0) : n.tail >= 0 ? n.size % BLOCK : 0;
+      const tail = n.dir ? (dirTail.get(n) ?? 0) : n.tail >= 0 ? n.size % BLOCK : 0;
       const rec = isize(n) + xattrSize(n) + tail;
       if (rec > BLOCK) throw new BerthError('UNSUPPORTED', 'layer entry has more than 4 KiB of xattrs (not supported by this EROFS writer)');
       if ((pos % BLOCK) + rec > BLOCK) pos = align(pos, BLOCK);
@@ -646,7 +655,7 @@ export class LayerImageBuilder implements TarSink {
     // 7. write directory blocks
     const dirBlock = Buffer.alloc(BLOCK);
     for (const d of dirs) {
-      const starts = d.blockStarts as number[];
+      const starts = dirOf(d).blockStarts as number[];
       const full = dirTail.has(d) ? starts.length - 1 : starts.length;
       if (full === 0) continue;
       out.skip(d.iu * BLOCK - out.pos);
@@ -654,6 +663,7 @@ export class LayerImageBuilder implements TarSink {
         dirBlock.fill(0);
         this.encodeDirBlock(d, b, dirBlock, 0);
         out.write(Buffer.from(dirBlock));
+        if (out.inflightBytes > MAX_INFLIGHT) await out.backpressure();
       }
     }
     // 8. shared xattrs
@@ -673,7 +683,7 @@ export class LayerImageBuilder implements TarSink {
     let ino = 0;
     for (const n of all) {
       const at = n.nid * SLOT;
-      const tail = n.children ? (dirTail.get(n) ?? 0) : n.tail >= 0 ? n.size % BLOCK : 0;
+      const tail = n.dir ? (dirTail.get(n) ?? 0) : n.tail >= 0 ? n.size % BLOCK : 0;
       const xs = xattrSize(n);
       const rec = isize(n) + xs + tail;
       if (at + rec > pieceStart + PIECE) {
@@ -682,6 +692,8 @@ export class LayerImageBuilder implements TarSink {
         const cut = Math.floor(at / BLOCK) * BLOCK;
         const keep = piece.subarray(cut - pieceStart, Math.min(PIECE, at - pieceStart));
         out.write(piece.subarray(0, cut - pieceStart));
+        out.flush();
+        await out.backpressure(); // metadata of millions of entries must not pile up in memory
         piece = Buffer.alloc(PIECE);
         keep.copy(piece, 0);
         pieceStart = cut;
@@ -710,7 +722,7 @@ export class LayerImageBuilder implements TarSink {
         }
       }
       if (tail > 0) {
-        if (n.children) this.encodeDirBlock(n, (n.blockStarts as number[]).length - 1, piece, o);
+        if (n.dir) this.encodeDirBlock(n, (n.dir.blockStarts as number[]).length - 1, piece, o);
         else this.tails.get(n.tail, tail).copy(piece, o);
       }
     }
@@ -734,15 +746,16 @@ export class LayerImageBuilder implements TarSink {
 
   /** Dirents + names of block b of directory d, into buf at off. */
   private encodeDirBlock(d: Inode, b: number, buf: Buffer, off: number): void {
-    const names = d.names as string[];
-    const starts = d.blockStarts as number[];
+    const info = dirOf(d);
+    const names = info.names as string[];
+    const starts = info.blockStarts as number[];
     const from = starts[b] as number;
     const to = b + 1 < starts.length ? (starts[b + 1] as number) : names.length;
-    const kids = d.children as Map<string, Inode>;
+    const kids = dirOf(d).children;
     let nameoff = (to - from) * DIRENT_SIZE;
     for (let i = from; i < to; i++) {
       const name = names[i] as string;
-      const target = name === '.' ? d : name === '..' ? (d.parent as Inode) : (kids.get(name) as Inode);
+      const target = name === '.' ? d : name === '..' ? (info.parent as Inode) : (kids.get(name) as Inode);
       const de = off + (i - from) * DIRENT_SIZE;
       writeU64(buf, target.nid, de);
       buf.writeUInt16LE(nameoff, de + 8);
