@@ -242,3 +242,49 @@ test('building needs no privilege: as nobody, devices and owners are written as 
     assert.equal((await lstat(join(m, 'svc'))).uid, 999);
   });
 });
+
+test('igzip and node:zlib give byte-identical images; corrupt gzip is CORRUPT with both; a torn image fails check', async () => {
+  const { createGzip } = await import('node:zlib');
+  const { SnapshotStore } = await import('../../src/snapshot/store.ts');
+  const { sha256 } = await import('../../src/base/digest.ts');
+  const { MT } = await import('../../src/oci/media-types.ts');
+  const tar = rawTar(Array.from({ length: 300 }, (_, i) => ({ name: `d${i % 7}/f${i}`, body: Buffer.alloc(i * 37, i) })));
+  const gz = await new Promise<Buffer>((res) => {
+    const z = createGzip();
+    const parts: Buffer[] = [];
+    z.on('data', (b: Buffer) => parts.push(b));
+    z.on('end', () => res(Buffer.concat(parts)));
+    z.end(tar);
+  });
+  const d = sha256(tar);
+  const images: Buffer[] = [];
+  for (const engine of ['igzip', 'node']) {
+    const prev = process.env.BERTH_GZIP;
+    if (engine === 'node') process.env.BERTH_GZIP = 'node';
+    try {
+      const store = new SnapshotStore(join(work, `gz-${engine}`), { format: 'erofs' });
+      await store.unpack({ chainId: d, diffId: d, descriptor: { mediaType: MT.ociLayerGzip, digest: sha256(gz), size: gz.length }, compressed: Readable.from([gz]) });
+      images.push(await readFile(store.layout.erofsImage(d)));
+      const bad = Buffer.from(gz);
+      bad[Math.floor(bad.length / 2)] ^= 0xff;
+      const broken = new SnapshotStore(join(work, `gzbad-${engine}`), { format: 'erofs' });
+      await assert.rejects(
+        broken.unpack({ chainId: d, diffId: d, descriptor: { mediaType: MT.ociLayerGzip, digest: sha256(bad), size: bad.length }, compressed: Readable.from([bad]) }),
+        (e: unknown) => isBerthError(e, 'CORRUPT') || isBerthError(e, 'DIGEST_MISMATCH') || assert.fail(`${engine}: ${String(e)}`),
+      );
+      assert.equal(await broken.has(d), false);
+      if (engine === 'igzip') {
+        // torn: the superblock never made it to disk
+        const img = store.layout.erofsImage(d);
+        const buf = await readFile(img);
+        buf.fill(0, 0, 4096);
+        await writeFile(img, buf);
+        assert.equal((await store.check(d)).problem, 'corrupt');
+      }
+    } finally {
+      if (prev === undefined) delete process.env.BERTH_GZIP;
+      else process.env.BERTH_GZIP = prev;
+    }
+  }
+  assert.ok(images[0]!.equals(images[1]!), 'the writer is deterministic whatever inflates');
+});
