@@ -266,7 +266,8 @@ test('igzip and node:zlib give byte-identical images; corrupt gzip is CORRUPT wi
       await store.unpack({ chainId: d, diffId: d, descriptor: { mediaType: MT.ociLayerGzip, digest: sha256(gz), size: gz.length }, compressed: Readable.from([gz]) });
       images.push(await readFile(store.layout.erofsImage(d)));
       const bad = Buffer.from(gz);
-      bad[Math.floor(bad.length / 2)] ^= 0xff;
+      const mid = Math.floor(bad.length / 2);
+      bad[mid] = (bad[mid] as number) ^ 0xff;
       const broken = new SnapshotStore(join(work, `gzbad-${engine}`), { format: 'erofs' });
       await assert.rejects(
         broken.unpack({ chainId: d, diffId: d, descriptor: { mediaType: MT.ociLayerGzip, digest: sha256(bad), size: bad.length }, compressed: Readable.from([bad]) }),

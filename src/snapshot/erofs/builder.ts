@@ -262,6 +262,9 @@ export class LayerImageBuilder implements TarSink {
   private curPlain = 0;
   private curTail: Buffer | null = null;
   private curSkip = false;
+  // the last parent directory looked up: layers list a directory's entries together
+  private lastParentPath: string | null = null;
+  private lastParent: Inode | null = null;
 
   constructor(fh: FileHandle, policy: ExtractPolicy, spillPath: string) {
     this.policy = policy;
@@ -306,6 +309,7 @@ export class LayerImageBuilder implements TarSink {
     }
     const kids = dirOf(dir).children;
     const existing = kids.get(base);
+    if (existing?.dir && e.type !== 'directory') this.lastParentPath = null; // a cached parent may be below it
     switch (e.type) {
       case 'directory': {
         if (existing?.dir) {
@@ -450,6 +454,7 @@ export class LayerImageBuilder implements TarSink {
   private parentDir(rawName: string, path: string): Inode {
     let d = this.root;
     if (path === '') return d;
+    if (path === this.lastParentPath) return this.lastParent as Inode;
     for (const c of path.split('/')) {
       const kids = dirOf(d).children;
       let next = kids.get(c);
@@ -465,6 +470,8 @@ export class LayerImageBuilder implements TarSink {
       }
       d = next;
     }
+    this.lastParentPath = path;
+    this.lastParent = d;
     return d;
   }
 
