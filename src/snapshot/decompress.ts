@@ -67,7 +67,8 @@ class ChildDecompressor extends Duplex {
   private exitSignal: NodeJS.Signals | null = null;
 
   constructor(argv: string[], what: string) {
-    super({ readableHighWaterMark: 1 << 20, writableHighWaterMark: 1 << 20 });
+    // small writable side: compressed input can be 1000:1 (a bomb), keep little of it queued
+    super({ readableHighWaterMark: 1 << 20, writableHighWaterMark: 16 << 10 });
     this.child = spawn(argv[0] as string, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
     const child = this.child;
     child.stderr!.on('data', (b: Buffer) => {
