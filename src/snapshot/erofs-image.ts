@@ -1,38 +1,14 @@
 /**
  * @module snapshot/erofs-image
- * EROFS image tools: build an image from a directory (erofs-utils `mkfs.erofs`), check
- * one (`fsck.erofs`, or the superblock magic when fsck is missing), and mount one
- * read-only. Kernels ≥ 6.12 mount an image *file* directly (file-backed EROFS, no loop
- * device, one page cache); older kernels need a loop device (`mount -o loop`), which we
- * fall back to.
- *
- * erofs-utils 1.5 has no `--tar`, so images are built from an extracted directory. With
- * its defaults it keeps modes (incl. setuid/sticky), numeric uid/gid, per-file mtimes
- * (extended inodes where needed), xattrs of every namespace (trusted.overlay.*,
- * security.capability, user.*), hardlinks, device nodes, fifos and symlinks; verified by
- * test/integration/snapshot-compare.test.ts. Holes of sparse files are *not* kept
- * uncompressed (1.5 writes the zeros), which only costs space.
+ * EROFS image tools: check an image (`fsck.erofs`, or the superblock magic when fsck is
+ * missing) and mount one read-only. Images are written by the in-process writer
+ * (snapshot/erofs), not by mkfs.erofs. Kernels >= 6.12 mount an image *file* directly
+ * (file-backed EROFS, no loop device, one page cache); older kernels need a loop device
+ * (`mount -o loop`), which we fall back to.
  */
 import { open } from 'node:fs/promises';
 import { run } from '../base/exec.ts';
-import { BerthError } from '../base/errors.ts';
 import { mountAt } from './mountinfo.ts';
-
-export interface MkfsOptions {
-  /** 'lz4' / 'lz4hc' compression; undefined = uncompressed (default, see unpack.ts numbers). */
-  compression?: 'lz4' | 'lz4hc';
-}
-
-export async function mkfsErofs(image: string, dir: string, opts: MkfsOptions = {}): Promise<void> {
-  const argv = ['mkfs.erofs', '--quiet', '-x1'];
-  if (opts.compression) argv.push(`-z${opts.compression}`);
-  argv.push(image, dir);
-  await run(argv, { errorCode: 'INTERNAL' }).catch((e: unknown) => {
-    const msg = (e as Error).message;
-    if (/No space left|ENOSPC/.test(msg)) throw new BerthError('NO_SPACE', `mkfs.erofs ${image}: no space left on device`, { cause: e });
-    throw e;
-  });
-}
 
 const EROFS_MAGIC = 0xe0f5e1e2;
 const SUPERBLOCK_OFFSET = 1024;
