@@ -13,6 +13,8 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   # registry, image tools the integration tests run against
   docker-registry skopeo umoci busybox-static zstd apache2-utils erofs-utils jq openssl attr
+  # isal: ISA-L's igzip, the fast gzip inflater for layers (node:zlib is the fallback)
+  isal
   # runtimes, namespaces, networking
   systemd-container bubblewrap uidmap iproute2 nftables util-linux
   # catatonit: the static init berth binds into containers (signals, reaping, exit codes)
