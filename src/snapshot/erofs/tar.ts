@@ -49,6 +49,7 @@ export interface TarSink {
 }
 
 const MAX_META = 16 << 20; // PAX / long-name data held in memory
+const NO_XATTRS: Array<[string, Buffer]> = [];
 const TYPES: Record<string, EntryType> = {
   '0': 'file', '\0': 'file', '1': 'link', '2': 'symlink', '3': 'character-device',
   '4': 'block-device', '5': 'directory', '6': 'fifo', '7': 'contiguous-file',
@@ -360,13 +361,14 @@ export class TarParser {
       else this.state = 'meta';
       return off + 512;
     }
-    const magic = h.toString('latin1', 257, 263);
     let name = cstr(h, 0, 100);
-    if (magic === 'ustar\0') {
+    // POSIX "ustar\0" has the prefix field; GNU "ustar " uses those bytes for other things
+    if (h[257] === 0x75 && h[258] === 0x73 && h[259] === 0x74 && h[260] === 0x61 && h[261] === 0x72 && h[262] === 0) {
       const prefix = cstr(h, 345, 155);
       if (prefix !== '') name = `${prefix}/${name}`;
     }
-    let linkname = cstr(h, 157, 100);
+    const flagLinks = flag === '1' || flag === '2';
+    let linkname = flagLinks ? cstr(h, 157, 100) : '';
     const pax = this.pax;
     if (this.longName !== undefined) name = this.longName;
     if (this.longLink !== undefined) linkname = this.longLink;
@@ -382,7 +384,7 @@ export class TarParser {
     const mode = parseNumber(h, 100, 8, 'mode') & 0o7777;
     const devmajor = type === 'character-device' || type === 'block-device' ? parseNumber(h, 329, 8, 'devmajor') : 0;
     const devminor = type === 'character-device' || type === 'block-device' ? parseNumber(h, 337, 8, 'devminor') : 0;
-    let xattrs: Array<[string, Buffer]> = [];
+    let xattrs: Array<[string, Buffer]> = NO_XATTRS;
     let sparse = false;
     let realSize = size;
     this.segments = undefined;
