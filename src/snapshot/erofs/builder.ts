@@ -222,6 +222,17 @@ async function writeAll(fh: FileHandle, bufs: Buffer[], pos: number): Promise<vo
   }
 }
 
+/**
+ * normalizeEntryPath without the allocations for names that are already normal (no
+ * leading "/" or "./", no "//", no "." or ".." component, no trailing "/"): most of them.
+ * The validator has already refused "..", so only the shape matters here.
+ */
+function normalPath(name: string): string {
+  const c0 = name.charCodeAt(0);
+  if (name.length > 0 && c0 !== 0x2f && c0 !== 0x2e && !name.endsWith('/') && !name.includes('//') && !name.includes('/.')) return name;
+  return normalizeEntryPath(name);
+}
+
 function hostile(name: string, why: string): BerthError {
   const shown = Buffer.from(name, 'latin1').toString('utf8');
   return new BerthError('HOSTILE_LAYER', `hostile layer: entry "${shown}": ${why}`, { details: { entry: shown } });
@@ -290,7 +301,7 @@ export class LayerImageBuilder implements TarSink {
       name: e.name, type: e.type, size: e.size, linkname: e.linkname, devmajor: e.devmajor, devminor: e.devminor,
       pax: e.sparse ? { 'GNU.sparse.realsize': String(e.realSize) } : null,
     });
-    const path = normalizeEntryPath(e.name);
+    const path = normalPath(e.name);
     this.cur = null;
     this.curSkip = true;
     if (path === '') {
@@ -324,7 +335,7 @@ export class LayerImageBuilder implements TarSink {
         return;
       }
       case 'link': {
-        const target = this.lookup(e.name, normalizeEntryPath(e.linkname));
+        const target = this.lookup(e.name, normalPath(e.linkname));
         kids.set(base, target);
         return;
       }

@@ -182,7 +182,6 @@ export function parsePax(b: Buffer): Pax {
     const key = b.toString('latin1', sp + 1, eq);
     const raw = b.subarray(eq + 1, end - 1);
     off = end;
-    const value = (): string => raw.toString('latin1');
     if (key.startsWith('SCHILY.xattr.')) {
       pax.xattrs.push([key.slice('SCHILY.xattr.'.length), Buffer.from(raw)]);
       continue;
@@ -194,27 +193,27 @@ export function parsePax(b: Buffer): Pax {
       } catch {
         throw corrupt(`PAX xattr name "${key.slice(0, 60)}"`);
       }
-      pax.xattrs.push([name, Buffer.from(value(), 'base64')]);
+      pax.xattrs.push([name, Buffer.from(raw.toString('latin1'), 'base64')]);
       continue;
     }
     if (raw.length === 0) continue; // an empty value unsets a global default: nothing to unset
     switch (key) {
-      case 'path': pax.path = value(); break;
-      case 'linkpath': pax.linkpath = value(); break;
-      case 'size': pax.size = decimal(value(), 'PAX size'); break;
-      case 'uid': pax.uid = decimal(value(), 'PAX uid'); break;
-      case 'gid': pax.gid = decimal(value(), 'PAX gid'); break;
-      case 'mtime': pax.mtime = paxTime(value()); break;
+      case 'path': pax.path = raw.toString('latin1'); break;
+      case 'linkpath': pax.linkpath = raw.toString('latin1'); break;
+      case 'size': pax.size = decimal(raw.toString('latin1'), 'PAX size'); break;
+      case 'uid': pax.uid = decimal(raw.toString('latin1'), 'PAX uid'); break;
+      case 'gid': pax.gid = decimal(raw.toString('latin1'), 'PAX gid'); break;
+      case 'mtime': pax.mtime = paxTime(raw.toString('latin1')); break;
       case 'atime': case 'ctime': break;
-      case 'GNU.sparse.name': pax.sparseName = value(); break;
-      case 'GNU.sparse.major': pax.sparseMajor = value(); break;
-      case 'GNU.sparse.minor': pax.sparseMinor = value(); break;
-      case 'GNU.sparse.realsize': case 'GNU.sparse.size': pax.sparseRealSize = decimal(value(), key); break;
+      case 'GNU.sparse.name': pax.sparseName = raw.toString('latin1'); break;
+      case 'GNU.sparse.major': pax.sparseMajor = raw.toString('latin1'); break;
+      case 'GNU.sparse.minor': pax.sparseMinor = raw.toString('latin1'); break;
+      case 'GNU.sparse.realsize': case 'GNU.sparse.size': pax.sparseRealSize = decimal(raw.toString('latin1'), key); break;
       case 'GNU.sparse.map':
-        pax.sparseMap = value().split(',').map((x) => decimal(x, key));
+        pax.sparseMap = raw.toString('latin1').split(',').map((x) => decimal(x, key));
         break;
       case 'GNU.sparse.offset': case 'GNU.sparse.numbytes':
-        seq00.push(decimal(value(), key));
+        seq00.push(decimal(raw.toString('latin1'), key));
         pax.sparseMap = seq00;
         break;
       default: break; // atime, ctime, uname, gname, comment, charset...
