@@ -289,3 +289,54 @@ test('igzip and node:zlib give byte-identical images; corrupt gzip is CORRUPT wi
   }
   assert.ok(images[0]!.equals(images[1]!), 'the writer is deterministic whatever inflates');
 });
+
+test('hostile headers: out-of-range ids and devices, lying PAX lengths, endless sparse maps, huge extended headers', async () => {
+  const { header } = await import('../raw-tar.ts');
+  const bigHeader = (() => {
+    const h = header({ name: 'PaxHeaders/x', type: 'x' }, 64 << 20); // claims 64 MiB of PAX data
+    return Buffer.concat([h, Buffer.alloc(1024)]);
+  })();
+  const lyingPax = (() => {
+    const d = Buffer.from('99 path=short\n');
+    const h = header({ name: 'PaxHeaders/x', type: 'x' }, d.length);
+    return Buffer.concat([h, d, Buffer.alloc(512 - d.length), header({ name: 'f' }, 0), Buffer.alloc(1024)]);
+  })();
+  const endlessMap = (() => {
+    const map = Buffer.alloc(4096, 0x31); // "1111..." never ends a line
+    return rawTar([{ name: 's', body: map, pax: [['GNU.sparse.major', '1'], ['GNU.sparse.minor', '0'], ['GNU.sparse.realsize', '10']] }]);
+  })();
+  const cases: Array<[string, Buffer, string[]]> = [
+    ['uid beyond 32 bits', rawTar([{ name: 'f', body: 'x', pax: [['uid', '99999999999']] }]), ['HOSTILE_LAYER']],
+    ['device major beyond 12 bits', rawTar([{ name: 'd', type: '3', devmajor: 5000, devminor: 1 }]), ['HOSTILE_LAYER']],
+    ['64 MiB extended header', bigHeader, ['HOSTILE_LAYER']],
+    ['PAX record longer than its header', lyingPax, ['CORRUPT']],
+    ['sparse map without an end', endlessMap, ['CORRUPT', 'HOSTILE_LAYER']],
+    ['sparse real size beyond the limit', rawTar([{ name: 's', body: 'abc', pax: [['GNU.sparse.map', '0,3'], ['GNU.sparse.size', String(2 ** 50)]] }]), ['HOSTILE_LAYER']],
+    ['PAX header without an entry', Buffer.concat([header({ name: 'x', type: 'x' }, 0), Buffer.alloc(1024)]), ['CORRUPT']],
+    ['negative size (base-256)', (() => { const h = header({ name: 'f' }, 0); h[124] = 0xff; h.fill(0xff, 125, 136); h.write('        ', 148, 'latin1'); let sum = 0; for (const b of h) sum += b; h.write(`${sum.toString(8).padStart(6, '0')}\0 `, 148, 'latin1'); return Buffer.concat([h, Buffer.alloc(1024)]); })(), ['CORRUPT']],
+  ];
+  for (const [what, tar, codes] of cases) {
+    const image = join(work, `hh-${++n}.erofs`);
+    await assert.rejects(
+      writeLayerImage(Readable.from([tar]), image, policy({ maxBytes: 2 ** 40 })),
+      (e: unknown) => codes.some((c) => isBerthError(e, c as never)) || assert.fail(`${what}: ${String(e)}`),
+    );
+    await assert.rejects(stat(image), `${what}: image removed`);
+  }
+});
+
+test('names are bytes: invalid UTF-8 survives; hardlink chains are one inode; nlink beyond 16 bits', async () => {
+  const odd = Buffer.from([0x66, 0xff, 0xfe, 0x2d, 0x80]).toString('latin1'); // not UTF-8
+  const entries: RawEntry[] = [{ name: 'f', body: 'data' }, { name: odd, body: 'odd' }, { name: 'l1', type: '1', linkname: 'f' }, { name: 'l2', type: '1', linkname: 'l1' }];
+  for (let i = 0; i < 66_000; i++) entries.push({ name: `h/${i}`, type: '1', linkname: 'f' });
+  const image = await build(rawTar([{ name: 'h/', type: '5', mode: 0o755 }, ...entries]));
+  await withMount(image, async (m) => {
+    const names = (await readdir(m, { encoding: 'buffer' })).map((b) => b.toString('latin1'));
+    assert.ok(names.includes(odd), 'the raw bytes of the name');
+    const st = await stat(join(m, 'f'));
+    assert.equal(st.nlink, 66_003);
+    assert.equal((await stat(join(m, 'l2'))).ino, st.ino);
+    assert.equal((await stat(join(m, 'h/65999'))).ino, st.ino);
+    assert.equal(await readFile(join(m, 'l2'), 'utf8'), 'data');
+  });
+});

@@ -301,6 +301,11 @@ export class LayerImageBuilder implements TarSink {
       name: e.name, type: e.type, size: e.size, linkname: e.linkname, devmajor: e.devmajor, devminor: e.devminor,
       pax: e.sparse ? { 'GNU.sparse.realsize': String(e.realSize) } : null,
     });
+    // fields that must fit the image (a base-256 or PAX number can say anything)
+    if (e.uid < 0 || e.uid > 0xffffffff || e.gid < 0 || e.gid > 0xffffffff) throw hostile(e.name, `uid/gid ${e.uid}:${e.gid} out of range`);
+    if (e.devmajor < 0 || e.devmajor > 0xfff || e.devminor < 0 || e.devminor > 0xfffff) {
+      throw hostile(e.name, `device number ${e.devmajor}:${e.devminor} out of range`);
+    }
     const path = normalPath(e.name);
     this.cur = null;
     this.curSkip = true;
