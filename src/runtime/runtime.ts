@@ -58,6 +58,19 @@ export interface GcRoots {
   chainIds: Digest[];
 }
 
+/** A published port (`-p [IP:]HOST:CONTAINER[/PROTO]`). Neutral; belongs in ContainerSpec once it can change. */
+export interface PortMapping {
+  /** Host address to bind; undefined = every address. */
+  hostIp?: string;
+  hostPort: number;
+  containerPort: number;
+  protocol: 'tcp' | 'udp';
+}
+
+export interface RuntimeCreateOptions {
+  publish?: PortMapping[];
+}
+
 export interface RuntimeExecOptions {
   env?: string[];
   cwd?: string;
@@ -77,7 +90,7 @@ export interface Runtime {
   /** The name it is registered under. */
   readonly name: string;
   /** Writes what the container needs to start (units, dirs); runs nothing. ALREADY_EXISTS if taken. */
-  create(spec: ContainerSpec): Promise<void>;
+  create(spec: ContainerSpec, opts?: RuntimeCreateOptions): Promise<void>;
   /** Starts the unit; resolves once it is active. */
   start(name: string): Promise<void>;
   /** Stops with the stop signal; SIGKILL after timeoutSec (default: the spec's stop timeout). */

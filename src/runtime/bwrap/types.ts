@@ -13,13 +13,8 @@ export interface IdRange {
   count: number;
 }
 
-export interface PortMapping {
-  /** Host address to bind; undefined = every address (0.0.0.0 and ::). */
-  hostIp?: string;
-  hostPort: number;
-  containerPort: number;
-  protocol: 'tcp' | 'udp';
-}
+export type { PortMapping } from '../runtime.ts';
+import type { PortMapping } from '../runtime.ts';
 
 export interface SandboxPaths {
   /** Layer snapshot directories, bottom first (same order as spec.image.chainIds). */
