@@ -122,6 +122,9 @@ export class BwrapRuntime implements Runtime {
     }
     await probeStoreFilesystem(join(this.storeRoot, 'sandboxes'));
     const p = opts.paths;
+    // Another user must not read or enter a user's containers' files.
+    await mkdir(join(this.storeRoot, 'sandboxes'), { recursive: true, mode: 0o700 });
+    await chmod(join(this.storeRoot, 'sandboxes'), 0o700);
     try {
       for (const d of [p.upper, p.work, p.merged]) await mkdir(d, { recursive: true, mode: 0o755 });
       await mkdir(join(this.storeRoot, 'libexec'), { recursive: true });

@@ -42,6 +42,9 @@ export function toTemplateUnit(opts: Pick<BwrapOptions, 'unitDir'>): UnitFile {
   // bwrap's reaper, and pasta sits beside it), SIGKILL after TimeoutStopSec=.
   u.set('Service', 'KillMode', 'control-group');
   u.set('Service', 'StandardInput', 'null');
+  // Default SIGPIPE disposition, as in any container; pasta (2023-03) also refuses to start
+  // when it inherits SIGPIPE ignored ("Couldn't install signal handlers").
+  u.set('Service', 'IgnoreSIGPIPE', 'no');
   u.set('Service', 'SyslogIdentifier', 'berth-%i');
   // 125 = the launcher failed; never worth an automatic restart loop.
   u.set('Service', 'RestartPreventExitStatus', '125');
