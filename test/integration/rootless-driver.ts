@@ -9,7 +9,9 @@
  */
 import { join } from 'node:path';
 import { isBerthError } from '../../src/base/errors.ts';
+import { userInfo } from 'node:os';
 import { defaultRuntimes } from '../../src/runtime/index.ts';
+import { applyLayerRootless, probeHost } from '../../src/runtime/bwrap/index.ts';
 import type { ContainerSpec } from '../../src/container/spec.ts';
 
 const [verb, name = '', json] = process.argv.slice(2);
@@ -29,6 +31,11 @@ async function main(): Promise<unknown> {
     case 'state': return rt.state(name);
     case 'list': return rt.list();
     case 'gcroots': return rt.gcRoots();
+    case 'apply': {
+      // name = destination dir, json = layer file: the rootless layer-apply primitive.
+      const f = await probeHost({ user: { name: userInfo().username, uid: userInfo().uid, gid: userInfo().gid } });
+      return applyLayerRootless({ subuid: f.subuid, subgid: f.subgid, dest: name, layer: json ?? '' });
+    }
     case 'exec': return rt.exec(name, JSON.parse(json ?? '[]') as string[]);
     case 'logs': {
       const lines: string[] = [];

@@ -12,10 +12,13 @@
  */
 import { strict as assert } from 'node:assert';
 import { describe, test } from 'node:test';
-import { realpathSync } from 'node:fs';
+import { chmodSync, mkdtempSync, realpathSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot, useTestHost, type TestHost } from '../testhost/index.ts';
 import { PODMAN_DEFAULT_CAPS } from '../../src/runtime/bwrap/index.ts';
+import { makeTarLayer, type TarEntry } from '../fixtures/tar-layer.ts';
+import { after } from 'node:test';
 
 const NAME = `rootless-${process.pid}`;
 const HEX = 'c'.repeat(64);
@@ -43,7 +46,10 @@ function spec(name: string, args: string[], network: 'veth' | 'private' = 'veth'
 }
 
 describe('rootless bwrap containers as systemd user units', { timeout: 300_000 }, () => {
-  const host = useTestHost({ name: NAME, binds: [{ host: realpathSync(join(repoRoot, 'node_modules')), ro: true }] });
+  const layers = mkdtempSync(join(tmpdir(), 'berth-rootless-layers-'));
+  chmodSync(layers, 0o755);
+  const host = useTestHost({ name: NAME, binds: [{ host: realpathSync(join(repoRoot, 'node_modules')), ro: true }, { host: layers, ro: true }] });
+  after(() => rmSync(layers, { recursive: true, force: true }));
   const uids: Record<string, number> = {};
 
   async function asUser(user: string, argv: string[], env: Record<string, string> = {}) {
@@ -72,6 +78,25 @@ describe('rootless bwrap containers as systemd user units', { timeout: 300_000 }
 
   const sh = (h: TestHost, script: string) => h.exec(['sh', '-euc', script]);
 
+  /**
+   * Waits for a short-lived container to end, then for its last line to reach the journal.
+   * `lines` is what the user's `journalctl --user -u` shows; `all` is the whole output as the
+   * journal holds it (root's view by _SYSTEMD_USER_UNIT=): on this loaded VM the user's view
+   * sometimes lacks early lines of a container that exited at once (see the report).
+   */
+  async function finished(name: string, lastLine: string): Promise<{ st: { status: string; exitCode?: number }; lines: string[]; all: string[] }> {
+    let st: { status: string; exitCode?: number } = { status: 'running' };
+    for (let i = 0; i < 50 && st.status === 'running'; i++) st = ok(await drv('tuser', 'state', name)) as typeof st;
+    let all: string[] = [];
+    for (let i = 0; i < 50 && !all.includes(lastLine); i++) {
+      all = (await host().exec(['journalctl', '--no-pager', '-o', 'cat', `_SYSTEMD_USER_UNIT=berth-sandbox@${name}.service`])).stdout.split('\n');
+      if (!all.includes(lastLine)) await new Promise((r) => setTimeout(r, 100));
+    }
+    let lines: string[] = [];
+    for (let i = 0; i < 20 && !lines.includes(lastLine); i++) lines = ok(await drv('tuser', 'logs', name)) as string[];
+    return { st, lines, all };
+  }
+
   test('setup: users with subordinate ranges and lingering managers, a default route for pasta', async () => {
     const h = host();
     await sh(h, [
@@ -96,6 +121,7 @@ describe('rootless bwrap containers as systemd user units', { timeout: 300_000 }
       `cp /usr/bin/busybox ${LOWER}/bin/`,
       `for a in ${APPLETS}; do ln -s busybox ${LOWER}/bin/$a; done`,
       `echo hello-rootless > ${LOWER}/www/index.html`,
+      `echo from-the-lower-layer > ${LOWER}/etc/lower-only`,
       `unshare --user --map-user=0 --map-group=0 --map-users=100000,1,65536 --map-groups=100000,1,65536 -- sh -c 'touch ${LOWER}/www/owned-by-33 && chown 33:33 ${LOWER}/www/owned-by-33'`,
     ].join('\n')]);
     assert.equal(mk.exitCode, 0, mk.stderr);
@@ -154,16 +180,15 @@ describe('rootless bwrap containers as systemd user units', { timeout: 300_000 }
   test('--network=none: loopback only; logs come from journalctl --user; exit status recorded', async () => {
     ok(await drv('tuser', 'create', 'nonet', { spec: spec('nonet', ['sh', '-c', 'ip -o link | cut -d: -f2; echo "log line from nonet"; wget -q -O- http://10.213.0.2:18080/ || echo no-route'], 'private') }));
     ok(await drv('tuser', 'start', 'nonet'));
-    let st: { status: string; exitCode?: number } = { status: 'running' };
-    for (let i = 0; i < 50 && st.status === 'running'; i++) {
-      await new Promise((r) => setTimeout(r, 100));
-      st = ok(await drv('tuser', 'state', 'nonet')) as typeof st;
-    }
-    const lines = ok(await drv('tuser', 'logs', 'nonet')) as string[];
-    assert.ok(lines.includes('log line from nonet'), lines.join('\n'));
-    assert.ok(lines.some((l) => l.trim() === 'lo'));
-    assert.ok(!lines.some((l) => /rl0|eth|tap/.test(l)), lines.join('\n'));
-    assert.ok(lines.includes('no-route'));
+    const { st, lines: userLines, all: lines } = await finished('nonet', 'no-route');
+    assert.equal(st.status, 'exited');
+    assert.equal(st.exitCode, 0);
+    assert.ok(userLines.includes('no-route'), userLines.join('\n'));
+    const text = lines.join('\n');
+    assert.ok(lines.includes('log line from nonet'), text);
+    assert.ok(lines.some((l) => l.trim() === 'lo'), text);
+    assert.ok(!lines.some((l) => /rl0|eth|tap/.test(l)), text);
+    assert.ok(lines.includes('no-route'), text);
     const roots = ok(await drv('tuser', 'gcroots')) as { manifests: string[]; chainIds: string[] };
     assert.deepEqual(roots.chainIds, [`sha256:${HEX}`, `sha256:${HEX}`]);
     assert.deepEqual(ok(await drv('tuser', 'list')), ['nonet', 'web']);
@@ -179,6 +204,47 @@ describe('rootless bwrap containers as systemd user units', { timeout: 300_000 }
     const read = await asUser('tuser2', ['ls', `${STORE}/sandboxes/web/upper`]);
     assert.notEqual(read.exitCode, 0);
     void h;
+  });
+
+  test('rootless layer apply: owners mapped on extraction, whiteouts and opaque dirs for the user overlay, hostile layers refused', async () => {
+    const h = host();
+    const base: TarEntry[] = [
+      { path: 'www', type: 'dir' }, { path: 'www/by-33', type: 'file', content: 'x', uid: 33, gid: 33 },
+      { path: 'www/.wh.index.html', type: 'file' },
+      { path: 'etc', type: 'dir' }, { path: 'etc/.wh..wh..opq', type: 'file' }, { path: 'etc/hostname', type: 'file', content: 'layer2\n' },
+      { path: 'dev', type: 'dir' }, { path: 'dev/null', type: 'char', devmajor: 1, devminor: 3, mode: 0o666 },
+    ];
+    const good = await makeTarLayer(base, 'gzip', { dir: layers });
+    const hostile = await makeTarLayer([...base,
+      { path: 'evil', type: 'symlink', linkname: '/home/tuser' }, { path: 'evil/pwned', type: 'file', content: 'pwned' },
+      { path: 'up', type: 'symlink', linkname: '../../..' }, { path: 'up/pwned2', type: 'file', content: 'pwned' },
+    ], 'gzip', { dir: layers });
+    for (const f of [good.path, hostile.path]) chmodSync(f, 0o644);
+    const HEX2 = 'e'.repeat(64);
+    const dest = `${STORE}/snapshots/dir/${HEX2}/fs`;
+    assert.equal((await asUser('tuser', ['mkdir', '-p', dest, '/home/tuser/hostile'])).exitCode, 0);
+    ok(await drv('tuser', 'apply', dest, good.path));
+    assert.equal((await h.exec(['stat', '-c', '%u:%g %F %t:%T', `${dest}/www/by-33`, `${dest}/www/index.html`])).stdout.trim().split('\n').join(' | '),
+      '100032:100032 regular file 0:0 | 1000:1000 character special file 0:0');
+    assert.match((await h.exec(['getfattr', '-n', 'user.overlay.opaque', '--only-values', `${dest}/etc`])).stdout, /^y$/);
+    assert.equal((await h.exec(['test', '-e', `${dest}/dev/null`], { reject: false })).exitCode, 1);
+    const bad = await drv('tuser', 'apply', '/home/tuser/hostile', hostile.path);
+    assert.equal(bad.code, 'HOSTILE_LAYER', bad.message);
+    assert.match(bad.message ?? '', /evil\/pwned/);
+    assert.equal((await h.exec(['sh', '-c', 'ls /home/tuser /home | grep -c pwned'], { reject: false })).stdout.trim(), '0');
+
+    // The two layers in one container: the whiteout hides index.html, the opaque /etc hides the lower's file.
+    const s = spec('layered', ['sh', '-c', '{ ls /www /etc; stat -c %u /www/by-33; echo done; } > /out 2>&1; exit 3'], 'private');
+    (s.image as { chainIds: string[] }).chainIds = [`sha256:${HEX}`, `sha256:${HEX2}`];
+    ok(await drv('tuser', 'create', 'layered', { spec: s }));
+    ok(await drv('tuser', 'start', 'layered'));
+    let st: { status: string; exitCode?: number } = { status: 'running' };
+    for (let i = 0; i < 50 && st.status === 'running'; i++) st = ok(await drv('tuser', 'state', 'layered')) as typeof st;
+    assert.deepEqual([st.status, st.exitCode], ['failed', 3]);
+    const lines = (await h.exec(['cat', `${STORE}/sandboxes/layered/upper/out`])).stdout.split('\n');
+    assert.ok(lines.includes('by-33') && lines.includes('hostname') && lines.includes('33'), lines.join('\n'));
+    assert.ok(!lines.includes('index.html') && !lines.includes('lower-only'), lines.join('\n'));
+    ok(await drv('tuser', 'rm', 'layered'));
   });
 
   test('stop and rm: the unit stops, the port closes, every file of the container goes (also those of subordinate IDs)', async () => {

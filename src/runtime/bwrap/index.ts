@@ -12,3 +12,4 @@ export { LAUNCHER_SCRIPT, LAUNCHER_EXIT } from './launcher.ts';
 export { checkTun, probeHost, probeStoreFilesystem, type HostFacts } from './host.ts';
 export { parseSubIds, pickSubIdRange } from './subid.ts';
 export type { BwrapOptions, IdRange, SandboxPaths } from './types.ts';
+export { applyLayerRootless, applyLayerArgv } from './layer-apply.ts';

@@ -14,7 +14,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { userInfo } from 'node:os';
+import { constants as osConstants, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { isDigest, type Digest } from '../../base/digest.ts';
@@ -74,7 +74,7 @@ export class BwrapRuntime implements Runtime {
   paths(name: string, lowerDirs: string[] = []): SandboxPaths {
     const dir = join(this.storeRoot, 'sandboxes', validateMachineName(name));
     return {
-      lowerDirs, upper: join(dir, 'upper'), work: join(dir, 'work'), merged: join(dir, 'rootfs'), netns: join(dir, 'netns'),
+      lowerDirs, upper: join(dir, 'upper'), work: join(dir, 'work'), merged: join(dir, 'rootfs'), netns: join(dir, 'netns'), exitFile: join(dir, 'last-exit'),
       launcher: join(this.storeRoot, 'libexec', 'berth-sandbox-launch'),
     };
   }
@@ -149,6 +149,7 @@ export class BwrapRuntime implements Runtime {
   async start(name: string): Promise<void> {
     const unit = await this.requireKnown(name);
     await this.systemctl(['reset-failed', '--', unit]);
+    await rm(this.paths(name).exitFile, { force: true });
     const r = await this.systemctl(['start', '--', unit]);
     if (r.exitCode !== 0) {
       const tail = await run(['journalctl', '--user', '-u', unit, '-n', '10', '--no-pager', '-o', 'cat'], { reject: false });
@@ -198,16 +199,20 @@ export class BwrapRuntime implements Runtime {
 
   async state(name: string): Promise<ContainerState> {
     const unit = await this.requireKnown(name);
-    const r = await this.systemctl(['show', '-p', 'ActiveState,MainPID,ExecMainStatus,ExecMainStartTimestampMonotonic', '--', unit]);
+    const r = await this.systemctl(['show', '-p', 'ActiveState,MainPID', '--', unit]);
     const p = Object.fromEntries(r.stdout.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
     const active = p.ActiveState ?? 'unknown';
-    const ran = Number(p.ExecMainStartTimestampMonotonic ?? 0) > 0;
-    const status = ACTIVE.has(active) ? 'running' : active === 'failed' ? 'failed' : ran ? 'exited' : 'created';
     const pid = Number(p.MainPID ?? 0);
+    if (ACTIVE.has(active)) return { name, runtime: this.name, unit, status: 'running', ...(pid > 0 ? { pid } : {}) };
+    // "$SERVICE_RESULT $EXIT_CODE $EXIT_STATUS" from ExecStopPost= (e.g. "success exited 0", "signal killed TERM").
+    const last = (await readFile(this.paths(name).exitFile, 'utf8').catch(() => '')).trim().split(' ');
+    if (last.length < 3) return { name, runtime: this.name, unit, status: active === 'failed' ? 'failed' : 'created' };
+    const [result, code, st] = last as [string, string, string];
+    const sig = (osConstants.signals as Record<string, number>)[`SIG${st}`];
+    const exitCode = code === 'exited' ? Number(st) : sig !== undefined ? 128 + sig : undefined;
     return {
-      name, runtime: this.name, unit, status,
-      ...(status === 'running' && pid > 0 ? { pid } : {}),
-      ...(status !== 'running' && ran ? { exitCode: Number(p.ExecMainStatus ?? 0) } : {}),
+      name, runtime: this.name, unit, status: active === 'failed' || (result !== 'success' && code !== 'exited') ? 'failed' : 'exited',
+      ...(exitCode !== undefined && Number.isInteger(exitCode) ? { exitCode } : {}),
     };
   }
 

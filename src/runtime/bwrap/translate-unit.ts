@@ -71,6 +71,13 @@ function checkSignal(s: string): string {
   return s;
 }
 
+function checkExitFile(p: string): string {
+  if (!p.startsWith('/') || /[\0\n]/.test(p) || p.split('/').includes('..')) {
+    throw new BerthError('INVALID_ARGUMENT', `exit file path "${p}" must be absolute without ".."`, { details: { field: 'exitFile' } });
+  }
+  return p;
+}
+
 export interface MachineDropIn {
   /** Directory of the drop-in (…/berth-sandbox@NAME.service.d). */
   dir: string;
@@ -95,6 +102,9 @@ export function toMachineDropIn(spec: ContainerSpec, opts: BwrapOptions): Machin
 
   const cmd = toSandboxCommand(spec, opts);
   u.set('Service', 'ExecStart', quoteExecLine(cmd.execStart, 'ExecStart'));
+  // systemd unloads an inactive unit and forgets its exit status; keep systemd's own words
+  // ($SERVICE_RESULT $EXIT_CODE $EXIT_STATUS, expanded by sh, not by systemd) beside the upper dir.
+  u.set('Service', 'ExecStopPost', quoteExecLine(['/bin/sh', '-c', 'printf "%s %s %s\\n" "$SERVICE_RESULT" "$EXIT_CODE" "$EXIT_STATUS" > "$1"', 'berth-exit', checkExitFile(opts.paths.exitFile)], 'ExecStopPost'));
   u.set('Service', 'KillSignal', checkSignal(spec.stopSignal ?? 'SIGTERM'));
   const stop = spec.stopTimeoutSec ?? DEFAULT_STOP_TIMEOUT_SEC;
   if (!Number.isSafeInteger(stop) || stop < 0) throw new BerthError('INVALID_ARGUMENT', `stop timeout: ${stop} is not a non-negative integer`);

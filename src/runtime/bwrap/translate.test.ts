@@ -45,6 +45,7 @@ export const OPTS: BwrapOptions = {
     work: `${STORE}/sandboxes/bb/work`,
     merged: `${STORE}/sandboxes/bb/rootfs`,
     netns: `${STORE}/sandboxes/bb/netns`,
+    exitFile: `${STORE}/sandboxes/bb/last-exit`,
     launcher: `${STORE}/libexec/berth-sandbox-launch`,
   },
   unitDir: `${HOME}/.config/systemd/user`,

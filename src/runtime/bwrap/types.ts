@@ -25,6 +25,8 @@ export interface SandboxPaths {
   merged: string;
   /** File the private network namespace is bound to (pasta joins it there). */
   netns: string;
+  /** Where ExecStopPost= records how the last run ended (systemd forgets once it unloads the unit). */
+  exitFile: string;
   /** The launcher script (LAUNCHER_SCRIPT, written by the shell). */
   launcher: string;
 }
