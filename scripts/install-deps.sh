@@ -15,6 +15,8 @@ PACKAGES=(
   docker-registry skopeo umoci busybox-static zstd apache2-utils erofs-utils jq openssl attr
   # runtimes, namespaces, networking
   systemd-container bubblewrap uidmap iproute2 nftables util-linux
+  # user containers: pasta (private network + published ports), curl (rootless tests)
+  passt curl
   # catatonit: the static init berth binds into containers (signals, reaping, exit codes)
   catatonit
   # basics (usually present, listed so a minimal image works)
