@@ -247,6 +247,26 @@ describe('rootless bwrap containers as systemd user units', { timeout: 300_000 }
     ok(await drv('tuser', 'rm', 'layered'));
   });
 
+  test('hostile rootfs: a container that turns its /etc into a symlink to the user\'s home cannot make the next start mount there', async () => {
+    const h = host();
+    ok(await drv('tuser', 'create', 'turncoat', { spec: spec('turncoat', ['sh', '-c', 'rm -rf /etc && ln -s /home/tuser/target /etc && echo planted']) }));
+    ok(await drv('tuser', 'start', 'turncoat'));
+    let st: { status: string; exitCode?: number } = { status: 'running' };
+    for (let i = 0; i < 50 && st.status === 'running'; i++) st = ok(await drv('tuser', 'state', 'turncoat')) as typeof st;
+    assert.deepEqual([st.status, st.exitCode], ['exited', 0]);
+    assert.equal((await h.exec(['readlink', `${STORE}/sandboxes/turncoat/upper/etc`])).stdout.trim(), '/home/tuser/target');
+    assert.equal((await asUser('tuser', ['mkdir', '/home/tuser/target'])).exitCode, 0);
+    // Second start: bwrap would bind /etc/resolv.conf onto /home/tuser/target/resolv.conf; the launcher refuses first.
+    const again = await drv('tuser', 'start', 'turncoat');
+    st = { status: 'running' };
+    for (let i = 0; i < 50 && st.status === 'running'; i++) st = ok(await drv('tuser', 'state', 'turncoat')) as typeof st;
+    assert.deepEqual([st.status, st.exitCode], ['failed', 125], JSON.stringify(again));
+    assert.equal((await h.exec(['ls', '-A', '/home/tuser/target'])).stdout.trim(), '');
+    const why = await h.exec(['journalctl', '--no-pager', '-o', 'cat', '_SYSTEMD_USER_UNIT=berth-sandbox@turncoat.service']);
+    assert.match(why.stdout, /\/etc\/resolv\.conf in the container's root is or lies below a symbolic link/);
+    ok(await drv('tuser', 'rm', 'turncoat'));
+  });
+
   test('stop and rm: the unit stops, the port closes, every file of the container goes (also those of subordinate IDs)', async () => {
     const h = host();
     const t0 = performance.now();
