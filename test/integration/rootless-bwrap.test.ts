@@ -1,5 +1,5 @@
 /**
- * @module test/integration/rootless
+ * @module test/integration/rootless-bwrap
  * The bwrap backend end to end, with the real parts: a booted systemd test host, users with
  * lingering managers and /etc/subuid ranges, newuidmap/newgidmap, unshare, the kernel's
  * overlayfs inside a user namespace, bubblewrap, pasta, systemctl --user and journalctl
