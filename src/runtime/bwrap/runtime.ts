@@ -275,7 +275,7 @@ export class BwrapRuntime implements Runtime {
     return new Promise((resolve, reject) => {
       const c = spawn('nsenter', args, { env, stdio: opts.stdin || opts.tty ? 'inherit' : ['ignore', 'inherit', 'inherit'] });
       c.on('error', (e) => reject(new BerthError('FAILED_PRECONDITION', `nsenter: ${e.message}`, { cause: e })));
-      c.on('close', (code, sig) => resolve(code ?? 128 + (sig ? 15 : 0)));
+      c.on('close', (code, sig) => resolve(code ?? 128 + ((sig && (osConstants.signals as Record<string, number>)[sig]) || 0)));
     });
   }
 
