@@ -154,7 +154,7 @@ describe('rootless bwrap containers as systemd user units', { timeout: 300_000 }
   test('inside: root is the user, IDs are the subordinate range, Podman\'s capabilities, no_new_privs, private namespaces', async () => {
     const h = host();
     const r = await asUser('tuser', ['node', '--import', 'tsx', 'test/integration/rootless-driver.ts', 'exec', 'web', JSON.stringify(['sh', '-c', [
-      'cat /proc/self/uid_map /proc/self/gid_map', 'grep -E "^(CapEff|CapPrm|NoNewPrivs)" /proc/2/status', 'hostname', 'echo "$GREETING"',
+      'cat /proc/self/uid_map /proc/self/gid_map', 'grep -E "^(CapEff|CapPrm|NoNewPrivs)" /proc/2/status', 'grep NoNewPrivs /proc/self/status | tr -d "\t" | sed s/^/exec-/', 'hostname', 'echo "$GREETING"',
       'stat -c %u:%g /www/owned-by-33', 'touch /created-inside', 'mkdir /d', 'chown 1234:5678 /d', 'ps -o pid,comm | wc -l',
     ].join('; ')])]);
     const out = r.stdout;
@@ -163,6 +163,7 @@ describe('rootless bwrap containers as systemd user units', { timeout: 300_000 }
     assert.match(out, new RegExp(`CapEff:\\s+${PODMAN_MASK}`));
     assert.match(out, new RegExp(`CapPrm:\\s+${PODMAN_MASK}`));
     assert.match(out, /NoNewPrivs:\s+1/);
+    assert.match(out, /^exec-NoNewPrivs:1$/m);
     assert.match(out, /^web$/m);
     assert.match(out, /^hello from env$/m);
     assert.match(out, /^33:33$/m);

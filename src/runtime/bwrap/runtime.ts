@@ -273,8 +273,9 @@ export class BwrapRuntime implements Runtime {
     const user = opts.user && !['root', '0', '0:0'].includes(opts.user) ? ['/run/host/berth/setuser', opts.user, '--'] : [];
     const args = ['-t', String(init), '--user', '--mount', '--net', '--pid', '--ipc', '--uts', '--cgroup', '--root', `--wd=${cwd}`, '--', ...user, ...argv];
     return new Promise((resolve, reject) => {
-      const c = spawn('nsenter', args, { env, stdio: opts.stdin || opts.tty ? 'inherit' : ['ignore', 'inherit', 'inherit'] });
-      c.on('error', (e) => reject(new BerthError('FAILED_PRECONDITION', `nsenter: ${e.message}`, { cause: e })));
+      // no_new_privs before entering, like the container's own processes (setns is unaffected by it).
+      const c = spawn('setpriv', ['--no-new-privs', 'nsenter', ...args], { env, stdio: opts.stdin || opts.tty ? 'inherit' : ['ignore', 'inherit', 'inherit'] });
+      c.on('error', (e) => reject(new BerthError('FAILED_PRECONDITION', `setpriv/nsenter: ${e.message}`, { cause: e })));
       c.on('close', (code, sig) => resolve(code ?? 128 + ((sig && (osConstants.signals as Record<string, number>)[sig]) || 0)));
     });
   }
