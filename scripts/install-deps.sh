@@ -17,6 +17,8 @@ PACKAGES=(
   isal
   # runtimes, namespaces, networking
   systemd-container bubblewrap uidmap iproute2 nftables util-linux
+  # user containers: pasta (private network + published ports), curl (rootless tests)
+  passt curl
   # catatonit: the static init berth binds into containers (signals, reaping, exit codes)
   catatonit
   # basics (usually present, listed so a minimal image works)

@@ -1,0 +1,298 @@
+/**
+ * @module runtime/bwrap/runtime
+ * The bwrap Runtime: the thin I/O shell around the pure translators. A container is
+ *   ~/.config/systemd/user/berth-sandbox@.service                (template, shared)
+ *   ~/.config/systemd/user/berth-sandbox@NAME.service.d/50-berth.conf
+ *   $STORE/sandboxes/NAME/{upper,work,rootfs,netns}              (its writable layer)
+ *   $STORE/libexec/berth-sandbox-launch                          (LAUNCHER_SCRIPT)
+ * and everything else is `systemctl --user` / `journalctl --user`. Layers are dir
+ * snapshots in $STORE/snapshots/dir/<chainID>/fs, unpacked inside the user namespace, so
+ * nothing is chowned and start time does not depend on image size.
+ * Files of the container's upper dir belong to subordinate IDs the user cannot touch
+ * directly; removal runs `rm` inside the same mapping.
+ */
+import { spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { constants as osConstants, userInfo } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { isDigest, type Digest } from '../../base/digest.ts';
+import { BerthError } from '../../base/errors.ts';
+import { run, type ExecResult } from '../../base/exec.ts';
+import type { ContainerSpec } from '../../container/spec.ts';
+import { validateMachineName } from '../../container/names.ts';
+import { parseUnit, serializeUnit, type UnitFile } from '../../unit/unit-file.ts';
+import type {
+  ContainerState, GcRoots, Runtime, RuntimeContext, RuntimeCreateOptions, RuntimeExecOptions, RuntimeLogsOptions,
+} from '../runtime.ts';
+import { checkTun, probeHost, probeStoreFilesystem, type HostFacts } from './host.ts';
+import { LAUNCHER_SCRIPT } from './launcher.ts';
+import { DROPIN_FILE, TEMPLATE_NAME, toMachineDropIn, toTemplateUnit, unitName } from './translate-unit.ts';
+import type { BwrapOptions, SandboxPaths } from './types.ts';
+
+export interface BwrapRuntimeOptions {
+  user?: { name: string; uid: number; gid: number };
+  /** Default $XDG_CONFIG_HOME/systemd/user. */
+  unitDir?: string;
+  setuserHostPath?: string;
+  /** Prefix for host reads in the probes (tests). */
+  hostRoot?: string;
+}
+
+const ACTIVE = new Set(['active', 'activating', 'deactivating', 'reloading']);
+
+function currentUser(): { name: string; uid: number; gid: number } {
+  const u = userInfo();
+  return { name: u.username, uid: u.uid, gid: u.gid };
+}
+
+async function writeIfChanged(path: string, text: string, mode = 0o644): Promise<void> {
+  if ((await readFile(path, 'utf8').catch(() => undefined)) === text) return;
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, text, { mode });
+  await chmod(tmp, mode);
+  await rename(tmp, path);
+}
+
+export class BwrapRuntime implements Runtime {
+  readonly name = 'bwrap';
+  readonly storeRoot: string;
+  readonly unitDir: string;
+  readonly user: { name: string; uid: number; gid: number };
+  private readonly opts: BwrapRuntimeOptions;
+  private facts: HostFacts | undefined;
+
+  constructor(ctx: RuntimeContext) {
+    this.opts = (ctx.options ?? {}) as BwrapRuntimeOptions;
+    this.storeRoot = ctx.storeRoot;
+    this.user = this.opts.user ?? currentUser();
+    const config = process.env.XDG_CONFIG_HOME || join(userInfo().homedir, '.config');
+    this.unitDir = this.opts.unitDir ?? join(config, 'systemd', 'user');
+  }
+
+  paths(name: string, lowerDirs: string[] = []): SandboxPaths {
+    const dir = join(this.storeRoot, 'sandboxes', validateMachineName(name));
+    return {
+      lowerDirs, upper: join(dir, 'upper'), work: join(dir, 'work'), merged: join(dir, 'rootfs'), netns: join(dir, 'netns'), exitFile: join(dir, 'last-exit'),
+      launcher: join(this.storeRoot, 'libexec', 'berth-sandbox-launch'),
+    };
+  }
+
+  private dropInPath(name: string): string {
+    return join(this.unitDir, `${unitName(name)}.d`, DROPIN_FILE);
+  }
+
+  private async hostFacts(): Promise<HostFacts> {
+    this.facts ??= await probeHost({ user: this.user, root: this.opts.hostRoot });
+    return this.facts;
+  }
+
+  private systemctl(args: string[], timeoutMs = 60_000): Promise<ExecResult> {
+    return run(['systemctl', '--user', ...args], { reject: false, timeoutMs });
+  }
+
+  private async requireKnown(name: string): Promise<string> {
+    const unit = unitName(name);
+    if (!existsSync(this.dropInPath(name))) throw new BerthError('NOT_FOUND', `no such container: ${name}`, { details: { name } });
+    return unit;
+  }
+
+  /** The BwrapOptions for spec, from the host's facts (throws the host's refusals). */
+  async options(spec: ContainerSpec, create: RuntimeCreateOptions = {}): Promise<BwrapOptions> {
+    const facts = await this.hostFacts();
+    const lowerDirs = spec.image.chainIds.map((c) => join(this.storeRoot, 'snapshots', 'dir', c.slice(c.indexOf(':') + 1), 'fs'));
+    return {
+      user: this.user, subuid: facts.subuid, subgid: facts.subgid, paths: this.paths(spec.name, lowerDirs), unitDir: this.unitDir,
+      unprivilegedPortStart: facts.unprivilegedPortStart, delegatedControllers: facts.delegatedControllers, cgroupPath: facts.cgroupPath,
+      publish: create.publish, setuserHostPath: this.opts.setuserHostPath,
+    };
+  }
+
+  async create(spec: ContainerSpec, create: RuntimeCreateOptions = {}): Promise<void> {
+    const name = validateMachineName(spec.name);
+    if (existsSync(this.dropInPath(name))) throw new BerthError('ALREADY_EXISTS', `container ${name} already exists`, { details: { name } });
+    const opts = await this.options(spec, create);
+    // Translate first: a refusal leaves nothing behind.
+    const template = toTemplateUnit(opts);
+    const drop = toMachineDropIn(spec, opts);
+    if (drop.unit.get('X-Berth', 'Network') === 'pasta') await checkTun(this.opts.hostRoot);
+    for (const [i, d] of opts.paths.lowerDirs.entries()) {
+      if (!existsSync(d)) throw new BerthError('NOT_FOUND', `layer ${spec.image.chainIds[i]} of ${spec.image.ref} has no dir snapshot at ${d}; pull the image as this user`, { details: { path: d } });
+    }
+    await probeStoreFilesystem(join(this.storeRoot, 'sandboxes'));
+    const p = opts.paths;
+    // Another user must not read or enter a user's containers' files.
+    await mkdir(join(this.storeRoot, 'sandboxes'), { recursive: true, mode: 0o700 });
+    await chmod(join(this.storeRoot, 'sandboxes'), 0o700);
+    try {
+      for (const d of [p.upper, p.work, p.merged]) await mkdir(d, { recursive: true, mode: 0o755 });
+      await mkdir(join(this.storeRoot, 'libexec'), { recursive: true });
+      await writeIfChanged(p.launcher, LAUNCHER_SCRIPT, 0o755);
+      await mkdir(this.unitDir, { recursive: true });
+      await writeIfChanged(template.path!, serializeUnit(template));
+      await mkdir(drop.dir, { recursive: true });
+      await writeIfChanged(join(drop.dir, drop.file), serializeUnit(drop.unit));
+      await this.daemonReload();
+    } catch (e) {
+      await rm(drop.dir, { recursive: true, force: true });
+      await rm(join(this.storeRoot, 'sandboxes', name), { recursive: true, force: true });
+      throw e;
+    }
+  }
+
+  private async daemonReload(): Promise<void> {
+    const r = await this.systemctl(['daemon-reload']);
+    if (r.exitCode !== 0) throw new BerthError('FAILED_PRECONDITION', `systemctl --user daemon-reload failed: ${r.stderr.trim()} (is the user's systemd running? loginctl enable-linger ${this.user.name})`);
+  }
+
+  async start(name: string): Promise<void> {
+    const unit = await this.requireKnown(name);
+    await this.systemctl(['reset-failed', '--', unit]);
+    await rm(this.paths(name).exitFile, { force: true });
+    const r = await this.systemctl(['start', '--', unit]);
+    if (r.exitCode !== 0) {
+      const tail = await run(['journalctl', '--user', '-u', unit, '-n', '10', '--no-pager', '-o', 'cat'], { reject: false });
+      throw new BerthError('FAILED_PRECONDITION', `starting ${name} failed: ${r.stderr.trim().split('\n')[0] ?? ''}\n${tail.stdout.trim()}`, { details: { unit } });
+    }
+  }
+
+  async stop(name: string, opts: { timeoutSec?: number } = {}): Promise<void> {
+    const unit = await this.requireKnown(name);
+    let timer: NodeJS.Timeout | undefined;
+    if (opts.timeoutSec !== undefined) {
+      timer = setTimeout(() => void this.systemctl(['kill', '--signal=SIGKILL', '--', unit]), opts.timeoutSec * 1000);
+    }
+    const r = await this.systemctl(['stop', '--', unit], 600_000).finally(() => clearTimeout(timer));
+    if (r.exitCode !== 0) throw new BerthError('FAILED_PRECONDITION', `stopping ${name} failed: ${r.stderr.trim()}`);
+  }
+
+  async kill(name: string, signal = 'SIGKILL'): Promise<void> {
+    const unit = await this.requireKnown(name);
+    if (!/^SIG[A-Z0-9+-]{2,10}$/.test(signal)) throw new BerthError('INVALID_ARGUMENT', `"${signal}" is not a signal name`);
+    if ((await this.state(name)).status !== 'running') throw new BerthError('FAILED_PRECONDITION', `container ${name} is not running`);
+    const r = await this.systemctl(['kill', `--signal=${signal}`, '--', unit]);
+    if (r.exitCode !== 0) throw new BerthError('FAILED_PRECONDITION', `kill ${name}: ${r.stderr.trim()}`);
+  }
+
+  async remove(name: string, opts: { force?: boolean } = {}): Promise<void> {
+    const unit = unitName(name);
+    const known = existsSync(this.dropInPath(name));
+    if (!known && !opts.force) throw new BerthError('NOT_FOUND', `no such container: ${name}`, { details: { name } });
+    if (known && (await this.state(name)).status === 'running') {
+      if (!opts.force) throw new BerthError('FAILED_PRECONDITION', `container ${name} is running; stop it first or use --force`);
+      await this.systemctl(['kill', '--signal=SIGKILL', '--', unit]);
+      await this.systemctl(['stop', '--', unit]);
+    }
+    await this.systemctl(['disable', '--', unit]);
+    await this.systemctl(['reset-failed', '--', unit]);
+    const dir = join(this.storeRoot, 'sandboxes', validateMachineName(name));
+    if (existsSync(dir)) {
+      // The upper dir holds files of subordinate IDs (and overlay's 000 work dir): remove inside the mapping.
+      const f = await this.hostFacts();
+      await run(['unshare', '--user', '--map-user=0', '--map-group=0', `--map-users=${f.subuid.start},1,${f.subuid.count}`,
+        `--map-groups=${f.subgid.start},1,${f.subgid.count}`, '--', 'rm', '-rf', '--one-file-system', '--', dir], { timeoutMs: 120_000 });
+    }
+    await rm(join(this.unitDir, `${unit}.d`), { recursive: true, force: true });
+    await this.daemonReload();
+  }
+
+  async state(name: string): Promise<ContainerState> {
+    const unit = await this.requireKnown(name);
+    const r = await this.systemctl(['show', '-p', 'ActiveState,MainPID', '--', unit]);
+    const p = Object.fromEntries(r.stdout.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
+    const active = p.ActiveState ?? 'unknown';
+    const pid = Number(p.MainPID ?? 0);
+    if (ACTIVE.has(active)) return { name, runtime: this.name, unit, status: 'running', ...(pid > 0 ? { pid } : {}) };
+    // "$SERVICE_RESULT $EXIT_CODE $EXIT_STATUS" from ExecStopPost= (e.g. "success exited 0", "signal killed TERM").
+    const last = (await readFile(this.paths(name).exitFile, 'utf8').catch(() => '')).trim().split(' ');
+    if (last.length < 3) return { name, runtime: this.name, unit, status: active === 'failed' ? 'failed' : 'created' };
+    const [result, code, st] = last as [string, string, string];
+    const sig = (osConstants.signals as Record<string, number>)[`SIG${st}`];
+    const exitCode = code === 'exited' ? Number(st) : sig !== undefined ? 128 + sig : undefined;
+    return {
+      name, runtime: this.name, unit, status: active === 'failed' || (result !== 'success' && code !== 'exited') ? 'failed' : 'exited',
+      ...(exitCode !== undefined && Number.isInteger(exitCode) ? { exitCode } : {}),
+    };
+  }
+
+  async list(): Promise<string[]> {
+    const out: string[] = [];
+    for (const d of await readdir(this.unitDir).catch(() => [] as string[])) {
+      const m = /^berth-sandbox@(.+)\.service\.d$/.exec(d);
+      if (m && existsSync(join(this.unitDir, d, DROPIN_FILE))) out.push(m[1]!);
+    }
+    return out.sort();
+  }
+
+  private async readDropIn(name: string): Promise<UnitFile | undefined> {
+    const text = await readFile(this.dropInPath(name), 'utf8').catch(() => undefined);
+    try {
+      return text === undefined ? undefined : parseUnit(text);
+    } catch {
+      return undefined;
+    }
+  }
+
+  async gcRoots(): Promise<GcRoots> {
+    const roots: GcRoots = { manifests: [], chainIds: [] };
+    for (const n of await this.list()) {
+      const u = await this.readDropIn(n);
+      const d = u?.get('X-Berth', 'Digest');
+      if (d && isDigest(d)) roots.manifests.push(d as Digest);
+      for (const c of u?.getAll('X-Berth', 'ChainId') ?? []) if (isDigest(c)) roots.chainIds.push(c as Digest);
+    }
+    return roots;
+  }
+
+  /**
+   * Enters the sandbox's namespaces through the user namespace (the user owns it) with
+   * nsenter, rooted in the container. The environment is the one the container's command
+   * started with, plus opts.env.
+   */
+  async exec(name: string, argv: string[], opts: RuntimeExecOptions = {}): Promise<number> {
+    if (argv.length === 0) throw new BerthError('INVALID_ARGUMENT', 'exec: no command given');
+    const st = await this.state(name);
+    if (st.status !== 'running' || !st.pid) throw new BerthError('FAILED_PRECONDITION', `container ${name} is not running`);
+    const child = async (pid: number): Promise<number> => Number((await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '')).trim().split(/\s+/)[0] || 0);
+    const init = await child(st.pid);
+    const payload = init ? await child(init) : 0;
+    if (!init || !payload) throw new BerthError('FAILED_PRECONDITION', `container ${name} is still starting`);
+    const env: Record<string, string> = {};
+    for (const kv of (await readFile(`/proc/${payload}/environ`, 'utf8').catch(() => '')).split('\0')) {
+      const i = kv.indexOf('=');
+      if (i > 0) env[kv.slice(0, i)] = kv.slice(i + 1);
+    }
+    for (const kv of opts.env ?? []) {
+      const i = kv.indexOf('=');
+      if (i <= 0) throw new BerthError('INVALID_ARGUMENT', `exec: "${kv}" is not KEY=VALUE`);
+      env[kv.slice(0, i)] = kv.slice(i + 1);
+    }
+    const cwd = opts.cwd ?? '/';
+    if (!cwd.startsWith('/')) throw new BerthError('INVALID_ARGUMENT', `exec: working directory "${cwd}" must be absolute`);
+    const user = opts.user && !['root', '0', '0:0'].includes(opts.user) ? ['/run/host/berth/setuser', opts.user, '--'] : [];
+    const args = ['-t', String(init), '--user', '--mount', '--net', '--pid', '--ipc', '--uts', '--cgroup', '--root', `--wd=${cwd}`, '--', ...user, ...argv];
+    return new Promise((resolve, reject) => {
+      // no_new_privs before entering, like the container's own processes (setns is unaffected by it).
+      const c = spawn('setpriv', ['--no-new-privs', 'nsenter', ...args], { env, stdio: opts.stdin || opts.tty ? 'inherit' : ['ignore', 'inherit', 'inherit'] });
+      c.on('error', (e) => reject(new BerthError('FAILED_PRECONDITION', `setpriv/nsenter: ${e.message}`, { cause: e })));
+      c.on('close', (code, sig) => resolve(code ?? 128 + ((sig && (osConstants.signals as Record<string, number>)[sig]) || 0)));
+    });
+  }
+
+  async *logs(name: string, opts: RuntimeLogsOptions = {}): AsyncIterable<string> {
+    const unit = await this.requireKnown(name);
+    const args = ['--user', '-u', unit, '-o', 'cat', '--no-pager', ...(opts.lines !== undefined ? ['-n', String(opts.lines)] : []), ...(opts.follow ? ['-f'] : [])];
+    const c = spawn('journalctl', args, { stdio: ['ignore', 'pipe', 'ignore'] });
+    try {
+      for await (const line of createInterface({ input: c.stdout })) yield line;
+    } finally {
+      c.kill();
+    }
+  }
+}
+
+export const createBwrapRuntime = (ctx: RuntimeContext): Runtime => new BwrapRuntime(ctx);
+
+/** Template unit name, for tools that list the user's containers (`systemctl --user list-units 'berth-sandbox@*'`). */
+export { TEMPLATE_NAME };

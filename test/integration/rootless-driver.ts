@@ -1,0 +1,54 @@
+/**
+ * Runs one Runtime verb of the bwrap backend as the calling (unprivileged) user and prints
+ * the outcome as one JSON line: {ok:true,value} or {ok:false,code,reason,message}. The
+ * rootless integration tests run it inside a test host as `tuser`
+ * (systemd-run --uid=tuser, with XDG_RUNTIME_DIR pointing at the user's manager), which is
+ * the position a user's `berth` will be in once the CLI is wired to the Runtime seam.
+ *   rootless-driver.ts VERB NAME [JSON]
+ * Store: $XDG_DATA_HOME/berth.
+ */
+import { join } from 'node:path';
+import { isBerthError } from '../../src/base/errors.ts';
+import { userInfo } from 'node:os';
+import { defaultRuntimes } from '../../src/runtime/index.ts';
+import { applyLayerRootless, probeHost } from '../../src/runtime/bwrap/index.ts';
+import type { ContainerSpec } from '../../src/container/spec.ts';
+
+const [verb, name = '', json] = process.argv.slice(2);
+const store = join(process.env.XDG_DATA_HOME ?? join(process.env.HOME ?? '/', '.local/share'), 'berth');
+const rt = defaultRuntimes().create('bwrap', { storeRoot: store });
+
+async function main(): Promise<unknown> {
+  switch (verb) {
+    case 'create': {
+      const { spec, publish } = JSON.parse(json ?? '{}') as { spec: ContainerSpec; publish?: [] };
+      return rt.create(spec, { publish });
+    }
+    case 'start': return rt.start(name);
+    case 'stop': return rt.stop(name, json ? (JSON.parse(json) as { timeoutSec?: number }) : {});
+    case 'kill': return rt.kill(name, json);
+    case 'rm': return rt.remove(name, { force: json === 'force' });
+    case 'state': return rt.state(name);
+    case 'list': return rt.list();
+    case 'gcroots': return rt.gcRoots();
+    case 'apply': {
+      // name = destination dir, json = layer file: the rootless layer-apply primitive.
+      const f = await probeHost({ user: { name: userInfo().username, uid: userInfo().uid, gid: userInfo().gid } });
+      return applyLayerRootless({ subuid: f.subuid, subgid: f.subgid, dest: name, layer: json ?? '' });
+    }
+    case 'exec': return rt.exec(name, JSON.parse(json ?? '[]') as string[]);
+    case 'logs': {
+      const lines: string[] = [];
+      for await (const l of rt.logs(name)) lines.push(l);
+      return lines;
+    }
+    default: throw new Error(`unknown verb ${verb}`);
+  }
+}
+
+main().then(
+  (value) => process.stdout.write(`${JSON.stringify({ ok: true, value: value ?? null })}\n`),
+  (e) => {
+    process.stdout.write(`${JSON.stringify(isBerthError(e) ? { ok: false, code: e.code, reason: e.details.reason, message: e.message } : { ok: false, code: 'JS', message: String((e as Error)?.stack ?? e) })}\n`);
+  },
+);
