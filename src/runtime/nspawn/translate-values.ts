@@ -23,7 +23,7 @@ export function checkAbsPath(field: string, p: string): string {
 
 /** Signal names as systemd parses them: SIGTERM, SIGRTMIN+3, … */
 export function checkSignal(field: string, s: string): string {
-  if (!/^SIG(?:[A-Z]{2,8}|RTMIN(?:\+\d{1,2})?|RTMAX(?:-\d{1,2})?)$/.test(s)) invalid(field, `"${s}" is not a signal name`);
+  if (!/^SIG(?:[A-Z]{2,8}|USR[12]|RTMIN(?:\+\d{1,2})?|RTMAX(?:-\d{1,2})?)$/.test(s)) invalid(field, `"${s}" is not a signal name`);
   return s;
 }
 

@@ -114,3 +114,12 @@ test('-u with berth-setuser: numeric ids and groups, helper bound, no nspawn Use
     assert.throws(() => toNspawnFile({ ...BASE, process: { ...BASE.process, user: bad } }, opts), (e) => isBerthError(e, 'INVALID_ARGUMENT'));
   }
 });
+
+test('stop signals: SIGUSR1/SIGUSR2 and real-time signals are accepted, junk is refused', () => {
+  for (const sig of ['SIGUSR1', 'SIGUSR2', 'SIGQUIT', 'SIGRTMIN+3']) {
+    assert.equal(parseUnit(serializeUnit(toNspawnFile({ ...BASE, stopSignal: sig }, { initHostPath: '/usr/bin/catatonit' }))).get('Exec', 'KillSignal'), sig);
+  }
+  for (const bad of ['SIGUSR3', 'USR1', 'SIG', 'SIGTERM\nBoot=yes']) {
+    assert.throws(() => toNspawnFile({ ...BASE, stopSignal: bad }, { initHostPath: '/usr/bin/catatonit' }), (e) => isBerthError(e, 'INVALID_ARGUMENT'));
+  }
+});
