@@ -86,6 +86,8 @@ static int make_userns(unsigned long base, unsigned long size) {
   if (pid < 0) fail(0, "fork", NULL, errno);
   if (pid == 0) {
     char c = 'u';
+    close(up[0]);
+    close(down[1]); /* else the read below never sees EOF */
     if (unshare(CLONE_NEWUSER) != 0) _exit(1);
     if (write(up[1], &c, 1) != 1) _exit(1);
     if (read(down[0], &c, 1) < 0) _exit(1);

@@ -18,7 +18,8 @@ import { digestHex, parseDigest, type Digest } from '../base/digest.ts';
 import { fromSystemError } from '../base/errors.ts';
 import { run } from '../base/exec.ts';
 import { isErrno } from '../base/fs.ts';
-import { checkErofs, mkfsErofs, mountErofs, unmountErofs, type MkfsOptions } from './erofs-image.ts';
+import { checkErofs, mkfsErofs, type MkfsOptions } from './erofs-image.ts';
+import { mountErofs, unmountErofs } from './erofs-mount.ts';
 import type { SnapshotLayout } from './layout.ts';
 import { mountAt } from './mountinfo.ts';
 import type { ActiveSnapshot, CheckResult, SnapshotInfo, SnapshotMeta, Snapshotter } from './types.ts';
@@ -92,7 +93,6 @@ export class ErofsSnapshotter implements Snapshotter {
 
   async mounts(chainId: Digest): Promise<string> {
     const mp = this.layout.mountPoint(chainId);
-    await mkdir(mp, { recursive: true, mode: 0o755 });
     await mountErofs(this.layout.erofsImage(chainId), mp);
     return mp;
   }
