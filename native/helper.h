@@ -43,8 +43,12 @@ void report(const char *step, const char *path, const char *name, const char *ms
 /* root.c: resolution inside a root directory, never through host paths. */
 int open_dir(const char *path);
 int open_in_root(int rootfd, const char *path, int flags, unsigned long long resolve);
-/* Bounded read of a regular file inside rootfd. 0, or fails (dies) with a clear line. */
-int read_in_root(int rootfd, const char *path, size_t max, char **out, size_t *len, int missing_ok);
+/* Bounded read of a regular file inside rootfd: 0 with *out (NULL when absent and
+ * lenient allows), or dies with a clear line. READ_STRICT: anything but a regular file
+ * within max fails; READ_MISSING_OK: a missing file reads as absent; READ_UNUSABLE_OK:
+ * also a FIFO, device, directory, escaping link or oversized file reads as absent. */
+enum { READ_STRICT = 0, READ_MISSING_OK = 1, READ_UNUSABLE_OK = 2 };
+int read_in_root(int rootfd, const char *path, size_t max, char **out, size_t *len, int lenient);
 int cmd_mkdirs(int argc, char **argv);
 int cmd_read(int argc, char **argv);
 

@@ -39,16 +39,21 @@ static const char *kind(mode_t m) {
   return "not a regular file";
 }
 
-int read_in_root(int rootfd, const char *path, size_t max, char **out, size_t *len, int missing_ok) {
+int read_in_root(int rootfd, const char *path, size_t max, char **out, size_t *len, int lenient) {
   *out = NULL;
   *len = 0;
   int pfd = open_in_root(rootfd, path, O_PATH, 0);
   if (pfd < 0) {
-    if (missing_ok && (errno == ENOENT || errno == ENOTDIR)) return 0;
+    if (lenient >= READ_MISSING_OK && (errno == ENOENT || errno == ENOTDIR)) return 0;
+    if (lenient >= READ_UNUSABLE_OK && (errno == ELOOP || errno == EXDEV)) return 0;
     fail(0, "openat2", path, errno);
   }
   struct stat st;
   if (fstat(pfd, &st) != 0) fail(0, "fstat", path, errno);
+  if (lenient >= READ_UNUSABLE_OK && (!S_ISREG(st.st_mode) || (unsigned long long)st.st_size > max)) {
+    close(pfd);
+    return 0;
+  }
   if (!S_ISREG(st.st_mode)) {
     char msg[96];
     snprintf(msg, sizeof msg, "is %s, not a regular file", kind(st.st_mode));

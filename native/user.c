@@ -2,7 +2,8 @@
  * Docker's meaning of -u USER[:GROUP]: names are looked up in the container's own
  * /etc/passwd and /etc/group (parsed here: no NSS, no tools needed in the image), read
  * with a size bound and only when they are regular files inside the container's root; a
- * numeric UID without a passwd entry runs with GID 0; supplementary groups are the user's
+ * numeric UID without a passwd entry runs with GID 0 (and an unusable passwd file, such as
+ * a FIFO, counts as no entry for numeric ids; for names it is an error); supplementary groups are the user's
  * groups from /etc/group; HOME comes from passwd when unset.
  *
  *   setuser USER[:GROUP] -- CMD [ARG...]   (argv[0] "setuser": bound into containers as
@@ -56,10 +57,14 @@ void resolve_user(int rootfd, const char *spec_in, struct ids *out) {
   if (!*spec) fail_msg(HX_USAGE, "user", spec_in, "EINVAL", "empty user name");
   char *pw, *gr;
   size_t pwlen, grlen;
-  read_in_root(rootfd, "/etc/passwd", MAX_ID_FILE, &pw, &pwlen, 1);
-  read_in_root(rootfd, "/etc/group", MAX_ID_FILE, &gr, &grlen, 1);
   unsigned long num;
   int numeric = parse_id(spec, &num);
+  /* Names need the files; numeric ids only use them for HOME and groups, so an unusable
+   * (FIFO, device, huge) file then counts as absent instead of blocking root's exec. */
+  unsigned long gnum;
+  int gnumeric = !group || !*group || parse_id(group, &gnum);
+  read_in_root(rootfd, "/etc/passwd", MAX_ID_FILE, &pw, &pwlen, numeric ? READ_UNUSABLE_OK : READ_MISSING_OK);
+  read_in_root(rootfd, "/etc/group", MAX_ID_FILE, &gr, &grlen, gnumeric ? READ_UNUSABLE_OK : READ_MISSING_OK);
   char *f[7];
   size_t pos = 0;
   int found = 0;
