@@ -37,12 +37,13 @@ describe('berth-helper in a test host', { timeout: 600_000 }, () => {
     // from the host: the leader and a running exec'd process
     const outside = await sh([
       'L=$(machinectl show conf -p Leader --value)',
-      '/work/wt/native/bin/berth exec conf sleep 30 >/dev/null 2>&1 &',
+      // as a unit, like every berth call here (an nsenter-ed shell is outside the test host's cgroups)
+      'systemd-run --quiet --collect --unit=conf-exec /work/wt/native/bin/berth exec conf sleep 30',
       'for i in $(seq 50); do P=$(pgrep -f "^sleep 30$" | head -1); [ -n "$P" ] && break; sleep 0.1; done',
       `${FIELDS} /proc/$L/status; cat /proc/$L/cgroup; echo ---; ${FIELDS} /proc/$P/status; cat /proc/$P/cgroup`,
       'readlink /proc/$L/ns/pid /proc/$L/ns/mnt /proc/$L/ns/user /proc/$L/ns/net; echo ---; readlink /proc/$P/ns/pid /proc/$P/ns/mnt /proc/$P/ns/user /proc/$P/ns/net',
       'kill $P',
-    ].join('\n').replace('/work/wt/native', new URL('../..', import.meta.url).pathname.replace(/\/$/, '')));
+    ].join('\n').replaceAll('/work/wt/native', new URL('../..', import.meta.url).pathname.replace(/\/$/, '')));
     const parts = outside.stdout.split('---\n');
     assert.equal(parts.length, 3, outside.stdout);
     const [leader, execd] = [parts[0]!, parts[1]!.split('\n').slice(0, parts[0]!.split('\n').length - 1).join('\n') + '\n'];
