@@ -27,7 +27,7 @@ export interface ExecOptions {
   stdin?: boolean;
 }
 
-/** The user the container's command runs as (User=, or berth-setuser's argument), if not root. */
+/** The user the container's command runs as (User=, or the setuser prefix's argument), if not root. */
 export function containerUser(u: UnitFile | undefined): string | undefined {
   const user = u?.get('Exec', 'User');
   if (user) return user;

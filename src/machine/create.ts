@@ -7,7 +7,7 @@
  * The translators write `PrivateUsers=pick` + `PrivateUsersOwnership=map`; berth replaces
  * them with the fixed range it picked (`PrivateUsers=BASE:65536`) and
  * `PrivateUsersOwnership=off`, because the lowers are already idmapped to that range by
- * berth-rootfs and nspawn cannot idmap an overlay root (see runtime/nspawn/rootfs.ts).
+ * berth-helper and nspawn cannot idmap an overlay root (see runtime/nspawn/rootfs.ts).
  * A file created as root inside lands in the upper dir owned by host UID BASE — the
  * ownership user namespaces promise (`--userns=host` keeps UID 0).
  */
