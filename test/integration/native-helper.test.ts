@@ -54,6 +54,38 @@ describe('berth-helper in a test host', { timeout: 600_000 }, () => {
     await berth(['rm', '-f', 'conf']);
   });
 
+  test('exec: --userns=host too; stdin with -i; SIGTERM reaches the command; exit status relayed', async () => {
+    await berth(['run', '-d', '--name', 'hostns', '--userns=host', 'busybox', 'sleep', '1000']);
+    const same = await berth(['exec', 'hostns', 'sh', '-c', `${FIELDS} /proc/self/status; cat /proc/self/cgroup; echo ---; ${FIELDS} /proc/1/status; cat /proc/1/cgroup; echo ---; cat /proc/self/uid_map`]);
+    const [a, b, map] = same.stdout.split('---\n');
+    assert.equal(a, b);
+    assert.match(map ?? '', /^\s*0\s+0\s+4294967295$/m, 'the host user namespace');
+    const cat = await berth(['exec', '-i', 'hostns', 'cat'], { input: 'through stdin\n' });
+    assert.equal(cat.stdout, 'through stdin\n');
+    const code = await berth(['exec', 'hostns', 'sh', '-c', 'kill -KILL $$'], { reject: false });
+    assert.equal(code.exitCode, 137);
+    const repo = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
+    const sig = await sh([
+      `systemd-run --quiet --unit=exec-sig ${repo}/bin/berth exec hostns sh -c 'trap "exit 9" TERM; sleep 100 & wait'`,
+      'for i in $(seq 100); do pgrep -f "^sleep 100$" >/dev/null && break; sleep 0.1; done',
+      'systemctl kill --kill-whom=main --signal=SIGTERM exec-sig',
+      'for i in $(seq 100); do systemctl is-active -q exec-sig || break; sleep 0.1; done',
+      'systemctl show -p ExecMainStatus --value exec-sig; systemctl reset-failed exec-sig 2>/dev/null; true',
+    ].join('\n'));
+    assert.equal(sig.stdout.trim(), '9', 'SIGTERM to berth → the command\'s trap → its exit status');
+    await berth(['rm', '-f', 'hostns']);
+  });
+
+  test('berth image mount: nosuid,nodev overlay, layers ro,nosuid,nodev under a root-only mnt/', async () => {
+    await berth(['image', 'mount', 'busybox', '/tmp/imgmnt']);
+    const m = await sh("findmnt -n -o OPTIONS /tmp/imgmnt; findmnt -rn -o TARGET,OPTIONS | grep '/var/lib/berth/snapshots/mnt/'; stat -c %a /var/lib/berth/snapshots/mnt; ls /tmp/imgmnt/bin/busybox");
+    const [overlay, layer, mode] = m.stdout.split('\n');
+    assert.match(overlay ?? '', /(^|,)ro,nosuid,nodev(,|$)/);
+    assert.match(layer ?? '', /\sro,nosuid,nodev(,|$)/);
+    assert.equal(mode, '700');
+    await berth(['image', 'umount', '/tmp/imgmnt']);
+  });
+
   test('a store on tmpfs with no loop device: dir snapshots, decided and said once; import and run -d work', async () => {
     const root = '/run/berth-tmpfs-store';
     const layout = (await buildImage('busybox')).layoutDir;
