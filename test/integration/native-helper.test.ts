@@ -10,7 +10,8 @@
  *     EROFS images, on this VM directly and through `berth run` in the test host).
  */
 import { strict as assert } from 'node:assert';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, test } from 'node:test';
@@ -125,6 +126,31 @@ describe('berth-helper in a test host', { timeout: 600_000 }, () => {
 });
 
 describe('berth-helper on this VM', () => {
+  test('EROFS on tmpfs: ENOTBLK for file-backed, so a read-only autoclear loop device; gone after umount', { skip: existsSync('/dev/loop-control') ? false : 'no loop devices here' }, async () => {
+    const dir = await mkdtemp(join('/dev/shm', 'berth-loop-'));
+    try {
+      await mkdir(join(dir, 'src', 'etc'), { recursive: true });
+      await writeFile(join(dir, 'src', 'etc', 'hello'), 'from a loop device\n');
+      await run(['mkfs.erofs', '--quiet', '-x1', join(dir, 'l.erofs'), join(dir, 'src')]);
+      const probe = await run([HELPER, 'probe-erofs', join(dir, 'l.erofs')]);
+      assert.equal(probe.stdout, 'loop\n');
+      await run([HELPER, 'mount', '--target', join(dir, 'root'), '--upper', join(dir, 'upper'), '--work', join(dir, 'work'), '--idmap', '524288:65536', join(dir, 'l.erofs')]);
+      try {
+        assert.equal(await readFile(join(dir, 'root', 'etc', 'hello'), 'utf8'), 'from a loop device\n');
+        const st = await stat(join(dir, 'root', 'etc', 'hello'));
+        assert.equal(st.uid, 524288, 'the layer is idmapped');
+        const loops = await run(['losetup', '-l', '-n', '-O', 'NAME,RO,AUTOCLEAR,BACK-FILE']);
+        assert.match(loops.stdout, new RegExp(`\\s1\\s+1\\s+${join(dir, 'l.erofs').replace(/[.]/g, '\\.')}`));
+      } finally {
+        await run([HELPER, 'umount', join(dir, 'root')]);
+      }
+      const after = await run(['losetup', '-l', '-n', '-O', 'BACK-FILE']);
+      assert.doesNotMatch(after.stdout, new RegExp(dir), 'autoclear: the loop device went with the mount');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
   test('errors name the step, the path and the errno, with an exit status per class', async () => {
     const dir = await mkdtemp(join(tmpdir(), 'berth-helper-'));
     try {
