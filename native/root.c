@@ -5,7 +5,8 @@
  * are refused. No host path string is ever built from container content.
  *
  *   mkdirs ROOT UID GID PATH...   creates missing directories of each PATH inside ROOT,
- *                                 chowning only what it created; a dangling symlink is refused
+ *                                 chowning only what it created; a dangling symlink is
+ *                                 followed inside ROOT (its target is created there)
  *   read ROOT PATH MAXBYTES       copies a regular file (at most MAXBYTES) to stdout; a FIFO,
  *                                 device, directory or bigger file is refused, never a hang
  */
@@ -102,14 +103,23 @@ static unsigned long parse_ulong(const char *s, unsigned long max, const char *w
   return v;
 }
 
-/* One PATH: every component resolved from the root, each missing one made and chowned. */
+/*
+ * One PATH: every component resolved from the root, each missing one made and chowned.
+ * A dangling symlink on the way is followed *inside* the root, as mkdir -p in the container
+ * would (runc's MkdirAllInRoot does the same): its target is created instead, at most 40
+ * links deep. ".." is refused in PATH itself; inside link targets openat2 clamps it at the root.
+ */
 static void mkdirs_one(int rootfd, const char *path, uid_t uid, gid_t gid) {
   if (path[0] != '/') fail_msg(HX_USAGE, "mkdirs", path, "EINVAL", "path must be absolute");
+  char cur[4096];
+  if (snprintf(cur, sizeof cur, "%s", path) >= (int)sizeof cur) fail_msg(HX_USAGE, "mkdirs", path, "ENAMETOOLONG", "path too long");
+  int links = 0, from_link = 0;
+restart:;
   char prefix[4096];
   size_t plen = 0;
   int pfd = dup(rootfd);
   if (pfd < 0) fail(0, "dup", path, errno);
-  const char *p = path;
+  const char *p = cur;
   while (*p) {
     while (*p == '/') p++;
     if (!*p) break;
@@ -121,8 +131,9 @@ static void mkdirs_one(int rootfd, const char *path, uid_t uid, gid_t gid) {
     comp[clen] = 0;
     p = end;
     if (strcmp(comp, ".") == 0) continue;
-    if (strcmp(comp, "..") == 0) fail_msg(HX_USAGE, "mkdirs", path, "EINVAL", "\"..\" is not allowed");
+    if (strcmp(comp, "..") == 0 && !from_link) fail_msg(HX_USAGE, "mkdirs", path, "EINVAL", "\"..\" is not allowed");
     if (plen + 1 + clen + 1 > sizeof prefix) fail_msg(HX_USAGE, "mkdirs", path, "ENAMETOOLONG", "path too long");
+    size_t parent_len = plen;
     prefix[plen++] = '/';
     memcpy(prefix + plen, comp, clen);
     plen += clen;
@@ -132,8 +143,22 @@ static void mkdirs_one(int rootfd, const char *path, uid_t uid, gid_t gid) {
       if (errno != ENOENT) fail(0, "openat2", prefix, errno);
       /* Missing here, in the directory the prefix resolved to (inside the root). */
       if (mkdirat(pfd, comp, 0755) != 0) {
-        if (errno == EEXIST) fail_msg(HX_REFUSED, "mkdirat", prefix, "ELOOP", "exists but is not a directory inside the root (dangling symlink?)");
-        fail(0, "mkdirat", prefix, errno);
+        if (errno != EEXIST) fail(0, "mkdirat", prefix, errno);
+        char target[4096];
+        ssize_t n = readlinkat(pfd, comp, target, sizeof target - 1);
+        if (n <= 0) fail_msg(HX_REFUSED, "mkdirat", prefix, "EEXIST", "exists but is not a directory");
+        target[n] = 0;
+        if (++links > 40) fail_msg(HX_REFUSED, "mkdirs", path, "ELOOP", "too many levels of symbolic links");
+        /* Dangling link: go on with its target (absolute: from the root; relative: from
+         * the link's directory) followed by the rest of the path. */
+        char next[4096];
+        int w = target[0] == '/' ? snprintf(next, sizeof next, "%s%s", target, p)
+                                 : snprintf(next, sizeof next, "%.*s/%s%s", (int)parent_len, prefix, target, p);
+        if (w < 0 || w >= (int)sizeof next) fail_msg(HX_USAGE, "mkdirs", path, "ENAMETOOLONG", "path too long");
+        memcpy(cur, next, (size_t)w + 1);
+        from_link = 1;
+        close(pfd);
+        goto restart;
       }
       fd = openat(pfd, comp, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
       if (fd < 0) fail(0, "openat", prefix, errno);

@@ -118,8 +118,9 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
  * volumes and the working directory, made in the upper dir as the machine's root (else
  * nspawn makes them as host root and they show up inside as nobody). The paths come from
  * the image and resolve *inside* the container's root (berth-helper mkdirs, openat2
- * RESOLVE_IN_ROOT): a symlink `w -> /host/dir` is followed the way the container sees it,
- * a dangling one is refused, and nothing outside the root is ever created or chowned.
+ * RESOLVE_IN_ROOT): a symlink `w -> /host/dir` is followed the way the container sees it
+ * (dangling: its target is made inside the root, as runc does), and nothing outside the
+ * root is ever created or chowned.
  */
 async function prepareRoot(paths: MachinePaths, spec: ContainerSpec, range: UidRange | undefined): Promise<void> {
   const dirs = ['/usr', ...spec.mounts.map((m) => m.target)];

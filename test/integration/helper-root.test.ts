@@ -54,15 +54,15 @@ after(async () => {
   await rm(base, { recursive: true, force: true });
 });
 
-test('mkdirs: links are followed inside ROOT or refused; nothing appears outside', async () => {
+test('mkdirs: links are followed inside ROOT (dangling ones too) or refused; nothing appears outside', async () => {
   const before = await tree(outside);
-  const ok = await run([HELPER, 'mkdirs', root, '4242', '4243', '/top/real/a/b', '/new/x'], { reject: false });
+  const ok = await run([HELPER, 'mkdirs', root, '4242', '4243', '/top/real/a/b', '/new/x', '/abs/x', '/rel/y'], { reject: false });
   assert.equal(ok.exitCode, 0, ok.stderr);
-  for (const d of ['real/a/b', 'new/x']) assert.equal((await stat(join(root, d))).uid, 4242);
-  assert.equal((await stat(join(root, 'real'))).uid, 0, 'existing directories are not chowned');
   assert.equal(ok.stderr, '');
-  // `rel` climbs with ..: clamped at ROOT, where its target does not exist → a dangling link, refused
-  for (const [p, re] of [['/rel/x', /mkdirat \/rel: ELOOP/], ['/abs/x', /mkdirat \/abs: ELOOP/], ['/magic/x', /openat2 \/magic: ELOOP/], ['/loop1/x', /openat2 \/loop1: ELOOP/], ['/etc/fifo/x', /openat2 \/etc\/fifo: ENOTDIR/], ['/a/../b', /"\.\." is not allowed/]] as const) {
+  // abs -> <outside>/dir and rel -> ../../..<outside> dangle inside ROOT: their targets are made there
+  for (const d of ['real/a/b', 'new/x', `${outside}/dir/x`, `${outside}/y`]) assert.equal((await stat(join(root, d))).uid, 4242, d);
+  assert.equal((await stat(join(root, 'real'))).uid, 0, 'existing directories are not chowned');
+  for (const [p, re] of [['/magic/x', /openat2 \/magic: ELOOP/], ['/loop1/x', /openat2 \/loop1: ELOOP/], ['/etc/fifo/x', /openat2 \/etc\/fifo: ENOTDIR/], ['/a/../b', /"\.\." is not allowed/]] as const) {
     const r = await run([HELPER, 'mkdirs', root, '0', '0', p], { reject: false });
     assert.notEqual(r.exitCode, 0, p);
     assert.match(r.stderr, re, `${p}: ${r.stderr}`);
