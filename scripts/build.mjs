@@ -21,15 +21,14 @@ await build({
   logLevel: 'warning',
 });
 
-// berth-setuser: a static helper bound into containers to switch to the image's or -u's
-// user with Docker's meaning (src/runtime/nspawn/translate.ts). Needs a C compiler and the
-// static libc (Debian: gcc, libc6-dev); without them berth still works, with plain user
-// names only.
+// berth-helper (native/*.c): the one static helper for every privileged syscall (mounts,
+// resolution inside a container root, exec, -u). berth installs nothing into its store:
+// machines' drop-ins name dist/libexec/berth-helper of this installation. Needs a C
+// compiler and the static libc (Debian: gcc, libc6-dev); without it berth cannot mount
+// rootfs, so the build fails.
 import { execFileSync } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
-mkdirSync(`${outdir}libexec`, { recursive: true });
-try {
-  execFileSync('cc', ['-static', '-O2', '-Wall', '-o', `${outdir}libexec/berth-setuser`, new URL('../native/berth-setuser.c', import.meta.url).pathname], { stdio: 'inherit' });
-} catch (e) {
-  process.stderr.write(`build: berth-setuser not built (${e.message.split('\n')[0]}); -u USER:GROUP and numeric users will be refused\n`);
-}
+import { mkdirSync, readdirSync } from 'node:fs';
+const nativeDir = new URL('../native/', import.meta.url).pathname;
+const sources = readdirSync(nativeDir).filter((f) => f.endsWith('.c')).sort().map((f) => nativeDir + f);
+mkdirSync(`${outdir}libexec`, { recursive: true, mode: 0o755 });
+execFileSync('cc', ['-static', '-O2', '-Wall', '-Wextra', '-Werror', '-D_FORTIFY_SOURCE=2', '-o', `${outdir}libexec/berth-helper`, ...sources], { stdio: 'inherit' });

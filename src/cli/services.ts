@@ -29,7 +29,10 @@ export async function openServices(g: GlobalOptions, opts: { unpack?: boolean } 
     if (format !== undefined && format !== 'erofs' && format !== 'dir') {
       throw new BerthError('INVALID_ARGUMENT', `BERTH_SNAPSHOT_FORMAT must be erofs or dir, not "${format}"`);
     }
-    if (snap) unpacker = await snap.openUnpacker(join(root, 'snapshots'), format ? { format } : {});
+    if (snap) unpacker = await snap.openUnpacker(join(root, 'snapshots'), {
+      ...(format ? { format } : {}),
+      notice: (m) => process.stderr.write(`berth: ${m}\n`),
+    });
   }
   return { root, store, unpacker };
 }

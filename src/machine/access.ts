@@ -1,18 +1,21 @@
 /**
  * @module machine/access
- * exec and logs. exec enters the running container with `nsenter -t LEADER -a` (all its
- * namespaces, including the user namespace), so it works in any image — busybox or
- * distroless, with no systemd, bus or shell inside. The environment is the container's
- * (Environment= of the .nspawn file) plus `-e`, the working directory `-w` or the
- * image's, the user resolved through the container's own /etc/passwd. Logs are the
- * unit's journal (what the payload printed: `_TRANSPORT=stdout`), via journalctl.
+ * exec and logs. exec runs `berth-helper exec` (native/exec.c), which confines the new
+ * process the way the container's own are: the leader's cgroup in every hierarchy, all
+ * its namespaces (user, mount, PID, network, IPC, UTS, cgroup), a chroot to its root, its
+ * capability bounding set, no_new_privs and seccomp filters, every inherited fd closed;
+ * the working directory and the user are resolved *inside* the container (never through
+ * /proc/PID/root on the host). It works in any image — busybox or distroless, with no
+ * systemd, bus or shell inside. The environment is the container's (Environment= of the
+ * .nspawn file) plus `-e`; the user is `-u`, else the container's own (User= or the
+ * setuser prefix of Parameters=). Logs are the unit's journal (what the payload printed:
+ * `_TRANSPORT=stdout`), via journalctl.
  */
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
 import { BerthError } from '../base/errors.ts';
-import { parseNspawnWords } from '../unit/index.ts';
+import { execArgs, helperError, helperPath, HELPER_EXIT } from '../native/index.ts';
+import { parseNspawnWords, type UnitFile } from '../unit/index.ts';
 import { machinePaths, showMachine } from '../runtime/nspawn/index.ts';
 import { readSettings } from './query.ts';
 
@@ -24,25 +27,19 @@ export interface ExecOptions {
   stdin?: boolean;
 }
 
-async function lookupId(leader: number, file: 'passwd' | 'group', who: string): Promise<{ id: number; gid?: number }> {
-  if (/^\d+$/.test(who)) return { id: Number(who) };
-  const text = await readFile(`/proc/${leader}/root/etc/${file}`, 'utf8').catch(() => '');
-  for (const line of text.split('\n')) {
-    const f = line.split(':');
-    if (f[0] === who && f[2] !== undefined) return { id: Number(f[2]), gid: f[3] !== undefined && file === 'passwd' ? Number(f[3]) : undefined };
+/** The user the container's command runs as (User=, or the setuser prefix's argument), if not root. */
+export function containerUser(u: UnitFile | undefined): string | undefined {
+  const user = u?.get('Exec', 'User');
+  if (user) return user;
+  const p = u?.get('Exec', 'Parameters');
+  if (!p) return undefined;
+  try {
+    let w = parseNspawnWords(p);
+    if (w[0] === '/run/host/berth/init' && w[1] === '--') w = w.slice(2);
+    return w[0] === '/run/host/berth/setuser' && w[2] === '--' ? w[1] : undefined;
+  } catch {
+    return undefined;
   }
-  throw new BerthError('NOT_FOUND', `no ${file === 'passwd' ? 'user' : 'group'} "${who}" in the container's /etc/${file}`);
-}
-
-/**
- * nsenter found through the *host's* PATH: the child's environment is the container's,
- * whose PATH (e.g. `PATH=/` in a distroless image) says nothing about the host.
- */
-function hostBinary(name: string): string {
-  for (const d of (process.env.PATH ?? '/usr/sbin:/usr/bin:/sbin:/bin').split(':')) {
-    if (d.startsWith('/') && existsSync(`${d}/${name}`)) return `${d}/${name}`;
-  }
-  return name;
 }
 
 /** Runs argv inside; resolves with its exit status (128+signal when killed). */
@@ -63,22 +60,37 @@ export async function execInMachine(name: string, argv: string[], opts: ExecOpti
     const i = kv.indexOf('=');
     if (i > 0) env[kv.slice(0, i)] = kv.slice(i + 1);
   }
-  const args = ['-t', String(leader), '-a'];
   const cwd = opts.cwd ?? settings?.get('Exec', 'WorkingDirectory') ?? '/';
-  // nsenter opens --wd before entering the mount namespace: name it through the leader's root.
-  args.push(`--wd=/proc/${leader}/root${cwd.startsWith('/') ? cwd : `/${cwd}`}`);
-  const user = opts.user ?? settings?.get('Exec', 'User');
-  if (user) {
-    const [u = '', g] = user.split(':');
-    const pw = await lookupId(leader, 'passwd', u);
-    const gid = g !== undefined ? (await lookupId(leader, 'group', g)).id : pw.gid ?? pw.id;
-    args.push(`--setuid=${pw.id}`, `--setgid=${gid}`);
-  }
-  args.push('--', ...argv);
+  const user = opts.user ?? containerUser(settings);
+  const args = execArgs({ leader, user, cwd, errfd: 3 }, argv);
+  const helper = helperPath();
   return new Promise((resolve, reject) => {
-    const child = spawn(hostBinary('nsenter'), args, { env, stdio: [opts.stdin || opts.tty ? 'inherit' : 'ignore', 'inherit', 'inherit'] });
-    child.on('error', (e) => reject(new BerthError('FAILED_PRECONDITION', `nsenter: ${e.message}`, { cause: e })));
-    child.on('close', (code, sig) => resolve(code ?? 128 + (sig ? signalNumber(sig) : 0)));
+    const child = spawn(helper, args, { env, stdio: [opts.stdin || opts.tty ? 'inherit' : 'ignore', 'inherit', 'inherit', 'pipe'] });
+    const errs: Buffer[] = [];
+    child.stdio[3]?.on('data', (b: Buffer) => errs.push(b));
+    // Signals reach the command through the helper (it forwards what a process sent it);
+    // with a terminal, ^C reaches the command directly, so it is not forwarded twice.
+    const forward = (sig: NodeJS.Signals) => () => {
+      if (!(opts.tty && sig === 'SIGINT')) child.kill(sig);
+    };
+    const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((s) => [s, forward(s)] as const);
+    for (const [s, h] of handlers) process.on(s, h);
+    const done = () => {
+      for (const [s, h] of handlers) process.off(s, h);
+    };
+    child.on('error', (e) => {
+      done();
+      reject(new BerthError('FAILED_PRECONDITION', `berth-helper: ${e.message}`, { cause: e }));
+    });
+    child.on('close', (code, sig) => {
+      done();
+      const err = Buffer.concat(errs).toString('utf8');
+      if (code === HELPER_EXIT.EXEC_SETUP && err.includes('berth-helper: ')) {
+        reject(helperError(`exec in ${name}`, code, err));
+        return;
+      }
+      resolve(code ?? 128 + (sig ? signalNumber(sig) : 0));
+    });
   });
 }
 

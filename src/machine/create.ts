@@ -7,7 +7,7 @@
  * The translators write `PrivateUsers=pick` + `PrivateUsersOwnership=map`; berth replaces
  * them with the fixed range it picked (`PrivateUsers=BASE:65536`) and
  * `PrivateUsersOwnership=off`, because the lowers are already idmapped to that range by
- * berth-rootfs and nspawn cannot idmap an overlay root (see runtime/nspawn/rootfs.ts).
+ * berth-helper and nspawn cannot idmap an overlay root (see runtime/nspawn/rootfs.ts).
  * A file created as root inside lands in the upper dir owned by host UID BASE — the
  * ownership user namespaces promise (`--userns=host` keeps UID 0).
  */
@@ -19,8 +19,9 @@ import { withLock } from '../base/lock.ts';
 import type { ContainerSpec } from '../container/spec.ts';
 import { serializeUnit } from '../unit/index.ts';
 import type { SnapshotStore } from '../snapshot/index.ts';
+import { helperPath, mkdirsInRoot } from '../native/index.ts';
 import {
-  daemonReload, reloadIfNeeded, ensureHelper, ensureSetuser, layerPaths, machinePaths, mountRootfs, nspawnDir, pickRange, planFor, rootfsDropInText,
+  daemonReload, reloadIfNeeded, layerPaths, machinePaths, mountRootfs, nspawnDir, pickRange, planFor, rootfsDropInText,
   showMachine, showUnit, systemdIsPid1, takenRanges, toNspawnFile, toServiceDropIns, umountRootfs, writeMachineFiles,
   removeMachineFiles, type MachinePaths, type RootfsPlan, type UidRange,
 } from '../runtime/nspawn/index.ts';
@@ -77,14 +78,15 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
     const layers = await layerPaths(ctx.snapshots, spec.image.chainIds);
     const range = spec.userns === 'pick' ? pickRange(spec.name, await takenRanges(nspawnDir())) : undefined;
     // Translate first: invalid values fail before anything is written.
-    const setuser = spec.boot ? undefined : await ensureSetuser(ctx.berthRoot);
+    // berth-helper doubles as the -u switcher (argv[0] "setuser" inside the container).
+    const setuser = spec.boot ? undefined : helperPath();
     const nspawn = toNspawnFile(spec, { initHostPath: spec.boot ? undefined : findInit(), setuserHostPath: setuser });
     if (range) {
       nspawn.set('Exec', 'PrivateUsers', `${range.base}:${range.size}`);
       nspawn.set('Files', 'PrivateUsersOwnership', 'off');
     }
     const dropIns = toServiceDropIns(spec).map((d) => ({ file: d.file, text: serializeUnit(d.unit) }));
-    const helper = await ensureHelper(ctx.berthRoot);
+    const helper = helperPath();
     const plan = planFor(paths, helper, layers, range);
     dropIns.push({ file: '10-berth-rootfs.conf', text: rootfsDropInText(plan, ctx.snapshots.root) });
     let mounted = false;
@@ -112,22 +114,16 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
 }
 
 /**
- * Directories nspawn insists on (/usr: "doesn't look like an OS tree") and mount points
- * of volumes, made in the upper dir as the machine's root (else nspawn makes them as host
- * root and they show up inside as nobody).
+ * Directories nspawn insists on (/usr: "doesn't look like an OS tree"), mount points of
+ * volumes and the working directory, made in the upper dir as the machine's root (else
+ * nspawn makes them as host root and they show up inside as nobody). The paths come from
+ * the image and resolve *inside* the container's root (berth-helper mkdirs, openat2
+ * RESOLVE_IN_ROOT): a symlink `w -> /host/dir` is followed the way the container sees it
+ * (dangling: its target is made inside the root, as runc does), and nothing outside the
+ * root is ever created or chowned.
  */
 async function prepareRoot(paths: MachinePaths, spec: ContainerSpec, range: UidRange | undefined): Promise<void> {
   const dirs = ['/usr', ...spec.mounts.map((m) => m.target)];
   if (spec.process.cwd && spec.process.cwd !== '/') dirs.push(spec.process.cwd);
-  for (const d of dirs) {
-    const parts = d.split('/').filter(Boolean);
-    let cur = paths.rootDir;
-    for (const part of parts) {
-      cur = join(cur, part);
-      const st = await stat(cur).catch(() => undefined);
-      if (st) continue;
-      await mkdir(cur, { mode: 0o755 });
-      if (range) await chown(cur, range.base, range.base);
-    }
-  }
+  await mkdirsInRoot(paths.rootDir, { uid: range?.base ?? 0, gid: range?.base ?? 0 }, dirs);
 }

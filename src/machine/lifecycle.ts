@@ -16,11 +16,12 @@ import { withLock } from '../base/lock.ts';
 import { parseUnit, serializeUnit } from '../unit/index.ts';
 import { readFile } from 'node:fs/promises';
 import {
-  daemonReload, ensureHelper, machinePaths, planFor, removeMachineFiles, requireSystemd, rootfsDropInText, showMachine,
+  daemonReload, machinePaths, planFor, removeMachineFiles, requireSystemd, rootfsDropInText, showMachine,
   showUnit, systemctl, systemdIsPid1, umountRootfs, unitDir, waitInactive, layerPaths, parsePrivateUsers,
 } from '../runtime/nspawn/index.ts';
 import { machineExists, machinesLock, type MachineContext } from './create.ts';
 import { parseDigest } from '../base/digest.ts';
+import { helperPath } from '../native/index.ts';
 
 async function requireMachine(name: string): Promise<ReturnType<typeof machinePaths>> {
   const p = machinePaths(name);
@@ -118,7 +119,7 @@ export async function removeMachine(ctx: MachineContext, name: string, opts: { f
       if (await showMachine(name)) await run(['machinectl', 'terminate', '--', name], { reject: false });
     }
     await unlink(wantsLink(name)).catch(() => {});
-    await umountRootfs(await ensureHelper(ctx.berthRoot), p.rootDir).catch(() => {});
+    await umountRootfs(helperPath(), p.rootDir).catch(() => {});
     await removeMachineFiles(p);
     if (systemdIsPid1()) {
       await daemonReload();
@@ -135,7 +136,7 @@ export async function renameMachine(ctx: MachineContext, from: string, to: strin
     if (await machineExists(to)) throw new BerthError('ALREADY_EXISTS', `the name "${to}" is already in use`);
     if (await isActive(from)) throw new BerthError('FAILED_PRECONDITION', `container ${from} is running: stop it before renaming`);
     const enabled = existsSync(wantsLink(from));
-    await umountRootfs(await ensureHelper(ctx.berthRoot), a.rootDir).catch(() => {});
+    await umountRootfs(helperPath(), a.rootDir).catch(() => {});
     const nspawn = parseUnit(await readFile(a.nspawnFile, 'utf8'));
     const chainIds = nspawn.getAll('X-Berth', 'ChainId').map((c) => parseDigest(c));
     const range = parsePrivateUsers(nspawn.get('Exec', 'PrivateUsers') ?? '');
@@ -143,7 +144,7 @@ export async function renameMachine(ctx: MachineContext, from: string, to: strin
     if (existsSync(a.dropInDir)) await fsRename(a.dropInDir, b.dropInDir);
     if (existsSync(a.stateDir)) await fsRename(a.stateDir, b.stateDir);
     await rm(a.rootDir, { recursive: false, force: true }).catch(() => {});
-    const helper = await ensureHelper(ctx.berthRoot);
+    const helper = helperPath();
     const plan = planFor(b, helper, await layerPaths(ctx.snapshots, chainIds), range);
     const { writeFileAtomic } = await import('../base/fs.ts');
     await writeFileAtomic(b.rootfsDropIn, rootfsDropInText(plan, ctx.snapshots.root));

@@ -23,7 +23,8 @@ import type { Readable } from 'node:stream';
 import { digestHex, parseDigest, type Digest } from '../base/digest.ts';
 import { fromSystemError } from '../base/errors.ts';
 import { isErrno } from '../base/fs.ts';
-import { checkErofs, mountErofs, unmountErofs } from './erofs-image.ts';
+import { checkErofs } from './erofs-image.ts';
+import { mountErofs, unmountErofs } from './erofs-mount.ts';
 import { writeLayerImage } from './erofs/index.ts';
 import type { SnapshotLayout } from './layout.ts';
 import type { ActiveSnapshot, CheckResult, ExtractPolicy, IngestResult, SnapshotInfo, SnapshotMeta, Snapshotter } from './types.ts';
@@ -71,7 +72,6 @@ export class ErofsSnapshotter implements Snapshotter {
 
   async mounts(chainId: Digest): Promise<string> {
     const mp = this.layout.mountPoint(chainId);
-    await mkdir(mp, { recursive: true, mode: 0o755 });
     await mountErofs(this.layout.erofsImage(chainId), mp);
     return mp;
   }

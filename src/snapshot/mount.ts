@@ -1,7 +1,8 @@
 /**
  * @module snapshot/mount
  * An image's rootfs = overlayfs of its layer snapshots. Read-only here (inspection,
- * `berth image mount`); containers add an upper/work dir later.
+ * `berth image mount`), and nosuid,nodev: an image's setuid files and devices are not
+ * usable through it; the EROFS lowers sit under mnt/, which only root can enter.
  *
  * lowerdir lists the top layer first. The option string goes through mount(2) as one page
  * (util-linux 2.38 has no fsconfig `lowerdir+=`), so at most ~4 KiB: berth passes lower
@@ -58,7 +59,7 @@ export async function mountImage(store: SnapshotStore, chainIds: readonly Digest
     await mkdir(`${store.root}/${EMPTY_LOWER}`, { recursive: true, mode: 0o755 });
     const userxattr = store.policy.xattrPrefix === 'user.overlay.';
     // source = the snapshot root: tells releaseUnusedLayers which root the relative lowers are in
-    await run(['mount', '-t', 'overlay', '-o', overlayOptions(lowers, opts.readonly, userxattr), store.root, abs], {
+    await run(['mount', '-t', 'overlay', '-o', `nosuid,nodev,${overlayOptions(lowers, opts.readonly, userxattr)}`, store.root, abs], {
       cwd: store.root, errorCode: 'FAILED_PRECONDITION',
     });
     return abs;

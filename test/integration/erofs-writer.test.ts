@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { run } from '../../src/base/exec.ts';
 import { isBerthError } from '../../src/base/errors.ts';
-import { mountErofs, unmountErofs } from '../../src/snapshot/erofs-image.ts';
+import { mountErofs, unmountErofs } from '../../src/snapshot/erofs-mount.ts';
 import { writeLayerImage } from '../../src/snapshot/erofs/index.ts';
 import { defaultPolicy, type ExtractPolicy } from '../../src/snapshot/types.ts';
 import { compareTrees, readXattrs } from '../tree-compare.ts';

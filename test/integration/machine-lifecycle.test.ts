@@ -101,7 +101,7 @@ describe('machine lifecycle', { timeout: 600_000 }, () => {
     assert.match(id.stdout, /^uid=1234 gid=5678/);
     const bad = await berth(['run', '--rm', '-u', 'nosuchuser', 'busybox', 'id'], { reject: false });
     assert.notEqual(bad.exitCode, 0);
-    assert.match(bad.stderr, /no such user in the container's \/etc\/passwd: nosuchuser/);
+    assert.match(bad.stderr, /user nosuchuser: ENOENT \(no such user in the container's \/etc\/passwd\)/);
     await berth(['rm', '-f', 'usr']);
   });
 

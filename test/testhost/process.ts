@@ -31,7 +31,11 @@ export function spawnNspawn(argv: readonly string[], cgroupProcs: readonly strin
   try {
     child = spawn('sh', ['-c', WRAPPER, 'testhost', ...argv], {
       stdio: ['ignore', fd, fd],
-      env: { PATH: process.env.PATH || DEFAULT_PATH, TESTHOST_CGROUP_PROCS: cgroupProcs.join(' ') },
+      // SYSTEMD_SECCOMP=0: the test host itself runs without nspawn's seccomp filter, like
+      // systemd on a real host. Machines nested inside still get theirs (services do not
+      // inherit this variable), and berth exec can copy it (PTRACE_SECCOMP_GET_FILTER
+      // refuses a caller that is itself under seccomp).
+      env: { PATH: process.env.PATH || DEFAULT_PATH, TESTHOST_CGROUP_PROCS: cgroupProcs.join(' '), SYSTEMD_SECCOMP: '0' },
     });
   } finally {
     closeSync(fd);

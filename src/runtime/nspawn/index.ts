@@ -1,7 +1,7 @@
 /**
  * @module runtime/nspawn
  * The systemd-nspawn runtime shell: where a machine's files live, its root filesystem
- * (overlay of idmapped layer snapshots, assembled by the berth-rootfs helper), its UID
+ * (overlay of idmapped layer snapshots, assembled by berth-helper), its UID
  * range, and the systemctl/machinectl/journalctl calls. The pure translators
  * (translate.ts, translate-dropins.ts) live here too; this index re-exports the I/O side.
  */

@@ -3,12 +3,13 @@ import { test } from 'node:test';
 import { execArg, mountArgv, rootfsDropInText } from './rootfs.ts';
 import { parsePrivateUsers, pickRange, RANGE_SIZE } from './userns.ts';
 
-const plan = { helper: '/var/lib/berth/libexec/berth-rootfs', layers: ['/s/erofs/aa.erofs', '/s/dir/bb/fs'], target: '/var/lib/machines/web', upper: '/var/lib/machines/.berth-web/upper', work: '/var/lib/machines/.berth-web/work', idmap: { base: 524288, size: 65536 } };
+const plan = { helper: '/usr/lib/berth/dist/libexec/berth-helper', layers: ['/s/erofs/aa.erofs', '/s/dir/bb/fs'], target: '/var/lib/machines/web', upper: '/var/lib/machines/.berth-web/upper', work: '/var/lib/machines/.berth-web/work', idmap: { base: 524288, size: 65536 } };
 
-test('rootfs drop-in: helper mount before start, umount after stop, layers bottom first', () => {
+test('rootfs drop-in: the installed helper mounts before start, unmounts after stop, layers bottom first', () => {
   const t = rootfsDropInText(plan, '/var/lib/berth/snapshots');
-  assert.match(t, /^ExecStartPre=\/usr\/bin\/python3 -I -S \/var\/lib\/berth\/libexec\/berth-rootfs mount --target \/var\/lib\/machines\/web .* --idmap 524288:65536 \/s\/erofs\/aa\.erofs \/s\/dir\/bb\/fs$/m);
-  assert.match(t, /^ExecStopPost=.* umount \/var\/lib\/machines\/web$/m);
+  assert.match(t, /^ExecStartPre=\/usr\/lib\/berth\/dist\/libexec\/berth-helper mount --target \/var\/lib\/machines\/web .* --idmap 524288:65536 \/s\/erofs\/aa\.erofs \/s\/dir\/bb\/fs$/m);
+  assert.match(t, /^ExecStopPost=\/usr\/lib\/berth\/dist\/libexec\/berth-helper umount \/var\/lib\/machines\/web$/m);
+  assert.doesNotMatch(t, /python|perl|\/var\/lib\/berth\/libexec/);
   assert.deepEqual(mountArgv({ ...plan, idmap: undefined }).includes('--idmap'), false);
 });
 

@@ -4,32 +4,25 @@
  * machine's own upper/work directories, mounted on /var/lib/machines/NAME.
  *
  * Decision: not a .mount unit but an "equivalent" the service requires — ExecStartPre= /
- * ExecStopPost= of berth-rootfs in the drop-in 10-berth-rootfs.conf. Why: with user
- * namespaces each lower must be an *idmapped* mount (idmapping the overlay itself fails
- * with EINVAL; nspawn's PrivateUsersOwnership=map on an overlay root fails: "ID mapped
- * mounts are apparently not available"), and neither mount(8) of util-linux 2.38 (it
- * ignores X-mount.idmap) nor a mount unit can make one. berth-rootfs (python3 + ctypes,
- * ~30 ms) mounts every EROFS layer file-backed as a detached mount, idmaps it, and passes
- * /proc/self/fd/N to overlayfs: only the overlay shows in the mount table, nothing is ever
- * chowned, the cost does not depend on image size, and it works the same with systemd
- * (unit start, also after a reboot via machines.target) and without (foreground run).
- * The drop-in spells out every layer path, so an admin sees what the rootfs is made of.
+ * ExecStopPost= of `berth-helper mount|umount` in the drop-in 10-berth-rootfs.conf. Why:
+ * with user namespaces each lower must be an *idmapped* mount (idmapping the overlay
+ * itself fails with EINVAL; nspawn's PrivateUsersOwnership=map on an overlay root fails:
+ * "ID mapped mounts are apparently not available"), and neither mount(8) of util-linux
+ * 2.38 (it ignores X-mount.idmap) nor a mount unit can make one. berth-helper (static C,
+ * native/mount.c, ~1 ms) mounts every EROFS layer file-backed (or on a loop device) as a
+ * detached mount, read-only, nosuid, nodev, idmaps it, and passes /proc/self/fd/N to
+ * overlayfs: only the overlay shows in the mount table, nothing is ever chowned, the cost
+ * does not depend on image size, and it works the same with systemd (unit start, also
+ * after a reboot via machines.target) and without (foreground run). The drop-in names the
+ * helper of berth's installation (root-owned), never a copy in the store, and spells out
+ * every layer path, so an admin sees what the rootfs is made of.
  */
-import { createHash } from 'node:crypto';
-import { readFile, realpath, stat } from 'node:fs/promises';
-import { fileURLToPath } from 'node:url';
-import { join } from 'node:path';
+import { readFile, realpath } from 'node:fs/promises';
 import type { Digest } from '../../base/digest.ts';
 import { BerthError } from '../../base/errors.ts';
-import { run } from '../../base/exec.ts';
-import { ensureDir, writeFileAtomic } from '../../base/fs.ts';
+import { runHelper } from '../../native/index.ts';
 import type { SnapshotStore } from '../../snapshot/index.ts';
 import type { MachinePaths } from './paths.ts';
-import { ROOTFS_HELPER_PY } from './rootfs-helper-source.ts';
-
-export const PYTHON = '/usr/bin/python3';
-/** Isolated mode, no site import: ignores PYTHON* env, starts ~20% faster. */
-export const PYTHON_FLAGS = ['-I', '-S'];
 
 export interface UidRange {
   base: number;
@@ -37,7 +30,7 @@ export interface UidRange {
 }
 
 export interface RootfsPlan {
-  /** Absolute path of the helper script. */
+  /** Absolute path of berth-helper (this installation's). */
   helper: string;
   /** Layer snapshot paths (EROFS image files or directories), bottom first. */
   layers: string[];
@@ -46,52 +39,6 @@ export interface RootfsPlan {
   work: string;
   /** Idmap for the lowers; undefined with --userns=host. */
   idmap?: UidRange;
-}
-
-/** Writes the helper to <berthRoot>/libexec/berth-rootfs unless it is already current. */
-export async function ensureHelper(berthRoot: string): Promise<string> {
-  const path = join(berthRoot, 'libexec', 'berth-rootfs');
-  const cur = await readFile(path, 'utf8').catch(() => undefined);
-  if (cur !== ROOTFS_HELPER_PY) {
-    await ensureDir(join(berthRoot, 'libexec'));
-    await writeFileAtomic(path, ROOTFS_HELPER_PY, { mode: 0o755 });
-  }
-  return path;
-}
-
-/**
- * Installs berth-setuser (built by `npm run build` from native/berth-setuser.c into
- * dist/libexec/) as <root>/libexec/berth-setuser, so machines do not depend on where the
- * berth checkout lives. Undefined when it was not built (no C compiler): then only plain
- * user names work, through nspawn's User=.
- */
-export async function ensureSetuser(berthRoot: string): Promise<string | undefined> {
-  const candidates = [
-    process.env.BERTH_SETUSER,
-    fileURLToPath(new URL('./libexec/berth-setuser', import.meta.url)),
-    fileURLToPath(new URL('../../../dist/libexec/berth-setuser', import.meta.url)),
-  ];
-  let from: string | undefined;
-  let st: Awaited<ReturnType<typeof stat>> | undefined;
-  for (const c of candidates) {
-    if (c && (st = await stat(c).catch(() => undefined))) {
-      from = c;
-      break;
-    }
-  }
-  if (!from || !st) return undefined;
-  const path = join(berthRoot, 'libexec', 'berth-setuser');
-  // Same size and not older than the build: already installed (saves reading 0.8 MB twice per run).
-  const cur = await stat(path).catch(() => undefined);
-  if (!cur || cur.size !== st.size || cur.mtimeMs < st.mtimeMs) {
-    await ensureDir(join(berthRoot, 'libexec'));
-    await writeFileAtomic(path, await readFile(from), { mode: 0o755 });
-  }
-  return path;
-}
-
-export function helperDigest(): string {
-  return createHash('sha256').update(ROOTFS_HELPER_PY).digest('hex').slice(0, 12);
 }
 
 /** The layer snapshot paths for chainIds (bottom first), in whatever format each exists. */
@@ -114,13 +61,13 @@ export function execArg(a: string): string {
 }
 
 export function mountArgv(p: RootfsPlan): string[] {
-  const argv = [PYTHON, ...PYTHON_FLAGS, p.helper, 'mount', '--target', p.target, '--upper', p.upper, '--work', p.work];
+  const argv = [p.helper, 'mount', '--target', p.target, '--upper', p.upper, '--work', p.work];
   if (p.idmap) argv.push('--idmap', `${p.idmap.base}:${p.idmap.size}`);
   return [...argv, ...p.layers];
 }
 
 export function umountArgv(helper: string, target: string): string[] {
-  return [PYTHON, ...PYTHON_FLAGS, helper, 'umount', target];
+  return [helper, 'umount', target];
 }
 
 /** The drop-in that assembles the rootfs before nspawn starts and takes it apart after. */
@@ -142,7 +89,7 @@ export function rootfsDropInText(p: RootfsPlan, storeDir: string): string {
 /**
  * True when something is mounted on path in berth's mount namespace (from
  * /proc/self/mountinfo, whose mount points are canonical and octal-escaped). Saves a
- * python3 start (~30-50 ms) per call on the `run --rm` path.
+ * helper start per call on the `run --rm` path.
  */
 export async function isMounted(path: string): Promise<boolean> {
   const real = await realpath(path).catch(() => undefined);
@@ -154,13 +101,13 @@ export async function isMounted(path: string): Promise<boolean> {
 /** Mounts the rootfs now (create-time preparation, foreground run). Idempotent. */
 export async function mountRootfs(p: RootfsPlan): Promise<void> {
   if (await isMounted(p.target)) return;
-  await run(mountArgv(p), { errorCode: 'FAILED_PRECONDITION' });
+  await runHelper(mountArgv(p).slice(1), { context: `mounting the root filesystem on ${p.target}` });
 }
 
 /** Unmounts the rootfs (every stacked mount on it). Idempotent. */
 export async function umountRootfs(helper: string, target: string): Promise<void> {
   if (!(await isMounted(target))) return;
-  await run(umountArgv(helper, target), { errorCode: 'FAILED_PRECONDITION' });
+  await runHelper(umountArgv(helper, target).slice(1), { context: `unmounting ${target}` });
 }
 
 export function planFor(paths: MachinePaths, helper: string, layers: string[], idmap: UidRange | undefined): RootfsPlan {

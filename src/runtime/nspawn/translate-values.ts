@@ -65,7 +65,7 @@ export function checkMountOptions(field: string, o: string): string {
  * init that switches ids itself.
  */
 /**
- * USER[:GROUP] for berth-setuser (names or numbers, Docker's `-u`), or undefined for root.
+ * USER[:GROUP] for berth-helper setuser (names or numbers, Docker's `-u`), or undefined for root.
  * The charset keeps it one safe word in Parameters=.
  */
 export function setuserSpec(field: string, user: string | undefined): string | undefined {

@@ -97,15 +97,15 @@ test('names with / or .. are refused before anything is written', () => {
   }
 });
 
-test('-u with berth-setuser: numeric ids and groups, helper bound, no nspawn User=', () => {
-  const opts = { initHostPath: '/usr/bin/catatonit', setuserHostPath: '/var/lib/berth/libexec/berth-setuser' };
+test('-u with berth-helper setuser: numeric ids and groups, helper bound, no nspawn User=', () => {
+  const opts = { initHostPath: '/usr/bin/catatonit', setuserHostPath: '/usr/lib/berth/dist/libexec/berth-helper' };
   const spec = { ...BASE, process: { ...BASE.process, user: '1234:5678' } };
   const u = parseUnit(serializeUnit(toNspawnFile(spec, opts)));
   const params = u.getAll('Exec', 'Parameters').flatMap(parseNspawnWords);
   assert.deepEqual(params.slice(0, 5), ['/run/host/berth/init', '--', '/run/host/berth/setuser', '1234:5678', '--']);
   assert.deepEqual(params.slice(5), spec.process.args);
   assert.equal(u.get('Exec', 'User'), undefined);
-  assert.ok(u.getAll('Files', 'BindReadOnly').includes('/var/lib/berth/libexec/berth-setuser:/run/host/berth/setuser'));
+  assert.ok(u.getAll('Files', 'BindReadOnly').includes('/usr/lib/berth/dist/libexec/berth-helper:/run/host/berth/setuser'));
   for (const root of ['root', '0', '0:0']) {
     const r = parseUnit(serializeUnit(toNspawnFile({ ...BASE, process: { ...BASE.process, user: root } }, opts)));
     assert.ok(!r.getAll('Exec', 'Parameters').join(' ').includes('setuser'));

@@ -34,15 +34,15 @@ export interface NspawnTranslateOptions {
    */
   initHostPath?: string;
   /**
-   * Host path of berth-setuser (native/berth-setuser.c, static), bound read-only to
-   * SETUSER_TARGET. With it, `-u USER[:GROUP]` and the image's User work with Docker's
+   * Host path of berth-helper (native/*.c, static; argv[0] "setuser" selects its setuser
+   * command), bound read-only to SETUSER_TARGET. With it, `-u USER[:GROUP]` and the image's User work with Docker's
    * meaning (names from the container's own /etc/passwd, numeric ids, groups); without
    * it, only a plain user name is possible, through nspawn's User= (needs getent inside).
    */
   setuserHostPath?: string;
 }
 
-/** Where berth-setuser appears inside the container. */
+/** Where berth-helper appears inside the container, as its setuser command. */
 export const SETUSER_TARGET = '/run/host/berth/setuser';
 
 /** Where the forwarding init appears inside the container (a tmpfs nspawn owns). */
@@ -67,7 +67,7 @@ export function toNspawnFile(spec: ContainerSpec, opts: NspawnTranslateOptions =
   return u;
 }
 
-/** The USER[:GROUP] berth-setuser switches to, when it is used (non-root user, helper present). */
+/** The USER[:GROUP] berth-helper setuser switches to, when it is used (non-root user, helper present). */
 function switchUser(spec: ContainerSpec, opts: NspawnTranslateOptions): string | undefined {
   if (spec.boot || opts.initHostPath === undefined || opts.setuserHostPath === undefined) return undefined;
   return setuserSpec('user', spec.process.user);
