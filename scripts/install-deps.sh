@@ -15,6 +15,8 @@ PACKAGES=(
   docker-registry skopeo umoci busybox-static zstd apache2-utils erofs-utils jq openssl attr
   # runtimes, namespaces, networking
   systemd-container bubblewrap uidmap iproute2 nftables util-linux
+  # per-zone resolver (names of machines in a zone); only the binary, no system service
+  dnsmasq-base
   # catatonit: the static init berth binds into containers (signals, reaping, exit codes)
   catatonit
   # basics (usually present, listed so a minimal image works)

@@ -19,6 +19,7 @@ import { withLock } from '../base/lock.ts';
 import type { ContainerSpec } from '../container/spec.ts';
 import { serializeUnit } from '../unit/index.ts';
 import type { SnapshotStore } from '../snapshot/index.ts';
+import { attachMachine, detachMachine, networkPlan } from '../network/index.ts';
 import {
   daemonReload, reloadIfNeeded, ensureHelper, ensureSetuser, layerPaths, machinePaths, mountRootfs, nspawnDir, pickRange, planFor, rootfsDropInText,
   showMachine, showUnit, systemdIsPid1, takenRanges, toNspawnFile, toServiceDropIns, umountRootfs, writeMachineFiles,
@@ -78,17 +79,20 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
     const range = spec.userns === 'pick' ? pickRange(spec.name, await takenRanges(nspawnDir())) : undefined;
     // Translate first: invalid values fail before anything is written.
     const setuser = spec.boot ? undefined : await ensureSetuser(ctx.berthRoot);
-    const nspawn = toNspawnFile(spec, { initHostPath: spec.boot ? undefined : findInit(), setuserHostPath: setuser });
+    const network = networkPlan(spec.name, spec.network);
+    const nspawn = toNspawnFile(spec, { initHostPath: spec.boot ? undefined : findInit(), setuserHostPath: setuser, network });
     if (range) {
       nspawn.set('Exec', 'PrivateUsers', `${range.base}:${range.size}`);
       nspawn.set('Files', 'PrivateUsersOwnership', 'off');
     }
-    const dropIns = toServiceDropIns(spec).map((d) => ({ file: d.file, text: serializeUnit(d.unit) }));
+    const dropIns = toServiceDropIns(spec, { network }).map((d) => ({ file: d.file, text: serializeUnit(d.unit) }));
     const helper = await ensureHelper(ctx.berthRoot);
     const plan = planFor(paths, helper, layers, range);
     dropIns.push({ file: '10-berth-rootfs.conf', text: rootfsDropInText(plan, ctx.snapshots.root) });
     let mounted = false;
     try {
+      // Address and ports first: a taken port refuses the machine before anything else exists.
+      if (network) await attachMachine(spec.name, spec.network, { hostname: spec.hostname });
       await mkdir(paths.upper, { recursive: true, mode: 0o755 });
       await mkdir(paths.work, { recursive: true, mode: 0o700 });
       if (range) await chown(paths.upper, range.base, range.base);
@@ -104,6 +108,7 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
     } catch (e) {
       if (mounted) await umountRootfs(helper, paths.rootDir).catch(() => {});
       await removeMachineFiles(paths).catch(() => {});
+      if (network) await detachMachine(spec.name).catch(() => {});
       if (systemdIsPid1()) await daemonReload().catch(() => {});
       throw e;
     }

@@ -7,6 +7,7 @@
  * ([X-Berth] and [Exec]), state from `systemctl show`, registration from machined.
  */
 import { readdir, readFile } from 'node:fs/promises';
+import { networkOf } from './status.ts';
 import { parseNspawnWords, parseUnit, type UnitFile } from '../unit/index.ts';
 import { isValidMachineName, nameFromUnit } from '../container/names.ts';
 import {
@@ -163,6 +164,7 @@ export async function inspectMachine(name: string): Promise<Record<string, unkno
     Resources: { MemoryMax: unit.MemoryMax, MemoryCurrent: unit.MemoryCurrent, CPUQuotaPerSecUSec: unit.CPUQuotaPerSecUSec, TasksMax: unit.TasksMax, TasksCurrent: unit.TasksCurrent, Slice: unit.Slice, Restart: unit.Restart },
     Machine: machine ?? null,
     Paths: { Settings: p.nspawnFile, DropIns: p.dropInDir, Root: p.rootDir, Upper: p.upper, Work: p.work },
+    Network: await networkOf(name, settings),
     Settings: sections,
     DropInFiles: dropIns,
   };

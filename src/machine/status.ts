@@ -17,6 +17,18 @@ import { run } from '../base/exec.ts';
 import { parseNspawnWords } from '../unit/index.ts';
 import { machinePaths, parseShow, showMachine, systemctl, systemdIsPid1 } from '../runtime/nspawn/index.ts';
 import { commandOf, readSettings } from './query.ts';
+import { attachmentView, formatMapping, readAttachment, viewLine, type NetworkView } from '../network/index.ts';
+import type { UnitFile } from '../unit/index.ts';
+
+/** The machine's network: its zone attachment, or the mode its .nspawn file states. */
+export async function networkOf(name: string, settings: UnitFile | undefined): Promise<NetworkView> {
+  const a = await readAttachment(name);
+  if (a) return attachmentView(a);
+  const priv = settings?.get('Network', 'Private');
+  const veth = settings?.get('Network', 'VirtualEthernet');
+  const mode = priv === 'no' ? 'host' : veth === 'yes' ? 'link' : 'private';
+  return { mode, ports: [], aliases: [], dns: [] };
+}
 
 export interface MachineStatus {
   name: string;
@@ -35,6 +47,7 @@ export interface MachineStatus {
   restart?: string;
   machine?: { leader: number; class: string; service?: string; root?: string; state?: string };
   addresses: string[];
+  network: NetworkView;
   image?: string;
   digest?: string;
   command: string[];
@@ -117,6 +130,7 @@ export async function machineStatus(name: string, opts: { lines?: number } = {})
     restart: u.Restart || undefined,
     machine: machine ? { leader: Number(machine.Leader ?? 0), class: machine.Class ?? '', service: machine.Service, root: machine.RootDirectory, state: machine.State } : undefined,
     addresses: [],
+    network: await networkOf(name, settings),
     image: settings?.get('X-Berth', 'Image') ? parseNspawnWords(settings.get('X-Berth', 'Image') ?? '')[0] : undefined,
     digest: settings?.get('X-Berth', 'Digest'),
     command: commandOf(settings),
@@ -172,6 +186,8 @@ export function formatStatus(s: MachineStatus): string {
   add('Restart', s.restart ? `${s.restart} (restarted ${s.nRestarts ?? 0} times)` : undefined);
   add('Machine', s.machine ? `${s.machine.state ?? 'registered'}, class ${s.machine.class}, leader ${s.machine.leader}` : 'not registered');
   add('Address', s.addresses.join(' '));
+  add('Network', viewLine(s.network));
+  add('Ports', s.network.ports.map((p) => formatMapping({ hostIp: p.hostIp, hostPort: p.hostPort, containerPort: p.containerPort, proto: p.protocol })).join(', '));
   add('Image', s.image);
   add('Digest', s.digest);
   add('Command', s.command.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(' '));
