@@ -59,4 +59,134 @@ describe('network zones and published ports', { timeout: 600_000 }, () => {
     assert.equal(rm.exitCode, 17, rm.stderr);
     assert.match(rm.stderr, /in use by stranger/);
   });
+
+  test('-p 127.0.0.1:H:C answers on loopback only; resolv.conf and hosts from berth', async () => {
+    await berth(['run', '-d', '--name', 'lo', '-p', '127.0.0.1:8081:80', '--add-host', 'gw:host-gateway', '--add-host', 'x.example:192.0.2.99', 'busybox', ...httpd('hello-lo')]);
+    await sh(waitFor('curl -sf -m 1 http://127.0.0.1:8081/ >/dev/null'));
+    assert.equal((await sh('curl -s -m 3 -o /dev/null -w "%{http_code}" http://192.0.2.10:8081/', { reject: false })).stdout, '000');
+    const resolv = (await berth(['exec', 'lo', 'cat', '/etc/resolv.conf'])).stdout;
+    assert.match(resolv, /^nameserver 10\.199\.0\.1$/m);
+    const hosts = (await berth(['exec', 'lo', 'cat', '/etc/hosts'])).stdout;
+    assert.match(hosts, /^10\.199\.0\.1\tgw$/m);
+    assert.match(hosts, /^192\.0\.2\.99\tx\.example$/m);
+    assert.match(hosts, /^10\.199\.0\.\d+\tlo$/m);
+    await berth(['rm', '-f', 'lo']);
+  });
+
+  test('a UDP echo through a published UDP port', async () => {
+    // busybox has no UDP server: a 10-line static echo server, built in the test host.
+    await sh(`mkdir -p /srv/udp && cat > /srv/udp/echo.c <<'C'
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+int main(int argc, char **argv) {
+  int s = socket(AF_INET, SOCK_DGRAM, 0);
+  struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons(atoi(argv[1])) };
+  if (argc < 2 || bind(s, (struct sockaddr *)&a, sizeof a) != 0) return 1;
+  for (char b[2048];;) {
+    struct sockaddr_in p; socklen_t l = sizeof p;
+    ssize_t n = recvfrom(s, b, sizeof b, 0, (struct sockaddr *)&p, &l);
+    if (n > 0) sendto(s, b, n, 0, (struct sockaddr *)&p, l);
+  }
+}
+C
+gcc -static -O2 -o /srv/udp/echo /srv/udp/echo.c`);
+    await berth(['run', '-d', '--name', 'udp', '-p', '5353:53/udp', '-v', '/srv/udp:/opt/udp:ro', 'busybox', '/opt/udp/echo', '53']);
+    const py = (host: string) => `python3 -c "import socket,sys; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.settimeout(1)
+for i in range(30):
+    s.sendto(b'ping-udp', ('${host}', 5353))
+    try: print(s.recv(100).decode()); sys.exit(0)
+    except socket.timeout: pass
+sys.exit(1)"`;
+    assert.equal((await sh(py('127.0.0.1'))).stdout.trim(), 'ping-udp');
+    assert.equal((await sh(py('192.0.2.10'))).stdout.trim(), 'ping-udp');
+    assert.equal((await berth(['port', 'udp'])).stdout, '53/udp -> 0.0.0.0:5353\n');
+    await berth(['rm', '-f', 'udp']);
+  });
+
+  test('a taken host port is refused before start, and nothing is left behind', async () => {
+    const before = await sh('ls /etc/systemd/nspawn /etc/berth/machines /etc/berth/zones/berth/hosts.d; nft list tables');
+    const byMachine = await berth(['run', '-d', '--name', 'web2', '-p', '8080:80', 'busybox', ...httpd('x')], { reject: false });
+    assert.equal(byMachine.exitCode, 5, byMachine.stderr);
+    assert.match(byMachine.stderr, /host port 0\.0\.0\.0:8080\/tcp is already in use by machine web/);
+    await sh('systemd-run --unit=hostlistener -p Type=exec busybox nc -ll -p 9090 -e /bin/cat');
+    await sh(waitFor("grep -q ':2382 00' /proc/net/tcp /proc/net/tcp6"));
+    const byHost = await berth(['run', '-d', '--name', 'web3', '-p', '9090:80', 'busybox', ...httpd('x')], { reject: false });
+    assert.equal(byHost.exitCode, 5, byHost.stderr);
+    assert.match(byHost.stderr, /host port 0\.0\.0\.0:9090\/tcp is already in use by a process on this host/);
+    const after = await sh('ls /etc/systemd/nspawn /etc/berth/machines /etc/berth/zones/berth/hosts.d; nft list tables');
+    assert.equal(after.stdout, before.stdout, 'no file, record or rule of web2/web3');
+    assert.equal((await sh('systemctl list-units --all --no-legend "systemd-nspawn@web[23].service" | wc -l')).stdout.trim(), '0');
+    // A host process that binds after create is caught at start, before any rule exists.
+    await berth(['create', '--name', 'late', '-p', '9191:80', 'busybox', ...httpd('x')]);
+    await sh('systemd-run --unit=hostlistener2 -p Type=exec busybox nc -ll -p 9191 -e /bin/cat');
+    await sh(waitFor("grep -q ':23E7 00' /proc/net/tcp /proc/net/tcp6"));
+    const late = await berth(['start', 'late'], { reject: false });
+    assert.equal(late.exitCode, 5, late.stderr);
+    assert.equal(await kernelState().then((k) => k.includes('late')), false);
+    await sh('systemctl stop hostlistener hostlistener2');
+    await berth(['rm', '-f', 'late']);
+  });
+
+  test('a restart keeps the address; stop and SIGKILL of nspawn leave no rule, link or namespace', async () => {
+    const addr = async () => (JSON.parse((await berth(['status', '--json', 'web'])).stdout) as { network: { address: string } }).network.address;
+    const a1 = await addr();
+    assert.match(await kernelState(), /berth-m-web/);
+    await berth(['restart', 'web']);
+    assert.equal(await addr(), a1);
+    await sh(waitFor('curl -sf -m 1 http://127.0.0.1:8080/ >/dev/null'));
+    await berth(['stop', 'web']);
+    assert.doesNotMatch(await kernelState(), /web/, 'after stop');
+    assert.notEqual((await sh('curl -s -m 2 http://127.0.0.1:8080/', { reject: false })).exitCode, 0);
+    await berth(['start', 'web']);
+    assert.equal(await addr(), a1);
+    await sh(waitFor('curl -sf -m 1 http://127.0.0.1:8080/ >/dev/null'));
+    await sh('systemctl kill --kill-who=main -s SIGKILL systemd-nspawn@web');
+    // inactive or failed, i.e. after ExecStopPost= ran
+    await sh(waitFor('systemctl show -p ActiveState --value systemd-nspawn@web | grep -qE "^(inactive|failed)$"'));
+    const k = await kernelState();
+    assert.doesNotMatch(k, /web/, `after SIGKILL of nspawn: ${k}`);
+    assert.doesNotMatch((await sh('nft list ruleset')).stdout, /berth-m-web/);
+    await berth(['start', 'web']);
+    assert.equal(await addr(), a1, 'same address after a crash');
+  });
+
+  test('outbound traffic to a server in another namespace goes through NAT', async () => {
+    // "outside": a namespace with no route back to the zone's subnet, so an answer can
+    // only arrive when the zone's masquerade rewrote the source.
+    await sh(`ip netns add outside && ip link add out0 type veth peer name out1 netns outside &&
+      ip addr add 198.51.100.1/24 dev out0 && ip link set out0 up &&
+      ip -n outside addr add 198.51.100.2/24 dev out1 && ip -n outside link set out1 up && ip -n outside link set lo up &&
+      mkdir -p /srv/outside && echo hello-outside > /srv/outside/index.html`);
+    await sh('systemd-run --unit=outside-httpd -p Type=exec -p NetworkNamespacePath=/run/netns/outside busybox httpd -f -p 80 -h /srv/outside');
+    assert.doesNotMatch((await sh('ip -n outside route')).stdout, /10\.199/);
+    const r = await berth(['exec', 'web', 'sh', '-c', 'for i in 1 2 3 4 5; do timeout 3 wget -q -O- http://198.51.100.2/ && exit 0; sleep 0.3; done; exit 1'], { reject: false });
+    assert.equal(r.stdout.trim(), 'hello-outside', r.stderr);
+    const ct = await sh('cat /proc/net/nf_conntrack 2>/dev/null | grep "dst=198.51.100.2" | head -1; true');
+    if (ct.stdout) assert.match(ct.stdout, /src=198\.51\.100\.2 dst=198\.51\.100\.1/, 'the reply goes to the host address');
+    await sh('systemctl stop outside-httpd; ip netns delete outside');
+  });
+
+  test('50 machines created at once get 50 different addresses; rm frees them', async (t) => {
+    const t0 = Date.now();
+    const r = await sh(`cd ${JSON.stringify(process.cwd())} && for i in $(seq 50); do ./bin/berth create --name many$i busybox true > /dev/null 2>/tmp/many$i.err & done; wait; cat /tmp/many*.err`);
+    t.diagnostic(`50 concurrent creates: ${Date.now() - t0} ms`);
+    assert.equal(r.stdout.trim(), '');
+    const addrs = (await sh("grep -h '^Address=' /etc/berth/machines/many*/network.conf | sort")).stdout.trim().split('\n');
+    assert.equal(addrs.length, 50);
+    assert.equal(new Set(addrs).size, 50, 'no address given twice');
+    const hosts = (await sh('cat /etc/berth/zones/berth/hosts.d/many* | wc -l')).stdout.trim();
+    assert.equal(hosts, '50');
+    await sh(`cd ${JSON.stringify(process.cwd())} && ./bin/berth rm $(seq -f 'many%g' 50) > /dev/null`);
+    assert.equal((await sh('ls /etc/berth/machines | grep -c many; true')).stdout.trim(), '0');
+    assert.equal((await sh('ls /etc/berth/zones/berth/hosts.d | grep -c many; true')).stdout.trim(), '0');
+  });
+
+  test('zone rm of an unused zone removes its unit, bridge and rules', async () => {
+    await berth(['rm', '-f', 'stranger']);
+    await berth(['zone', 'rm', 'other']);
+    const left = await sh('ip -o link | grep -c bz-other; nft list tables | grep -c berth-zone-other; ls /etc/berth/zones; systemctl is-active berth-zone-other.service; true');
+    assert.equal(left.stdout, '0\n0\nberth\nberth.zone\ninactive\n');
+    assert.equal((await berth(['zone', 'inspect', 'other'], { reject: false })).exitCode, 4);
+  });
 });
