@@ -103,8 +103,9 @@ export function parsePublish(value: string, flag = '-p'): PortRequest[] {
 export function exposedToRequests(exposed: Readonly<Record<string, unknown>> | undefined): PortRequest[] {
   const out: PortRequest[] = [];
   for (const k of Object.keys(exposed ?? {})) {
-    const [p = '', proto = 'tcp'] = k.split('/');
-    if (!/^\d{1,5}$/.test(p) || Number(p) < 1 || Number(p) > 65535 || (proto !== 'tcp' && proto !== 'udp')) {
+    const parts = k.split('/');
+    const [p = '', proto = 'tcp'] = parts;
+    if (parts.length > 2 || !/^\d{1,5}$/.test(p) || Number(p) < 1 || Number(p) > 65535 || (proto !== 'tcp' && proto !== 'udp')) {
       throw new BerthError('INVALID_ARGUMENT', `image ExposedPorts entry "${k}" is not PORT[/tcp|/udp]`);
     }
     out.push({ hostPort: 0, containerPort: Number(p), proto });

@@ -151,6 +151,15 @@ sys.exit(1)"`;
     assert.equal(await addr(), a1, 'same address after a crash');
   });
 
+  test('attached `berth run` gets the same networking as -d, and leaves nothing behind', async () => {
+    const r = await berth(['run', '--rm', '--name', 'fg', '-p', '8090:80', 'busybox', 'sh', '-c',
+      'ip -4 -o addr show eth0; timeout 3 wget -q -O- http://web/; httpd -p 80 -h /; timeout 3 wget -q -O- http://127.0.0.1:80/nope 2>&1; echo done']);
+    assert.match(r.stdout, /eth0\s+inet 10\.199\.0\.\d+\/24/);
+    assert.match(r.stdout, /hello-web/);
+    assert.doesNotMatch(await kernelState(), /fg/);
+    assert.equal((await sh('ls /etc/berth/machines/fg 2>&1 || true')).stdout.includes('No such file'), true);
+  });
+
   test('outbound traffic to a server in another namespace goes through NAT', async () => {
     // "outside": a namespace with no route back to the zone's subnet, so an answer can
     // only arrive when the zone's masquerade rewrote the source.
