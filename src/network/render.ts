@@ -45,10 +45,23 @@ export function hostIpBatch(a: Attachment): string {
   ].join('\n');
 }
 
-/** `ip -n NETNS -batch` lines: loopback, the address, the default route. */
+/**
+ * The machine's MAC, derived from its address (locally administered, like Docker's
+ * 02:42:<ip>): an address handed out again, or kept across a restart, comes with the same
+ * MAC, so neighbour caches on the host and in other machines stay right. With a random MAC
+ * they would point at the old one for up to a minute (reachable_time, then probes), which
+ * loses UDP datagrams and delays connections to a machine that reuses a freed address.
+ */
+export function macFor(address: string): string {
+  const n = parseIPv4(address);
+  return ['02', 'b3', n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].map((x) => (typeof x === 'string' ? x : x.toString(16).padStart(2, '0'))).join(':');
+}
+
+/** `ip -n NETNS -batch` lines: loopback, the MAC and address, the default route. */
 export function netnsIpBatch(a: Attachment): string {
   return [
     'link set lo up',
+    `link set ${CONTAINER_IF} address ${macFor(a.address)}`,
     `addr add ${a.address}/${prefixLen(a.zone)} dev ${CONTAINER_IF}`,
     `link set ${CONTAINER_IF} up`,
     `route add default via ${a.zone.gateway}`,
@@ -109,6 +122,11 @@ export function zoneNft(z: Zone): string {
     `    iifname "${br}" ip saddr 127.0.0.0/8 drop`,
     `    iifname "${br}" ip daddr 127.0.0.0/8 drop`,
     '  }',
+    '  chain input {',
+    '    type filter hook input priority filter; policy accept;',
+    '    # the zone\'s resolver answers its own machines only (names do not cross zones)',
+    `    iifname != "${br}" ip daddr ${z.gateway} meta l4proto { tcp, udp } th dport 53 drop`,
+    '  }',
     '  chain forward {',
     '    type filter hook forward priority filter; policy accept;',
     '    # other zones are unreachable; published ports (DNAT) stay reachable from everywhere',
@@ -147,6 +165,9 @@ export function dnsmasqArgv(z: Zone): string[] {
 export function zoneSetup(z: Zone): Array<{ argv: string[]; ignoreFailure?: boolean }> {
   return [
     { argv: ['ip', 'link', 'add', z.bridge, 'type', 'bridge'], ignoreFailure: true },
+    // A fixed MAC: a bridge otherwise takes the lowest MAC of its ports, so its MAC (the
+    // machines' gateway) would change as machines come and go, and their ARP caches go stale.
+    { argv: ['ip', 'link', 'set', z.bridge, 'address', macFor(z.gateway)] },
     { argv: ['ip', 'link', 'set', z.bridge, 'up'] },
     { argv: ['ip', 'addr', 'replace', `${z.gateway}/${prefixLen(z)}`, 'dev', z.bridge] },
     { argv: ['sysctl', '-q', '-w', 'net.ipv4.ip_forward=1', `net.ipv4.conf.${z.bridge}.route_localnet=1`] },

@@ -53,6 +53,9 @@ describe('network zones and published ports', { timeout: 600_000 }, () => {
     const far = await get('stranger', `http://${dbAddr}/`);
     assert.notEqual(far.exitCode, 0, 'another zone must not reach db');
     assert.notEqual((await get('stranger', 'http://db/')).exitCode, 0, 'names do not cross zones');
+    // not even by asking the other zone's resolver directly
+    const ask = await berth(['exec', 'stranger', 'sh', '-c', 'timeout 5 nslookup db 10.199.0.1'], { reject: false });
+    assert.doesNotMatch(ask.stdout, /Address: 10\.199\.0\./, ask.stdout);
     const ls = JSON.parse((await berth(['network', 'ls', '--json'])).stdout) as Array<{ name: string; machines: string[] }>;
     assert.deepEqual(ls.map((z) => [z.name, z.machines]), [['berth', ['db', 'web']], ['other', ['stranger']]]);
     const rm = await berth(['zone', 'rm', 'other'], { reject: false });
@@ -158,6 +161,19 @@ sys.exit(1)"`;
     assert.match(r.stdout, /hello-web/);
     assert.doesNotMatch(await kernelState(), /fg/);
     assert.equal((await sh('ls /etc/berth/machines/fg 2>&1 || true')).stdout.includes('No such file'), true);
+  });
+
+  test('rename keeps the address and the published port', async () => {
+    await berth(['create', '--name', 'ren1', '-p', '8095:80', 'busybox', ...httpd('hello-ren')]);
+    const before = (await sh("grep '^Address=' /etc/berth/machines/ren1/network.conf")).stdout;
+    await berth(['rename', 'ren1', 'ren2']);
+    assert.equal((await sh("grep '^Address=' /etc/berth/machines/ren2/network.conf")).stdout, before);
+    assert.equal((await sh('ls /etc/berth/machines/ren1 /etc/berth/zones/berth/hosts.d/ren1 2>&1 | grep -c "No such"')).stdout.trim(), '2');
+    await berth(['start', 'ren2']);
+    await sh(waitFor('curl -sf -m 1 http://127.0.0.1:8095/ | grep -q hello-ren'));
+    assert.equal((await berth(['exec', 'web', 'sh', '-c', 'timeout 3 wget -q -O- http://ren2/'])).stdout.trim(), 'hello-ren');
+    await berth(['rm', '-f', 'ren2']);
+    assert.doesNotMatch(await kernelState(), /ren/);
   });
 
   test('outbound traffic to a server in another namespace goes through NAT', async () => {
