@@ -8,6 +8,7 @@
  * is written, and checked again before every start.
  */
 import { readdir, readFile, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { BerthError, isBerthError } from '../base/errors.ts';
 import { run } from '../base/exec.ts';
@@ -182,7 +183,8 @@ export async function checkPortsFree(machine: string): Promise<void> {
 
 /** Runs the setup commands (attached runs, which are not units); undoes them on failure. */
 export async function setup(rn: RuntimeNetwork): Promise<void> {
-  await teardown(rn);
+  // Leftovers of a killed attached run (the namespace holds the veth's other end).
+  if (existsSync(rn.netnsPath)) await teardown(rn);
   try {
     for (const argv of rn.setup) await run(argv, { timeoutMs: 15_000, errorCode: 'FAILED_PRECONDITION' });
   } catch (e) {

@@ -20,7 +20,7 @@ import {
   DEFAULT_ZONE, RESERVED_NETWORK_NAMES, etcDir, validateZoneName, zoneDir, zoneFile, zoneHostsDir, zonesDir, zoneTable, zoneUnit, zoneUnitPath,
 } from './names.ts';
 import { parseZone, serializeZone } from './record.ts';
-import { dnsmasqArgv, dropTableNft, zoneNft, zoneOf, zoneSetup, zoneUnitFile } from './render.ts';
+import { dnsmasqArgv, dropTableNft, zoneNft, zoneOf, zonePidFile, zoneSetup, zoneUnitFile } from './render.ts';
 import { requireTools, systemdRunning } from './tools.ts';
 import type { Zone } from './types.ts';
 
@@ -169,13 +169,19 @@ export async function zoneState(z: Zone): Promise<ZoneState> {
  */
 export async function startZoneDirect(z: Zone): Promise<void> {
   for (const c of zoneSetup(z)) await run(c.argv, { reject: !c.ignoreFailure, timeoutMs: 10_000, errorCode: 'FAILED_PRECONDITION' });
-  const pid = await readFile(dnsmasqArgv(z)[2]!.slice('--pid-file='.length), 'utf8').catch(() => '');
-  if (/^\d+$/.test(pid.trim()) && existsSync(`/proc/${pid.trim()}`)) return;
+  if (await resolverAlive(z)) return;
   await run(dnsmasqArgv(z), { timeoutMs: 10_000, errorCode: 'FAILED_PRECONDITION' });
 }
 
+/** The zone's dnsmasq, from its pid file, is running. */
+async function resolverAlive(z: Zone): Promise<boolean> {
+  const pid = (await readFile(zonePidFile(z.name), 'utf8').catch(() => '')).trim();
+  if (!/^\d+$/.test(pid)) return false;
+  return (await readFile(`/proc/${pid}/comm`, 'utf8').catch(() => '')).trim() === 'dnsmasq';
+}
+
 async function stopDirectResolver(z: Zone): Promise<void> {
-  const pid = (await readFile(dnsmasqArgv(z)[2]!.slice('--pid-file='.length), 'utf8').catch(() => '')).trim();
+  const pid = (await readFile(zonePidFile(z.name), 'utf8').catch(() => '')).trim();
   if (/^\d+$/.test(pid)) {
     try {
       const comm = await readFile(`/proc/${pid}/comm`, 'utf8');
@@ -188,6 +194,7 @@ async function stopDirectResolver(z: Zone): Promise<void> {
 
 /** Makes sure the zone is up before a machine that is not a unit (attached run) starts. */
 export async function ensureZoneRunning(z: Zone): Promise<void> {
+  if (await resolverAlive(z) && existsSync(`/sys/class/net/${z.bridge}`)) return;
   if (systemdRunning()) await run(['systemctl', 'start', '--', zoneUnit(z.name)], { timeoutMs: 60_000, errorCode: 'FAILED_PRECONDITION' });
   else await startZoneDirect(z);
 }
