@@ -149,10 +149,10 @@ if (existsSync(netFile) || netStarts.length) {
   const [f, b, bn, pm, pn] = ['net-start-floor', 'net-start-berth', 'net-start-berth-none', 'net-start-podman', 'net-start-podman-none'].map((x) => byName.get(x));
   if (b || pm) {
     const less = (a) => (a?.hf && f?.hf ? { hf: { median: a.hf.median - f.hf.median } } : undefined);
-    p('`run --rm busybox true` as a transient unit (systemd-run --wait; its own cost is the floor row, subtracted in the last columns). Target: berth ≤ 0.75× podman.', '',
-      '| | berth | podman | berth/podman | berth/podman (floor subtracted) |', '|---|---|---|---:|---:|',
-      `| default networking (berth: zone; podman: bridge) | ${cell(b, 'ms')} | ${cell(pm, 'ms')} | ${ratio(b, pm)} | ${ratio(less(b), less(pm))} |`,
-      `| --network=none | ${cell(bn, 'ms')} | ${cell(pn, 'ms')} | ${ratio(bn, pn)} | ${ratio(less(bn), less(pn))} |`,
+    p('`run --rm busybox true`. berth in the test host as a transient unit (systemd-run --wait; its own cost is the floor row, subtracted in the last column); podman on this VM inside a network namespace of the bench\'s. Target: berth ≤ 0.75× podman.', '',
+      '| | berth | podman | berth/podman | (berth − floor)/podman |', '|---|---|---|---:|---:|',
+      `| default networking (berth: zone; podman: bridge) | ${cell(b, 'ms')} | ${cell(pm, 'ms')} | ${ratio(b, pm)} | ${ratio(less(b), pm)} |`,
+      `| --network=none | ${cell(bn, 'ms')} | ${cell(pn, 'ms')} | ${ratio(bn, pn)} | ${ratio(less(bn), pn)} |`,
       `| floor: systemd-run --wait true | ${cell(f, 'ms')} | | | |`, '');
   }
 }

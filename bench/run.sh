@@ -157,6 +157,7 @@ TESTHOST_PID=
 finish() {
   [ -z "$TESTHOST_PID" ] || { kill -TERM "$TESTHOST_PID" 2>/dev/null; wait "$TESTHOST_PID" 2>/dev/null; }
   [ -z "${NET_TH_PID:-}" ] || { kill -TERM "$NET_TH_PID" 2>/dev/null; wait "$NET_TH_PID" 2>/dev/null; }
+  [ -z "${PMNS:-}" ] || { ${PODMAN:-podman} rm -f pweb > /dev/null 2>&1; ip netns delete "$PMNS" 2>/dev/null; }
   rm -rf --one-file-system "$W/berth-root" "$W/oci" "$W/unpack" "$W/floor" "$W/start" "$W/net"
   [ $STARTED_REGISTRY = 0 ] || "$HERE/registry.sh" stop
 }
