@@ -176,6 +176,29 @@ sys.exit(1)"`;
     assert.doesNotMatch(await kernelState(), /ren/);
   });
 
+  test('route_localnet is not a way in: a peer on the bridge cannot reach or spoof the host\'s 127.0.0.1', async () => {
+    // A hostile "machine" with every capability (made by the test itself: a namespace with a
+    // veth in the zone's bridge) routes 127.0.0.1 to the gateway instead of its own loopback.
+    const portState = (await sh('systemd-run --unit=lo-only -p Type=exec busybox httpd -f -p 127.0.0.1:7777 -h /etc && sleep 0.5; echo started')).stdout;
+    assert.match(portState, /started/);
+    await sh(`ip netns add evil && ip link add be-evil type veth peer name eth0 netns evil && ip link set be-evil master bz-berth && ip link set be-evil up &&
+      ip -n evil addr add 10.199.0.250/24 dev eth0 && ip -n evil link set eth0 up &&
+      ip netns exec evil sysctl -q -w net.ipv4.conf.eth0.route_localnet=1 net.ipv4.conf.all.route_localnet=1 &&
+      ip -n evil route del local 127.0.0.0/8 dev lo table local && ip -n evil route del local 127.0.0.1 dev lo table local 2>/dev/null;
+      ip -n evil route add 127.0.0.1/32 via 10.199.0.1 dev eth0 onlink || true`);
+    const route = (await sh('ip -n evil route get 127.0.0.1')).stdout;
+    assert.match(route, /via 10\.199\.0\.1 dev eth0/, route);
+    const r = await sh('nsenter --net=/run/netns/evil curl -s -m 3 -o /dev/null -w "%{http_code}" http://127.0.0.1:7777/passwd', { reject: false });
+    assert.equal(r.stdout, '000', 'the host\'s loopback-only service must not answer a machine');
+    // And the guard chain is what stops it: without it the same request gets through.
+    await sh('nft flush chain ip berth-zone-berth guard');
+    const open = await sh('nsenter --net=/run/netns/evil curl -s -m 3 -o /dev/null -w "%{http_code}" http://127.0.0.1:7777/passwd', { reject: false });
+    await sh('nft -f /etc/berth/zones/berth/zone.nft');
+    assert.equal(open.stdout, '200', 'the test must be able to see the hole it guards against');
+    assert.match((await sh('nft list chain ip berth-zone-berth guard')).stdout, /ip daddr 127\.0\.0\.0\/8 drop/);
+    await sh('systemctl stop lo-only; ip netns delete evil; ip link delete be-evil 2>/dev/null; true');
+  });
+
   test('outbound traffic to a server in another namespace goes through NAT', async () => {
     // "outside": a namespace with no route back to the zone's subnet, so an answer can
     // only arrive when the zone's masquerade rewrote the source.
