@@ -16,19 +16,8 @@ import { join } from 'node:path';
 import { run } from '../base/exec.ts';
 import { parseNspawnWords } from '../unit/index.ts';
 import { machinePaths, parseShow, showMachine, systemctl, systemdIsPid1 } from '../runtime/nspawn/index.ts';
-import { commandOf, readSettings } from './query.ts';
-import { attachmentView, formatMapping, readAttachment, viewLine, type NetworkView } from '../network/index.ts';
-import type { UnitFile } from '../unit/index.ts';
-
-/** The machine's network: its zone attachment, or the mode its .nspawn file states. */
-export async function networkOf(name: string, settings: UnitFile | undefined): Promise<NetworkView> {
-  const a = await readAttachment(name);
-  if (a) return attachmentView(a);
-  const priv = settings?.get('Network', 'Private');
-  const veth = settings?.get('Network', 'VirtualEthernet');
-  const mode = priv === 'no' ? 'host' : veth === 'yes' ? 'link' : 'private';
-  return { mode, ports: [], aliases: [], dns: [] };
-}
+import { commandOf, networkOf, readSettings } from './query.ts';
+import { formatMapping, viewLine, type NetworkView } from '../network/index.ts';
 
 export interface MachineStatus {
   name: string;

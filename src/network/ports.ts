@@ -26,7 +26,7 @@ export interface PortRequest {
 }
 
 /** A publication with its host port decided. */
-export interface PortMapping extends PortRequest {}
+export type PortMapping = PortRequest;
 
 /** The most ports one `-p` range may expand to. */
 export const MAX_RANGE = 1000;
