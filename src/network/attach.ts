@@ -149,7 +149,9 @@ export async function detachMachine(machine: string): Promise<void> {
   await withLock(networkLock(), async () => {
     const a = await readAttachment(machine).catch(() => undefined);
     if (a) {
-      await teardown(runtimeNetwork(a));
+      // Leftovers of a killed attached run; a unit's ExecStopPost= already removed its own.
+      const rn = runtimeNetwork(a);
+      if (existsSync(rn.netnsPath)) await teardown(rn);
       await removeFiles(a);
     } else {
       await rm(machineNetDir(machine), { recursive: true, force: true });
