@@ -131,6 +131,34 @@ sys.exit(1)"`;
     await berth(['rm', '-f', 'late']);
   });
 
+  test('bad network flags: clear errors, nothing written', async () => {
+    const before = (await sh('ls -R /etc/berth /etc/systemd/nspawn')).stdout;
+    const cases: Array<[string[], number, RegExp]> = [
+      [['--network', 'a;b'], 2, /--network "a;b" is not valid/],
+      [['--network', 'nosuch'], 4, /no such network zone: nosuch/],
+      [['--ip', '10.199.0.1'], 2, /not a machine address in zone berth/],
+      [['--ip', '10.200.0.9'], 2, /not a machine address/],
+      [['--ip', '10.199.0.300'], 2, /not an IPv4 address/],
+      [['-p', '8080:80:90:1'], 11, /IPv6/],
+      [['-p', '99999:80'], 2, /out of range/],
+      [['--network', 'host', '-p', '8080:80'], 2, /needs a network zone/],
+      [['--network-alias', 'a b'], 2, /not a valid host name/],
+      [['--dns', 'resolver'], 2, /--dns "resolver" is not an IPv4 address/],
+      [['--add-host', 'x'], 2, /expected NAME:IP/],
+      [['-p', '8085:80', '-p', '8085:81'], 2, /published twice/],
+    ];
+    for (const [flags, code, re] of cases) {
+      const r = await berth(['create', '--name', 'badnet', ...flags, 'busybox', 'true'], { reject: false });
+      assert.equal(r.exitCode, code, `${flags.join(' ')}: ${r.stderr}`);
+      assert.match(r.stderr, re, flags.join(' '));
+    }
+    const webIp = JSON.parse((await berth(['status', '--json', 'web'])).stdout).network.address.split('/')[0];
+    const taken = await berth(['create', '--name', 'badnet', '--ip', webIp, 'busybox', 'true'], { reject: false });
+    assert.equal(taken.exitCode, 5, taken.stderr);
+    assert.match(taken.stderr, /already used by machine web/);
+    assert.equal((await sh('ls -R /etc/berth /etc/systemd/nspawn')).stdout, before, 'nothing written by a refused create');
+  });
+
   test('a restart keeps the address; stop and SIGKILL of nspawn leave no rule, link or namespace', async () => {
     const addr = async () => (JSON.parse((await berth(['status', '--json', 'web'])).stdout) as { network: { address: string } }).network.address;
     const a1 = await addr();
