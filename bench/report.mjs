@@ -147,6 +147,31 @@ if (starts.length) {
   p('');
 }
 
+const netFile = join(dir, 'net.jsonl');
+const netStarts = rows.filter((r) => r.section === 'net');
+if (existsSync(netFile) || netStarts.length) {
+  const net = existsSync(netFile) ? readFileSync(netFile, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l)) : [];
+  const v = (n) => net.find((x) => x.name === n);
+  const num = (n) => Number(v(n)?.value ?? 0);
+  const r2 = (a, b) => (a > 0 && b > 0 ? `${(a / b).toFixed(2)}×` : '–');
+  p('## Networking (in a test host; every packet stays inside it)', '');
+  if (net.length) {
+    p('HTTP throughput of one 512 MiB download from busybox httpd in a machine (curl, median of 5). Target: through 127.0.0.1 ≥ 0.9× direct.', '',
+      '| path | MB/s | vs direct | note |', '|---|---:|---:|---|');
+    for (const x of net) p(`| ${md(x.name)} | ${md(x.value)} | ${r2(Number(x.value), num('net-tput-berth-direct'))} | ${md(x.note)} |`);
+    p('');
+  }
+  const [f, b, bn, pm, pn] = ['net-start-floor', 'net-start-berth', 'net-start-berth-none', 'net-start-podman', 'net-start-podman-none'].map((x) => byName.get(x));
+  if (b || pm) {
+    const less = (a) => (a?.hf && f?.hf ? { hf: { median: a.hf.median - f.hf.median } } : undefined);
+    p('`run --rm busybox true`. berth in the test host as a transient unit (systemd-run --wait; its own cost is the floor row, subtracted in the last column); podman on this VM inside a network namespace of the bench\'s. Target: berth ≤ 0.75× podman.', '',
+      '| | berth | podman | berth/podman | (berth − floor)/podman |', '|---|---|---|---:|---:|',
+      `| default networking (berth: zone; podman: bridge) | ${cell(b, 'ms')} | ${cell(pm, 'ms')} | ${ratio(b, pm)} | ${ratio(less(b), pm)} |`,
+      `| --network=none | ${cell(bn, 'ms')} | ${cell(pn, 'ms')} | ${ratio(bn, pn)} | ${ratio(less(bn), pn)} |`,
+      `| floor: systemd-run --wait true | ${cell(f, 'ms')} | | | |`, '');
+  }
+}
+
 const measured = rows;
 if (measured.length) {
   p(

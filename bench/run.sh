@@ -13,8 +13,11 @@
 #            then, in a test host (systemd as PID 1, bench/testhost.mts), `berth run -d`
 #            until active and `berth stop` vs `podman run -d` / `podman stop`, and what
 #            stays resident per running container (berth/node processes, supervisor RSS)
+#   net      networking, in a test host: HTTP throughput through a published port on
+#            127.0.0.1 vs the machine's zone address vs `podman run -p`; `berth run --rm`
+#            with default networking vs `podman run --rm` with its default bridge
 #   help     this text
-#   (no section: pull start)
+#   (no section: pull start net)
 #
 # env: QUICK=1          2 timed runs per pull row (smoke test) instead of 10
 #      RUNS_PULL=N RUNS_STARTUP=N WARMUP_PULL=N   override run / warm-up counts
@@ -35,17 +38,17 @@ ROOT=$(dirname "$HERE")
 . "$HERE/lib.sh"
 BENCH_TAG=bench
 
-usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; }
 
 sections=()
 for a in "$@"; do
   case $a in
-    pull|startup|start) sections+=("$a") ;;
+    pull|startup|start|net) sections+=("$a") ;;
     help|-h|--help) usage; exit 0 ;;
     *) echo "unknown section: $a" >&2; usage >&2; exit 2 ;;
   esac
 done
-[ ${#sections[@]} -gt 0 ] || sections=(pull start)
+[ ${#sections[@]} -gt 0 ] || sections=(pull start net)
 want() { local s; for s in "${sections[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 
 bench_need_root
@@ -153,7 +156,9 @@ STARTED_REGISTRY=0
 TESTHOST_PID=
 finish() {
   [ -z "$TESTHOST_PID" ] || { kill -TERM "$TESTHOST_PID" 2>/dev/null; wait "$TESTHOST_PID" 2>/dev/null; }
-  rm -rf --one-file-system "$W/berth-root" "$W/oci" "$W/unpack" "$W/floor" "$W/start"
+  [ -z "${NET_TH_PID:-}" ] || { kill -TERM "$NET_TH_PID" 2>/dev/null; wait "$NET_TH_PID" 2>/dev/null; }
+  [ -z "${PMNS:-}" ] || { ${PODMAN:-podman} rm -f pweb > /dev/null 2>&1; ip netns delete "$PMNS" 2>/dev/null; }
+  rm -rf --one-file-system "$W/berth-root" "$W/oci" "$W/unpack" "$W/floor" "$W/start" "$W/net"
   [ $STARTED_REGISTRY = 0 ] || "$HERE/registry.sh" stop
 }
 trap finish EXIT
@@ -241,6 +246,11 @@ fi
 if want start; then
   # shellcheck source=bench/start.sh
   . "$HERE/start.sh"
+fi
+
+if want net; then
+  # shellcheck source=bench/net.sh
+  . "$HERE/net.sh"
 fi
 
 echo "loadavg at end: $(cat /proc/loadavg)   duration: $(( $(date +%s) - T_START )) s" >> "$OUT/env.txt"

@@ -19,6 +19,8 @@ PACKAGES=(
   systemd-container bubblewrap uidmap iproute2 nftables util-linux
   # user containers: pasta (private network + published ports), curl (rootless tests)
   passt curl
+  # per-zone resolver (names of machines in a zone); only the binary, no system service
+  dnsmasq-base
   # catatonit: the static init berth binds into containers (signals, reaping, exit codes)
   catatonit
   # basics (usually present, listed so a minimal image works)

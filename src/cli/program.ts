@@ -6,6 +6,7 @@
  */
 import { Command, Option, InvalidArgumentError } from 'commander';
 import { addMachineCommands } from './machine-commands.ts';
+import { addNetworkCommands } from './network-commands.ts';
 import { lazy } from './lazy.ts';
 
 export interface GlobalOptions {
@@ -108,5 +109,6 @@ export function buildProgram(): Command {
     .action(lazy(login, 'logoutCommand'));
 
   addMachineCommands(program);
+  addNetworkCommands(program);
   return program;
 }

@@ -79,7 +79,7 @@ export function buildSpec(image: ImageForSpec, flags: RunFlags): ContainerSpec {
     restart: flags.restart ?? 'no',
     boot,
     userns: flags.userns ?? 'pick',
-    network: flags.network ?? { mode: 'veth' },
+    network: flags.network ?? { mode: 'zone' },
     labels: { ...(cfg.Labels ?? {}), ...(flags.labels ?? {}) },
   };
   if (user !== undefined) spec.process.user = user;

@@ -12,6 +12,36 @@ export type MountSpec =
   | { type: 'bind'; source: string; target: string; readonly: boolean }
   | { type: 'tmpfs'; target: string; options?: string };
 
+/** A published port: host port 0 means "pick a free one" (at create time). */
+export interface PublishSpec {
+  hostIp?: string;
+  hostPort: number;
+  containerPort: number;
+  proto: 'tcp' | 'udp';
+}
+
+/**
+ * The machine's networking, in neutral words (network/ turns it into what a runtime runs):
+ * - host: the host's network namespace;
+ * - private: a namespace with loopback only (`--network=none|private`);
+ * - link: a namespace with a bare point-to-point link to the host that berth leaves
+ *   unconfigured (`--network=veth`, for hand-made setups);
+ * - zone: an address in a zone (default `berth`): router, NAT, resolver, names, ports.
+ */
+export interface NetworkSpec {
+  mode: 'host' | 'private' | 'link' | 'zone';
+  zone?: string;
+  /** --ip: a fixed address in the zone. */
+  ip?: string;
+  publish?: PublishSpec[];
+  /** --network-alias: more names the machine is found by in its zone. */
+  aliases?: string[];
+  /** --dns: replaces the resolvers in the machine's resolv.conf. */
+  dns?: string[];
+  /** --add-host NAME:IP ("host-gateway": the zone's gateway). */
+  addHosts?: Array<{ name: string; ip: string }>;
+}
+
 export interface ContainerSpec {
   /** Machine name = unit instance name: systemd-nspawn@NAME.service. */
   name: string;
@@ -57,7 +87,7 @@ export interface ContainerSpec {
   boot: boolean;
   /** 'pick': private UID/GID range with idmapped mounts; 'host': no user namespace. */
   userns: 'pick' | 'host';
-  network: { mode: 'host' | 'private' | 'veth' | 'zone'; zone?: string };
+  network: NetworkSpec;
   /** Free-form labels recorded in the .nspawn file's comments for `berth inspect`. */
   labels: Record<string, string>;
 }

@@ -20,6 +20,7 @@ import type { ContainerSpec } from '../container/spec.ts';
 import { serializeUnit } from '../unit/index.ts';
 import type { SnapshotStore } from '../snapshot/index.ts';
 import { helperPath, mkdirsInRoot } from '../native/index.ts';
+import { attachMachine, detachMachine, networkPlan } from '../network/index.ts';
 import {
   daemonReload, reloadIfNeeded, layerPaths, machinePaths, mountRootfs, nspawnDir, pickRange, planFor, rootfsDropInText,
   showMachine, showUnit, systemdIsPid1, takenRanges, toNspawnFile, toServiceDropIns, umountRootfs, writeMachineFiles,
@@ -80,17 +81,20 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
     // Translate first: invalid values fail before anything is written.
     // berth-helper doubles as the -u switcher (argv[0] "setuser" inside the container).
     const setuser = spec.boot ? undefined : helperPath();
-    const nspawn = toNspawnFile(spec, { initHostPath: spec.boot ? undefined : findInit(), setuserHostPath: setuser });
+    const network = networkPlan(spec.name, spec.network);
+    const nspawn = toNspawnFile(spec, { initHostPath: spec.boot ? undefined : findInit(), setuserHostPath: setuser, network });
     if (range) {
       nspawn.set('Exec', 'PrivateUsers', `${range.base}:${range.size}`);
       nspawn.set('Files', 'PrivateUsersOwnership', 'off');
     }
-    const dropIns = toServiceDropIns(spec).map((d) => ({ file: d.file, text: serializeUnit(d.unit) }));
+    const dropIns = toServiceDropIns(spec, { network }).map((d) => ({ file: d.file, text: serializeUnit(d.unit) }));
     const helper = helperPath();
     const plan = planFor(paths, helper, layers, range);
     dropIns.push({ file: '10-berth-rootfs.conf', text: rootfsDropInText(plan, ctx.snapshots.root) });
     let mounted = false;
     try {
+      // Address and ports first: a taken port refuses the machine before anything else exists.
+      if (network) await attachMachine(spec.name, spec.network, { hostname: spec.hostname });
       await mkdir(paths.upper, { recursive: true, mode: 0o755 });
       await mkdir(paths.work, { recursive: true, mode: 0o700 });
       if (range) await chown(paths.upper, range.base, range.base);
@@ -106,6 +110,7 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
     } catch (e) {
       if (mounted) await umountRootfs(helper, paths.rootDir).catch(() => {});
       await removeMachineFiles(paths).catch(() => {});
+      if (network) await detachMachine(spec.name).catch(() => {});
       if (systemdIsPid1()) await daemonReload().catch(() => {});
       throw e;
     }

@@ -8,6 +8,6 @@ export { createMachine, machineExists, machinesLock, type CreatedMachine, type M
 export {
   disableMachine, enableMachine, isActive, killMachine, removeMachine, renameMachine, restartMachine, startMachine, stopMachine,
 } from './lifecycle.ts';
-export { imagesInUse, inspectMachine, listMachineNames, listMachineSummaries, readSettings, type ImageUse, type MachineSummary } from './query.ts';
+export { imagesInUse, inspectMachine, listMachineNames, listMachineSummaries, networkOf, readSettings, type ImageUse, type MachineSummary } from './query.ts';
 export { formatBytes, formatStatus, machineStatus, parseAddresses, type MachineStatus } from './status.ts';
 export { execInMachine, streamLogs, type ExecOptions, type LogsOptions } from './access.ts';

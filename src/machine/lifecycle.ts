@@ -20,6 +20,8 @@ import {
   showUnit, systemctl, systemdIsPid1, umountRootfs, unitDir, waitInactive, layerPaths, parsePrivateUsers,
 } from '../runtime/nspawn/index.ts';
 import { machineExists, machinesLock, type MachineContext } from './create.ts';
+import { checkPortsFree, detachMachine, renameAttachment } from '../network/index.ts';
+import { renameNetworkFiles } from '../runtime/nspawn/index.ts';
 import { parseDigest } from '../base/digest.ts';
 import { helperPath } from '../native/index.ts';
 
@@ -40,6 +42,7 @@ async function journalTail(unit: string, n = 10): Promise<string> {
 export async function startMachine(name: string): Promise<void> {
   requireSystemd('starting a container in the background');
   const p = await requireMachine(name);
+  await checkPortsFree(name);
   // An explicit start always means "start now": clear a failed state and systemd's start
   // rate limit (hit by quick stop/start cycles), as `docker start` would not refuse either.
   await systemctl(['reset-failed', '--', p.unit], { reject: false });
@@ -121,6 +124,7 @@ export async function removeMachine(ctx: MachineContext, name: string, opts: { f
     await unlink(wantsLink(name)).catch(() => {});
     await umountRootfs(helperPath(), p.rootDir).catch(() => {});
     await removeMachineFiles(p);
+    await detachMachine(name);
     if (systemdIsPid1()) {
       await daemonReload();
       await systemctl(['reset-failed', '--', p.unit], { reject: false });
@@ -143,6 +147,8 @@ export async function renameMachine(ctx: MachineContext, from: string, to: strin
     await fsRename(a.nspawnFile, b.nspawnFile);
     if (existsSync(a.dropInDir)) await fsRename(a.dropInDir, b.dropInDir);
     if (existsSync(a.stateDir)) await fsRename(a.stateDir, b.stateDir);
+    const net = await renameAttachment(from, to);
+    if (net) await renameNetworkFiles(b, from, net);
     await rm(a.rootDir, { recursive: false, force: true }).catch(() => {});
     const helper = helperPath();
     const plan = planFor(b, helper, await layerPaths(ctx.snapshots, chainIds), range);

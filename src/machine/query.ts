@@ -7,6 +7,7 @@
  * ([X-Berth] and [Exec]), state from `systemctl show`, registration from machined.
  */
 import { readdir, readFile } from 'node:fs/promises';
+import { attachmentView, readAttachment, type NetworkView } from '../network/index.ts';
 import { parseNspawnWords, parseUnit, type UnitFile } from '../unit/index.ts';
 import { isValidMachineName, nameFromUnit } from '../container/names.ts';
 import {
@@ -163,7 +164,18 @@ export async function inspectMachine(name: string): Promise<Record<string, unkno
     Resources: { MemoryMax: unit.MemoryMax, MemoryCurrent: unit.MemoryCurrent, CPUQuotaPerSecUSec: unit.CPUQuotaPerSecUSec, TasksMax: unit.TasksMax, TasksCurrent: unit.TasksCurrent, Slice: unit.Slice, Restart: unit.Restart },
     Machine: machine ?? null,
     Paths: { Settings: p.nspawnFile, DropIns: p.dropInDir, Root: p.rootDir, Upper: p.upper, Work: p.work },
+    Network: await networkOf(name, settings),
     Settings: sections,
     DropInFiles: dropIns,
   };
+}
+
+/** The machine's network: its zone attachment, or the mode its .nspawn file states. */
+export async function networkOf(name: string, settings: UnitFile | undefined): Promise<NetworkView> {
+  const a = await readAttachment(name);
+  if (a) return attachmentView(a);
+  const priv = settings?.get('Network', 'Private');
+  const veth = settings?.get('Network', 'VirtualEthernet');
+  const mode = priv === 'no' ? 'host' : veth === 'yes' ? 'link' : 'private';
+  return { mode, ports: [], aliases: [], dns: [] };
 }

@@ -16,7 +16,8 @@ import { join } from 'node:path';
 import { run } from '../base/exec.ts';
 import { parseNspawnWords } from '../unit/index.ts';
 import { machinePaths, parseShow, showMachine, systemctl, systemdIsPid1 } from '../runtime/nspawn/index.ts';
-import { commandOf, readSettings } from './query.ts';
+import { commandOf, networkOf, readSettings } from './query.ts';
+import { formatMapping, viewLine, type NetworkView } from '../network/index.ts';
 
 export interface MachineStatus {
   name: string;
@@ -35,6 +36,7 @@ export interface MachineStatus {
   restart?: string;
   machine?: { leader: number; class: string; service?: string; root?: string; state?: string };
   addresses: string[];
+  network: NetworkView;
   image?: string;
   digest?: string;
   command: string[];
@@ -117,6 +119,7 @@ export async function machineStatus(name: string, opts: { lines?: number } = {})
     restart: u.Restart || undefined,
     machine: machine ? { leader: Number(machine.Leader ?? 0), class: machine.Class ?? '', service: machine.Service, root: machine.RootDirectory, state: machine.State } : undefined,
     addresses: [],
+    network: await networkOf(name, settings),
     image: settings?.get('X-Berth', 'Image') ? parseNspawnWords(settings.get('X-Berth', 'Image') ?? '')[0] : undefined,
     digest: settings?.get('X-Berth', 'Digest'),
     command: commandOf(settings),
@@ -172,6 +175,8 @@ export function formatStatus(s: MachineStatus): string {
   add('Restart', s.restart ? `${s.restart} (restarted ${s.nRestarts ?? 0} times)` : undefined);
   add('Machine', s.machine ? `${s.machine.state ?? 'registered'}, class ${s.machine.class}, leader ${s.machine.leader}` : 'not registered');
   add('Address', s.addresses.join(' '));
+  add('Network', viewLine(s.network));
+  add('Ports', s.network.ports.map((p) => formatMapping({ hostIp: p.hostIp, hostPort: p.hostPort, containerPort: p.containerPort, proto: p.protocol })).join(', '));
   add('Image', s.image);
   add('Digest', s.digest);
   add('Command', s.command.map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : JSON.stringify(a))).join(' '));

@@ -28,7 +28,7 @@ function berthArgv(): string[] {
 
 export interface MachineHostOptions extends Partial<TestHostOptions> {
   /**
-   * Also persist /etc/systemd/system and /etc/systemd/nspawn (the test host's /etc is a
+   * Also persist /etc/systemd/system, /etc/systemd/nspawn and /etc/berth (the test host's /etc is a
    * fresh tmpfs each boot), so machines and `berth enable` survive host().reboot().
    */
   persistSystemdEtc?: boolean;
@@ -40,7 +40,9 @@ export function useMachineHost(name: string, extra: MachineHostOptions = {}): Ma
   let layout = '';
   const { persistSystemdEtc, ...opts } = extra;
   const etc = persistSystemdEtc
-    ? [{ host: join(base, 'etc-system'), target: '/etc/systemd/system' }, { host: join(base, 'etc-nspawn'), target: '/etc/systemd/nspawn' }]
+    ? [{ host: join(base, 'etc-system'), target: '/etc/systemd/system' }, { host: join(base, 'etc-nspawn'), target: '/etc/systemd/nspawn' },
+      // network zones and machines' attachments (see src/network/names.ts)
+      { host: join(base, 'etc-berth'), target: '/etc/berth' }]
     : [];
   const host = useTestHost({
     ...opts,

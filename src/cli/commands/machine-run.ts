@@ -16,7 +16,11 @@ import {
   parseCpus, parseEnvFile, parseEnvFlag, parseMemory, parsePidsLimit, parseRestart, parseSignal, parseStopTimeout, parseTmpfs,
   parseUser, parseVolume,
 } from '../../container/parse-flags.ts';
-import type { ContainerSpec } from '../../container/spec.ts';
+import type { ContainerSpec, NetworkSpec } from '../../container/spec.ts';
+import {
+  DEFAULT_ZONE, ensureZoneRunning, exposedToRequests, isIPv4, parseAddHost, parsePublish, readAttachment, runtimeNetwork, validateDnsName,
+  validateZoneName,
+} from '../../network/index.ts';
 import { chainIds } from '../../oci/chain-id.ts';
 import { resolveOne, type LocalImage } from '../../image/local.ts';
 import { SnapshotStore } from '../../snapshot/index.ts';
@@ -48,6 +52,12 @@ export interface RunCliFlags {
   boot?: boolean;
   userns?: string;
   network?: string;
+  ip?: string;
+  publish?: string[];
+  publishAll?: boolean;
+  networkAlias?: string[];
+  dns?: string[];
+  addHost?: string[];
 }
 
 async function imageFor(svc: Services, g: GlobalOptions, ref: string): Promise<LocalImage> {
@@ -72,8 +82,7 @@ async function specFrom(image: LocalImage, ref: string, args: string[], f: RunCl
   if (f.userns !== undefined && f.userns !== 'host' && f.userns !== 'pick' && f.userns !== 'auto') {
     throw new BerthError('INVALID_ARGUMENT', `--userns: expected host or auto, got ${f.userns}`);
   }
-  const net = f.network ?? 'private';
-  if (!['host', 'private', 'veth', 'none'].includes(net)) throw new BerthError('INVALID_ARGUMENT', `--network: expected host, none, private or veth, got ${net}`);
+  const network = networkFlags(f, image);
   const flags: RunFlags = {
     name: f.name ?? '',
     entrypoint: f.entrypoint,
@@ -96,9 +105,46 @@ async function specFrom(image: LocalImage, ref: string, args: string[], f: RunCl
     tty: f.tty,
     stdin: f.interactive,
     userns: f.userns === 'host' ? 'host' : 'pick',
-    network: { mode: net === 'none' ? 'private' : (net as 'host' | 'private' | 'veth') },
+    network,
   };
   return buildSpec({ ref: image.name || ref, digest: image.digest, id: image.id, chainIds: chainIds(image.config.rootfs.diff_ids), config: image.config }, flags);
+}
+
+/**
+ * --network and friends → the neutral NetworkSpec. Default: the zone `berth` when systemd
+ * is PID 1; without it (CI containers, this kind of VM) loopback only, so an attached run
+ * never creates bridges or rules in a host namespace nobody asked it to touch.
+ */
+function networkFlags(f: RunCliFlags, image: LocalImage): NetworkSpec {
+  const raw = f.network ?? (systemdIsPid1() ? DEFAULT_ZONE : 'private');
+  const zoneOnly = (flag: string, given: boolean): void => {
+    if (given) throw new BerthError('INVALID_ARGUMENT', `${flag} needs a network zone (--network=NAME), not --network=${raw}`);
+  };
+  let spec: NetworkSpec;
+  if (raw === 'host' || raw === 'private' || raw === 'none') spec = { mode: raw === 'host' ? 'host' : 'private' };
+  else if (raw === 'veth') spec = { mode: 'link' };
+  else spec = { mode: 'zone', zone: validateZoneName(raw === 'bridge' || raw === 'default' ? DEFAULT_ZONE : raw, '--network') };
+  const publish = [...(f.publish ?? []).flatMap((p) => parsePublish(p)), ...(f.publishAll ? exposedToRequests(image.config.config?.ExposedPorts) : [])];
+  if (spec.mode !== 'zone') {
+    zoneOnly('-p/--publish', (f.publish ?? []).length > 0);
+    zoneOnly('--ip', f.ip !== undefined);
+    zoneOnly('--network-alias', (f.networkAlias ?? []).length > 0);
+    zoneOnly('--dns', (f.dns ?? []).length > 0);
+    zoneOnly('--add-host', (f.addHost ?? []).length > 0);
+    return spec;
+  }
+  if (f.ip !== undefined) {
+    if (!isIPv4(f.ip)) throw new BerthError('INVALID_ARGUMENT', `--ip "${f.ip}" is not an IPv4 address`);
+    spec.ip = f.ip;
+  }
+  if (publish.length) spec.publish = publish;
+  if (f.networkAlias?.length) spec.aliases = f.networkAlias.map((a) => validateDnsName(a));
+  if (f.dns?.length) {
+    for (const d of f.dns) if (!isIPv4(d)) throw new BerthError('INVALID_ARGUMENT', `--dns "${d}" is not an IPv4 address`);
+    spec.dns = [...f.dns];
+  }
+  if (f.addHost?.length) spec.addHosts = f.addHost.map((h) => parseAddHost(h));
+  return spec;
 }
 
 async function prepare(ref: string, args: string[], f: RunCliFlags, g: GlobalOptions, keepMounted: boolean) {
@@ -145,7 +191,12 @@ export async function runCommand(ref: string, args: string[], f: RunCliFlags, g:
   if (spec.resources.tasksMax !== undefined) properties.push(`TasksMax=${spec.resources.tasksMax}`);
   let code: number;
   try {
-    code = await runForeground({ name: spec.name, plan: created.plan, tty: spec.process.tty, stdin: spec.process.stdin, properties, slice: systemdIsPid1() ? spec.slice : undefined });
+    const att = await readAttachment(spec.name);
+    if (att) await ensureZoneRunning(att.zone);
+    code = await runForeground({
+      name: spec.name, plan: created.plan, tty: spec.process.tty, stdin: spec.process.stdin, properties, slice: systemdIsPid1() ? spec.slice : undefined,
+      network: att ? runtimeNetwork(att) : undefined,
+    });
   } finally {
     if (f.rm) await removeMachine(ctx, spec.name, { force: true });
   }

@@ -35,7 +35,7 @@ type NetKind = 'none' | 'host' | 'pasta';
 /** spec.network.mode → what the sandbox does. 'zone' is an nspawn bridge: no user equivalent. */
 const NETWORK_MODES: Readonly<Record<ContainerSpec['network']['mode'], NetKind | undefined>> = {
   private: 'none', // --network=none: loopback only
-  veth: 'pasta', // the default private network: own netns, outbound through pasta
+  link: 'pasta', // the default private network: own netns, outbound through pasta
   host: 'host',
   zone: undefined,
 };

@@ -31,7 +31,7 @@ export const BASE: ContainerSpec = {
   restart: 'no',
   boot: false,
   userns: 'pick',
-  network: { mode: 'veth' },
+  network: { mode: 'link' },
   labels: {},
 };
 

@@ -14,6 +14,7 @@ import { constants as osConstants } from 'node:os';
 import { BerthError } from '../../base/errors.ts';
 import { mountRootfs, umountRootfs, type RootfsPlan } from './rootfs.ts';
 import { systemdIsPid1 } from './systemd.ts';
+import { setup as networkSetup, teardown as networkTeardown, type RuntimeNetwork } from '../../network/index.ts';
 
 export interface ForegroundOptions {
   name: string;
@@ -23,10 +24,14 @@ export interface ForegroundOptions {
   /** Scope properties (MemoryMax=…, CPUQuota=…, TasksMax=…), used when systemd is PID 1. */
   properties?: string[];
   slice?: string;
+  /** Network zone: set up before nspawn starts (inside it), torn down after it exits. */
+  network?: RuntimeNetwork;
 }
 
 export function foregroundArgv(o: ForegroundOptions, withSystemd: boolean): string[] {
-  const argv = ['systemd-nspawn', '--quiet', `--machine=${o.name}`, `--directory=${o.plan.target}`];
+  // The same namespace entry as the unit's ExecStart= (see translate-dropins).
+  const enter = o.network ? ['nsenter', `--net=${o.network.netnsPath}`] : [];
+  const argv = [...enter, 'systemd-nspawn', '--quiet', `--machine=${o.name}`, `--directory=${o.plan.target}`];
   if (withSystemd) {
     argv.push('--register=yes');
     for (const p of o.properties ?? []) argv.push(`--property=${p}`);
@@ -49,6 +54,7 @@ export async function runForeground(o: ForegroundOptions): Promise<number> {
   await mountRootfs(o.plan);
   const argv = foregroundArgv(o, systemdIsPid1());
   try {
+    if (o.network) await networkSetup(o.network);
     return await new Promise<number>((resolve, reject) => {
       const child = spawn(argv[0] as string, argv.slice(1), { stdio: [o.stdin || o.tty ? 'inherit' : 'ignore', 'inherit', 'inherit'] });
       const forward = (sig: NodeJS.Signals) => () => {
@@ -69,6 +75,7 @@ export async function runForeground(o: ForegroundOptions): Promise<number> {
       });
     });
   } finally {
+    if (o.network) await networkTeardown(o.network);
     await umountRootfs(o.plan.helper, o.plan.target).catch(() => {});
   }
 }

@@ -13,3 +13,4 @@ export * from './files.ts';
 export { toNspawnFile, INIT_TARGET } from './translate.ts';
 export { toServiceDropIns } from './translate-dropins.ts';
 export * from './foreground.ts';
+export { renameNetworkFiles } from './network.ts';

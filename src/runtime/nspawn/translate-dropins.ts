@@ -6,8 +6,11 @@
  * - 50-berth-unit.conf       [Unit] Description=, Requires=/After= the rootfs mount unit
  * - 50-berth-resources.conf  [Service] MemoryMax=, CPUQuota=, TasksMax=, Slice=
  * - 50-berth-lifecycle.conf  [Service] Restart=, RestartSec=, TimeoutStopSec=; [Unit] StartLimit*
+ * - 60-berth-network.conf    (network zone only) [Unit] Requires=/After= the zone's unit;
+ *                            [Service] ExecStartPre= network setup, ExecStart= entering the
+ *                            machine's namespace, ExecStopPost= teardown
  *
- * ExecStart= is NOT overridden: the template's `--settings=override` lets every setting in
+ * ExecStart= is NOT overridden (except for a network zone, below): the template's `--settings=override` lets every setting in
  * NAME.nspawn beat its `--boot --network-veth -U` (verified on systemd 252), and
  * toNspawnFile states those settings explicitly. The stock RequiresMountsFor=
  * /var/lib/machines/%i already orders the service after a mount unit at that path; the
@@ -16,13 +19,46 @@
 import type { ContainerSpec } from '../../container/spec.ts';
 import { validateMachineName } from '../../container/names.ts';
 import { UnitFile } from '../../unit/unit-file.ts';
-import { escapeSpecifiers } from '../../unit/quote.ts';
+import { escapeSpecifiers, quoteExecArg } from '../../unit/quote.ts';
+import type { RuntimeNetwork } from '../../network/index.ts';
 import { BerthError } from '../../base/errors.ts';
 import { checkUnitName } from './translate-values.ts';
 
 export interface DropInOptions {
   /** Mount unit that provides /var/lib/machines/NAME (e.g. var-lib-machines-web.mount). */
   rootfsMountUnit?: string;
+  /** For network mode `zone`: what network/ prepared. */
+  network?: RuntimeNetwork;
+}
+
+/**
+ * systemd 252's systemd-nspawn@.service ExecStart=, minus --network-veth (the .nspawn
+ * file decides networking). A zone machine's ExecStart= is this, run through
+ * `nsenter --net=` so nspawn and the container live in the namespace berth prepared:
+ * nspawn's own --network-namespace-path= cannot be used with -U (nspawn joins it after
+ * entering the user namespace: "Failed to join network namespace: Operation not permitted").
+ */
+export const NSPAWN_EXEC_START = ['systemd-nspawn', '--quiet', '--keep-unit', '--boot', '--link-journal=try-guest', '-U', '--settings=override'];
+
+/** 60-berth-network.conf: the machine's network lives exactly as long as its unit runs. */
+export function networkDropIn(name: string, rn: RuntimeNetwork): UnitFile {
+  const u = new UnitFile(`${dropInDir(name)}/60-berth-network.conf`);
+  u.comment(`Written by berth for container ${validateMachineName(name)}: its network namespace, address and published ports.`);
+  for (const r of rn.requires) {
+    const unit = checkUnitName('zone unit', r, '.service');
+    u.add('Unit', 'Requires', unit).add('Unit', 'After', unit);
+  }
+  for (const argv of rn.setup) u.add('Service', 'ExecStartPre', execLine(argv));
+  u.add('Service', 'ExecStart', '');
+  u.add('Service', 'ExecStart', execLine(['nsenter', `--net=${rn.netnsPath}`, ...NSPAWN_EXEC_START, `--machine=${name}`]));
+  for (const argv of rn.teardown) u.add('Service', 'ExecStopPost', execLine(argv, true));
+  return u;
+}
+
+/** Exec*= words: plain ones stay plain, others are quoted (no specifiers, no $ expansion). */
+function execLine(argv: readonly string[], ignoreFailure = false): string {
+  const words = argv.map((w, i) => (/^[A-Za-z0-9_@+=:,./-]+$/.test(w) ? w : quoteExecArg(w, `network command word ${i}`)));
+  return `${ignoreFailure ? '-' : ''}${words.join(' ')}`;
 }
 
 export interface DropIn {
@@ -76,11 +112,16 @@ export function toServiceDropIns(spec: ContainerSpec, opts: DropInOptions = {}):
   const stop = spec.stopTimeoutSec ?? (spec.boot ? undefined : DEFAULT_STOP_TIMEOUT_SEC);
   if (stop !== undefined) life.set('Service', 'TimeoutStopSec', `${nonNegativeInt('stop timeout', stop)}s`);
 
-  return [
+  const out = [
     { file: '50-berth-unit.conf', unit },
     { file: '50-berth-resources.conf', unit: res },
     { file: '50-berth-lifecycle.conf', unit: life },
   ];
+  if (spec.network.mode === 'zone') {
+    if (opts.network === undefined) throw new BerthError('INTERNAL', 'network zone without a prepared network namespace');
+    out.push({ file: '60-berth-network.conf', unit: networkDropIn(name, opts.network) });
+  }
+  return out;
 }
 
 function positiveInt(field: string, n: number): number {

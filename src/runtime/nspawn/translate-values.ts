@@ -35,12 +35,6 @@ export function checkHostname(field: string, h: string): string {
   return h;
 }
 
-/** Zone names: the bridge is "vz-NAME" and interface names are ≤ 15 chars. */
-export function checkZone(field: string, z: string): string {
-  if (!/^[A-Za-z0-9_-]{1,12}$/.test(z)) invalid(field, `"${z}" is not a valid zone name (1-12 of [A-Za-z0-9_-])`);
-  return z;
-}
-
 /** A unit name berth may reference (Slice=, Requires=, After=). */
 export function checkUnitName(field: string, u: string, suffix?: string): string {
   if (!/^[A-Za-z0-9:_.\\@-]+\.[a-z]+$/.test(u) || u.length > 255) invalid(field, `"${u}" is not a valid unit name`);

@@ -28,7 +28,7 @@ export const BASE: ContainerSpec = {
   restart: 'no',
   boot: false,
   userns: 'pick',
-  network: { mode: 'veth' },
+  network: { mode: 'link' },
   labels: {},
 };
 

@@ -23,8 +23,9 @@ import { BerthError } from '../../base/errors.ts';
 import type { ContainerSpec, MountSpec } from '../../container/spec.ts';
 import { validateMachineName } from '../../container/names.ts';
 import { UnitFile } from '../../unit/unit-file.ts';
+import type { RuntimeNetwork } from '../../network/index.ts';
 import { assertSafeValue, escapeNspawnPath, quoteNspawnWord } from '../../unit/quote.ts';
-import { checkAbsPath, checkHostname, checkMountOptions, checkSignal, checkZone, nspawnUser, setuserSpec } from './translate-values.ts';
+import { checkAbsPath, checkHostname, checkMountOptions, checkSignal, nspawnUser, setuserSpec } from './translate-values.ts';
 
 export interface NspawnTranslateOptions {
   /**
@@ -40,6 +41,11 @@ export interface NspawnTranslateOptions {
    * it, only a plain user name is possible, through nspawn's User= (needs getent inside).
    */
   setuserHostPath?: string;
+  /**
+   * For network mode `zone`: what network/ prepared (a namespace nspawn runs in, files to
+   * show inside). Required for that mode.
+   */
+  network?: RuntimeNetwork;
 }
 
 /** Where berth-helper appears inside the container, as its setuser command. */
@@ -62,7 +68,7 @@ export function toNspawnFile(spec: ContainerSpec, opts: NspawnTranslateOptions =
   u.comment('Hand edits are kept and respected; [X-Berth] is berth\'s metadata (nspawn ignores it).');
   writeExec(u, spec, opts);
   writeFiles(u, spec, opts);
-  writeNetwork(u, spec);
+  writeNetwork(u, spec, opts.network);
   writeMetadata(u, spec);
   return u;
 }
@@ -154,7 +160,13 @@ function writeMount(u: UnitFile, m: MountSpec, i: number, idmap: boolean): void 
   u.add('Files', m.readonly ? 'BindReadOnly' : 'Bind', value);
 }
 
-function writeNetwork(u: UnitFile, spec: ContainerSpec): void {
+/**
+ * nspawn words for the neutral network modes. `zone`: nspawn runs inside the namespace
+ * network/ prepared (the unit's ExecStart enters it, see translate-dropins), so for nspawn
+ * it is the "host" network: Private=no. The machine's resolv.conf and hosts are berth's
+ * files, bound read-only (ResolvConf=off, or nspawn would copy the host's).
+ */
+function writeNetwork(u: UnitFile, spec: ContainerSpec, rn: RuntimeNetwork | undefined): void {
   const n = spec.network;
   switch (n.mode) {
     case 'host':
@@ -163,12 +175,14 @@ function writeNetwork(u: UnitFile, spec: ContainerSpec): void {
     case 'private':
       u.set('Network', 'Private', 'yes').set('Network', 'VirtualEthernet', 'no');
       break;
-    case 'veth':
+    case 'link':
       u.set('Network', 'Private', 'yes').set('Network', 'VirtualEthernet', 'yes');
       break;
     case 'zone':
-      u.set('Network', 'Private', 'yes').set('Network', 'VirtualEthernet', 'yes');
-      u.set('Network', 'Zone', checkZone('network zone', n.zone ?? ''));
+      if (rn === undefined) throw new BerthError('INTERNAL', 'network zone without a prepared network namespace');
+      u.set('Exec', 'ResolvConf', 'off');
+      for (const f of rn.files) u.add('Files', 'BindReadOnly', `${escapeNspawnPath(checkAbsPath('network file', f.source))}:${escapeNspawnPath(checkAbsPath('network file', f.target))}`);
+      u.set('Network', 'Private', 'no').set('Network', 'VirtualEthernet', 'no');
       break;
   }
 }

@@ -1,0 +1,66 @@
+/**
+ * @module cli/commands/zone
+ * `berth zone create|ls|inspect|rm` (and `berth network …`, the same commands under
+ * Docker's name), and `berth port NAME`.
+ */
+import { formatTable } from '../table.ts';
+import { BerthError } from '../../base/errors.ts';
+import {
+  createZone, listAttachments, listZones, machinesInZone, portLines, readZone, removeZone, validateZoneName, zoneState,
+} from '../../network/index.ts';
+import { machinePaths } from '../../runtime/nspawn/index.ts';
+import { existsSync } from 'node:fs';
+import { networkOf, readSettings } from '../../machine/index.ts';
+
+export async function zoneCreateCommand(name: string, f: { subnet?: string }): Promise<void> {
+  const z = await createZone(name, { subnet: f.subnet });
+  process.stdout.write(`${z.name}\n`);
+}
+
+export async function zoneLsCommand(f: { json?: boolean; quiet?: boolean }): Promise<void> {
+  const zones = await listZones();
+  const atts = await listAttachments();
+  const rows = await Promise.all(zones.map(async (z) => {
+    const st = await zoneState(z);
+    return { name: z.name, subnet: z.subnet, gateway: z.gateway, bridge: z.bridge, unit: st.unit, state: st.state, machines: atts.filter((a) => a.zone.name === z.name).map((a) => a.machine) };
+  }));
+  if (f.json) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n`);
+  else if (f.quiet) process.stdout.write(rows.map((r) => `${r.name}\n`).join(''));
+  else process.stdout.write(formatTable(['ZONE', 'SUBNET', 'GATEWAY', 'BRIDGE', 'STATE', 'MACHINES'], rows.map((r) => [r.name, r.subnet, r.gateway, r.bridge, r.state, String(r.machines.length)])));
+}
+
+export async function zoneInspectCommand(names: string[]): Promise<void> {
+  const out = [];
+  for (const n of names) {
+    const z = await readZone(validateZoneName(n));
+    const st = await zoneState(z);
+    const atts = (await listAttachments()).filter((a) => a.zone.name === z.name);
+    out.push({
+      Name: z.name, Subnet: z.subnet, Gateway: z.gateway, Bridge: z.bridge, Unit: st.unit, State: st.state, BridgeUp: st.bridgeUp,
+      Resolver: z.gateway, Definition: `/etc/berth/zones/${z.name}.zone`,
+      Machines: atts.map((a) => ({ Name: a.machine, Address: a.address, Aliases: a.aliases, Veth: a.hostIf })),
+    });
+  }
+  process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+}
+
+export async function zoneRmCommand(names: string[]): Promise<void> {
+  for (const n of names) {
+    await removeZone(validateZoneName(n), machinesInZone);
+    process.stdout.write(`${n}\n`);
+  }
+}
+
+export async function portCommand(name: string, privatePort: string | undefined, f: { json?: boolean }): Promise<void> {
+  const p = machinePaths(name);
+  if (!existsSync(p.nspawnFile)) throw new BerthError('NOT_FOUND', `no such container: ${name}`, { details: { name } });
+  const v = await networkOf(name, await readSettings(name));
+  let ports = v.ports;
+  if (privatePort !== undefined) {
+    const [num, proto = 'tcp'] = privatePort.split('/');
+    ports = ports.filter((x) => String(x.containerPort) === num && x.protocol === proto);
+    if (ports.length === 0) throw new BerthError('NOT_FOUND', `no public port ${privatePort} published for ${name}`);
+  }
+  if (f.json) process.stdout.write(`${JSON.stringify(ports, null, 2)}\n`);
+  else process.stdout.write(portLines({ ...v, ports }).map((l) => `${l}\n`).join(''));
+}
