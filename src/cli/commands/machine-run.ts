@@ -145,7 +145,7 @@ export async function runCommand(ref: string, args: string[], f: RunCliFlags, g:
   if (spec.resources.tasksMax !== undefined) properties.push(`TasksMax=${spec.resources.tasksMax}`);
   let code: number;
   try {
-    code = await runForeground({ name: spec.name, plan: created.plan, tty: spec.process.tty, stdin: spec.process.stdin, properties, slice: systemdIsPid1() ? spec.slice : undefined });
+    code = await runForeground({ name: spec.name, plan: created.plan, volumes: created.volumes, tty: spec.process.tty, stdin: spec.process.stdin, properties, slice: systemdIsPid1() ? spec.slice : undefined });
   } finally {
     if (f.rm) await removeMachine(ctx, spec.name, { force: true });
   }

@@ -14,6 +14,8 @@ import { constants as osConstants } from 'node:os';
 import { BerthError } from '../../base/errors.ts';
 import { mountRootfs, umountRootfs, type RootfsPlan } from './rootfs.ts';
 import { systemdIsPid1 } from './systemd.ts';
+import { run } from '../../base/exec.ts';
+import type { VolumeStep, VolumeSteps } from './translate-volumes.ts';
 
 export interface ForegroundOptions {
   name: string;
@@ -23,6 +25,8 @@ export interface ForegroundOptions {
   /** Scope properties (MemoryMax=…, CPUQuota=…, TasksMax=…), used when systemd is PID 1. */
   properties?: string[];
   slice?: string;
+  /** Volume staging (translate-volumes.ts): run before nspawn starts and after it ends. */
+  volumes?: VolumeSteps;
 }
 
 export function foregroundArgv(o: ForegroundOptions, withSystemd: boolean): string[] {
@@ -49,6 +53,7 @@ export async function runForeground(o: ForegroundOptions): Promise<number> {
   await mountRootfs(o.plan);
   const argv = foregroundArgv(o, systemdIsPid1());
   try {
+    await runSteps(o.volumes?.pre ?? []);
     return await new Promise<number>((resolve, reject) => {
       const child = spawn(argv[0] as string, argv.slice(1), { stdio: [o.stdin || o.tty ? 'inherit' : 'ignore', 'inherit', 'inherit'] });
       const forward = (sig: NodeJS.Signals) => () => {
@@ -69,6 +74,12 @@ export async function runForeground(o: ForegroundOptions): Promise<number> {
       });
     });
   } finally {
+    await runSteps(o.volumes?.post ?? []).catch(() => {});
     await umountRootfs(o.plan.helper, o.plan.target).catch(() => {});
   }
+}
+
+/** The same steps the unit's ExecStartPre=/ExecStopPost= run, in order. */
+async function runSteps(steps: readonly VolumeStep[]): Promise<void> {
+  for (const s of steps) await run(s.argv, { reject: !s.ignoreFailure, timeoutMs: 30_000, errorCode: 'FAILED_PRECONDITION' });
 }

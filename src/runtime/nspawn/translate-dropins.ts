@@ -6,6 +6,7 @@
  * - 50-berth-unit.conf       [Unit] Description=, Requires=/After= the rootfs mount unit
  * - 50-berth-resources.conf  [Service] MemoryMax=, CPUQuota=, TasksMax=, Slice=
  * - 50-berth-lifecycle.conf  [Service] Restart=, RestartSec=, TimeoutStopSec=; [Unit] StartLimit*
+ * - 20-berth-volumes.conf    [Service] ExecStartPre=/ExecStopPost= staging the volumes (translate-volumes.ts)
  *
  * ExecStart= is NOT overridden: the template's `--settings=override` lets every setting in
  * NAME.nspawn beat its `--boot --network-veth -U` (verified on systemd 252), and
@@ -19,10 +20,13 @@ import { UnitFile } from '../../unit/unit-file.ts';
 import { escapeSpecifiers } from '../../unit/quote.ts';
 import { BerthError } from '../../base/errors.ts';
 import { checkUnitName } from './translate-values.ts';
+import { VOLUMES_DROPIN, volumesDropIn, type VolumeKind } from './translate-volumes.ts';
 
 export interface DropInOptions {
   /** Mount unit that provides /var/lib/machines/NAME (e.g. var-lib-machines-web.mount). */
   rootfsMountUnit?: string;
+  /** Kind of each spec.mounts[i] source (a file needs a file as staging point); default dir. */
+  volumeKinds?: readonly (VolumeKind | undefined)[];
 }
 
 export interface DropIn {
@@ -76,7 +80,9 @@ export function toServiceDropIns(spec: ContainerSpec, opts: DropInOptions = {}):
   const stop = spec.stopTimeoutSec ?? (spec.boot ? undefined : DEFAULT_STOP_TIMEOUT_SEC);
   if (stop !== undefined) life.set('Service', 'TimeoutStopSec', `${nonNegativeInt('stop timeout', stop)}s`);
 
+  const volumes = volumesDropIn(spec, opts.volumeKinds);
   return [
+    ...(volumes ? [{ file: VOLUMES_DROPIN, unit: volumes }] : []),
     { file: '50-berth-unit.conf', unit },
     { file: '50-berth-resources.conf', unit: res },
     { file: '50-berth-lifecycle.conf', unit: life },
