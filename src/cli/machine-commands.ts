@@ -23,7 +23,7 @@ function runOptions(c: Command): Command {
     .option('-w, --workdir <dir>', 'working directory inside')
     .option('-u, --user <user[:group]>', 'user to run as')
     .option('--entrypoint <cmd>', "override the image's entrypoint")
-    .option('-v, --volume <host:ctr[:ro]>', 'bind mount (repeatable)', collect)
+    .option('-v, --volume <host:ctr[:opts]>', 'bind mount; opts: ro, idmap, U, suid, dev, noexec (repeatable)', collect)
     .option('--tmpfs <path>', 'mount a tmpfs (repeatable)', collect)
     .option('--read-only', 'read-only root filesystem')
     .option('--hostname <name>', 'hostname inside')

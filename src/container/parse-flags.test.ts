@@ -49,7 +49,12 @@ test('-v and --tmpfs', () => {
   assert.throws(() => parseVolume('data:/data'), invalid(/host path "data" must be absolute/));
   assert.throws(() => parseVolume('/srv:data'), invalid(/container path/));
   assert.throws(() => parseVolume('/srv'), invalid(/HOST:CONTAINER/));
-  assert.throws(() => parseVolume('/srv:/d:z'), invalid(/unsupported option "z"/));
+  assert.deepEqual(parseVolume('/srv:/d:ro,idmap,U,suid,dev,noexec,z'), {
+    type: 'bind', source: '/srv', target: '/d', readonly: true, idmap: true, chown: true, suid: true, dev: true, noexec: true,
+  });
+  assert.deepEqual(parseVolume('/srv:/d:rw,nosuid,nodev,exec,rbind,Z'), { type: 'bind', source: '/srv', target: '/d', readonly: false });
+  assert.throws(() => parseVolume('/srv:/d:shared'), invalid(/unsupported option "shared"/));
+  assert.throws(() => parseVolume('/srv:/d:ro,rw'), invalid(/option "rw" conflicts/));
   assert.deepEqual(parseTmpfs('/tmp'), { type: 'tmpfs', target: '/tmp' });
   assert.deepEqual(parseTmpfs('/tmp:size=64m,mode=1777'), { type: 'tmpfs', target: '/tmp', options: 'size=64m,mode=1777' });
   assert.throws(() => parseTmpfs('tmp'), invalid(/absolute/));

@@ -5,7 +5,7 @@
  * process environment and file contents are passed in.
  */
 import { BerthError } from '../base/errors.ts';
-import type { MountSpec, RestartPolicy } from './spec.ts';
+import type { BindMountSpec, MountSpec, RestartPolicy } from './spec.ts';
 
 const bad = (flag: string, value: string, why: string): never => {
   throw new BerthError('INVALID_ARGUMENT', `${flag} "${value}": ${why}`, { details: { flag, value } });
@@ -72,19 +72,49 @@ export function parseEnvFile(text: string, path: string, environ: Readonly<Recor
   return out;
 }
 
-/** `-v HOST:CTR[:ro|rw]` → a bind mount. HOST must be absolute (no named volumes). */
-export function parseVolume(s: string, flag = '-v'): Extract<MountSpec, { type: 'bind' }> {
+/**
+ * `-v HOST:CTR[:OPTS]` → a bind mount. HOST must be absolute (no named volumes). OPTS,
+ * comma-separated, with Podman's meaning: `ro`|`rw`, `idmap` (map the container's UIDs onto
+ * the source's owners), `U` (chown the source to the container's root), `suid`|`nosuid`,
+ * `dev`|`nodev` (nosuid and nodev by default), `exec`|`noexec`, `rbind`|`bind` (always
+ * recursive), and `z`|`Z` (SELinux relabelling; accepted and ignored, as Podman does on
+ * hosts without SELinux).
+ */
+export function parseVolume(s: string, flag = '-v'): BindMountSpec {
   const parts = s.split(':');
-  if (parts.length < 2 || parts.length > 3) return bad(flag, s, 'expected HOST:CONTAINER[:ro|rw]');
-  const [source = '', target = '', mode = 'rw'] = parts;
+  if (parts.length < 2 || parts.length > 3) return bad(flag, s, 'expected HOST:CONTAINER[:OPTIONS]');
+  const [source = '', target = '', mode = ''] = parts;
   if (!source.startsWith('/')) {
     return bad(flag, s, `host path "${source}" must be absolute (named volumes are not supported)`);
   }
   if (!target.startsWith('/')) return bad(flag, s, `container path "${target}" must be absolute`);
-  const opts = mode.split(',');
-  for (const o of opts) if (o !== 'ro' && o !== 'rw') bad(flag, s, `unsupported option "${o}" (use ro or rw)`);
-  return { type: 'bind', source, target, readonly: opts.includes('ro') };
+  const m: BindMountSpec = { type: 'bind', source, target, readonly: false };
+  const seen = new Set<string>();
+  for (const o of mode === '' ? [] : mode.split(',')) {
+    const group = VOLUME_OPTION_GROUP[o];
+    if (group === undefined) {
+      return bad(flag, s, `unsupported option "${o}" (use ro, rw, idmap, U, suid, nosuid, dev, nodev, exec, noexec, z, Z)`);
+    }
+    if (seen.has(group)) return bad(flag, s, `option "${o}" conflicts with an earlier one`);
+    seen.add(group);
+    switch (o) {
+      case 'ro': m.readonly = true; break;
+      case 'idmap': m.idmap = true; break;
+      case 'U': m.chown = true; break;
+      case 'suid': m.suid = true; break;
+      case 'dev': m.dev = true; break;
+      case 'noexec': m.noexec = true; break;
+      default: break; // rw, nosuid, nodev, exec, bind, rbind, z, Z: the defaults
+    }
+  }
+  return m;
 }
+
+/** Each -v option and the group of mutually exclusive options it belongs to. */
+const VOLUME_OPTION_GROUP: Record<string, string> = {
+  ro: 'rw', rw: 'rw', idmap: 'idmap', U: 'chown', suid: 'suid', nosuid: 'suid', dev: 'dev', nodev: 'dev',
+  exec: 'exec', noexec: 'exec', bind: 'bind', rbind: 'bind', z: 'selinux', Z: 'selinux',
+};
 
 /** `--tmpfs PATH[:opts]`. */
 export function parseTmpfs(s: string, flag = '--tmpfs'): Extract<MountSpec, { type: 'tmpfs' }> {

@@ -8,9 +8,28 @@ import type { Digest } from '../base/digest.ts';
 
 export type RestartPolicy = 'no' | 'on-failure' | 'always';
 
-export type MountSpec =
-  | { type: 'bind'; source: string; target: string; readonly: boolean }
-  | { type: 'tmpfs'; target: string; options?: string };
+/**
+ * A volume (bind mount of a host path). Podman's meaning, not Docker's userns-remap one:
+ * - by default the source is bound as it is: files the container creates there belong to
+ *   the container's mapped host UIDs, and host root's files look like `nobody` inside;
+ * - `idmap` (explicit opt-in) maps the container's UID range onto the source's owners, so
+ *   container root acts as the source's root — host root for a root-owned directory;
+ * - `chown` (`:U`) gives the source tree to the container's root before the start;
+ * - nosuid and nodev unless `suid` / `dev` are asked for; `noexec` on request.
+ */
+export interface BindMountSpec {
+  type: 'bind';
+  source: string;
+  target: string;
+  readonly: boolean;
+  idmap?: boolean;
+  chown?: boolean;
+  suid?: boolean;
+  dev?: boolean;
+  noexec?: boolean;
+}
+
+export type MountSpec = BindMountSpec | { type: 'tmpfs'; target: string; options?: string };
 
 /** A published port: host port 0 means "pick a free one" (at create time). */
 export interface PublishSpec {

@@ -24,8 +24,9 @@ import { attachMachine, detachMachine, networkPlan } from '../network/index.ts';
 import {
   daemonReload, reloadIfNeeded, layerPaths, machinePaths, mountRootfs, nspawnDir, pickRange, planFor, rootfsDropInText,
   showMachine, showUnit, systemdIsPid1, takenRanges, toNspawnFile, toServiceDropIns, umountRootfs, writeMachineFiles,
-  removeMachineFiles, type MachinePaths, type RootfsPlan, type UidRange,
+  removeMachineFiles, volumeSteps, type MachinePaths, type RootfsPlan, type UidRange, type VolumeKind, type VolumeSteps,
 } from '../runtime/nspawn/index.ts';
+import { run } from '../base/exec.ts';
 
 /** Static forwarding inits (Docker semantics for StopSignal and exit status), first found wins. */
 const INIT_CANDIDATES = ['/usr/bin/catatonit', '/usr/libexec/podman/catatonit', '/usr/bin/tini-static', '/usr/bin/tini'];
@@ -40,6 +41,8 @@ export interface CreatedMachine {
   paths: MachinePaths;
   plan: RootfsPlan;
   range?: UidRange;
+  /** Staging of the volumes, for a start without the unit (attached run). */
+  volumes: VolumeSteps;
 }
 
 export function machinesLock(ctx: Pick<MachineContext, 'berthRoot'>): string {
@@ -60,18 +63,43 @@ function findInit(): string | undefined {
   return INIT_CANDIDATES.find((p) => existsSync(p));
 }
 
-async function checkBindSources(spec: ContainerSpec): Promise<void> {
+/** Checks that every volume source exists; returns the kind of each (for its staging point). */
+async function checkBindSources(spec: ContainerSpec): Promise<(VolumeKind | undefined)[]> {
+  const kinds: (VolumeKind | undefined)[] = [];
   for (const m of spec.mounts) {
+    kinds.push(undefined);
     if (m.type !== 'bind') continue;
     const st = await stat(m.source).catch(() => undefined);
     if (!st) throw new BerthError('NOT_FOUND', `bind-mount source ${m.source} does not exist`, { details: { source: m.source } });
+    if (!st.isDirectory() && !st.isFile()) {
+      throw new BerthError('INVALID_ARGUMENT', `bind-mount source ${m.source} is neither a directory nor a regular file`, { details: { source: m.source } });
+    }
+    kinds[kinds.length - 1] = st.isDirectory() ? 'dir' : 'file';
+  }
+  return kinds;
+}
+
+/**
+ * `-v SRC:DST:U`: gives the source tree to the container's user (Podman's meaning), as host
+ * IDs inside the machine's range. GNU chown -R -P -h walks with file descriptors and never
+ * follows a symlink, so a link that an earlier container left in the volume cannot redirect
+ * the chown. Only numeric `-u`/image users are resolved here; a named user means root.
+ */
+async function chownVolumes(spec: ContainerSpec, range: UidRange | undefined): Promise<void> {
+  const base = range?.base ?? 0;
+  const [u = '0', g] = (spec.process.user ?? '0').split(':');
+  const uid = /^\d+$/.test(u) ? Number(u) : 0;
+  const gid = g !== undefined && /^\d+$/.test(g) ? Number(g) : uid;
+  for (const m of spec.mounts) {
+    if (m.type !== 'bind' || !m.chown) continue;
+    await run(['chown', '-R', '-P', '-h', `${base + uid}:${base + gid}`, '--', m.source], { timeoutMs: 600_000, errorCode: 'FAILED_PRECONDITION' });
   }
 }
 
 /** Creates the machine; `keepMounted` leaves the rootfs mounted for an immediate start. */
 export async function createMachine(ctx: MachineContext, spec: ContainerSpec, opts: { keepMounted?: boolean } = {}): Promise<CreatedMachine> {
   const paths = machinePaths(spec.name);
-  await checkBindSources(spec);
+  const volumeKinds = await checkBindSources(spec);
   return withLock(machinesLock(ctx), async () => {
     if (await machineExists(spec.name)) {
       throw new BerthError('ALREADY_EXISTS', `the name "${spec.name}" is already in use by a machine (see \`berth ps -a\`, \`machinectl list\`)`, { details: { name: spec.name } });
@@ -87,7 +115,7 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
       nspawn.set('Exec', 'PrivateUsers', `${range.base}:${range.size}`);
       nspawn.set('Files', 'PrivateUsersOwnership', 'off');
     }
-    const dropIns = toServiceDropIns(spec, { network }).map((d) => ({ file: d.file, text: serializeUnit(d.unit) }));
+    const dropIns = toServiceDropIns(spec, { network, volumeKinds }).map((d) => ({ file: d.file, text: serializeUnit(d.unit) }));
     const helper = helperPath();
     const plan = planFor(paths, helper, layers, range);
     dropIns.push({ file: '10-berth-rootfs.conf', text: rootfsDropInText(plan, ctx.snapshots.root) });
@@ -101,7 +129,9 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
       await writeMachineFiles(paths, { nspawnText: serializeUnit(nspawn), dropIns });
       await mountRootfs(plan);
       mounted = true;
-      await prepareRoot(paths, spec, range);
+      // nspawn makes the mount point of a file volume itself (a directory there would fail)
+      await prepareRoot(paths, { ...spec, mounts: spec.mounts.filter((_, i) => volumeKinds[i] !== 'file') }, range);
+      await chownVolumes(spec, range);
       if (!opts.keepMounted) {
         await umountRootfs(helper, paths.rootDir);
         mounted = false;
@@ -114,7 +144,7 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
       if (systemdIsPid1()) await daemonReload().catch(() => {});
       throw e;
     }
-    return { paths, plan, range };
+    return { paths, plan, range, volumes: volumeSteps(spec, volumeKinds) };
   });
 }
 

@@ -194,8 +194,8 @@ export async function runCommand(ref: string, args: string[], f: RunCliFlags, g:
     const att = await readAttachment(spec.name);
     if (att) await ensureZoneRunning(att.zone);
     code = await runForeground({
-      name: spec.name, plan: created.plan, tty: spec.process.tty, stdin: spec.process.stdin, properties, slice: systemdIsPid1() ? spec.slice : undefined,
-      network: att ? runtimeNetwork(att) : undefined,
+      name: spec.name, plan: created.plan, volumes: created.volumes, tty: spec.process.tty, stdin: spec.process.stdin, properties,
+      slice: systemdIsPid1() ? spec.slice : undefined, network: att ? runtimeNetwork(att) : undefined,
     });
   } finally {
     if (f.rm) await removeMachine(ctx, spec.name, { force: true });

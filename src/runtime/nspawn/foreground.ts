@@ -15,6 +15,8 @@ import { BerthError } from '../../base/errors.ts';
 import { mountRootfs, umountRootfs, type RootfsPlan } from './rootfs.ts';
 import { systemdIsPid1 } from './systemd.ts';
 import { setup as networkSetup, teardown as networkTeardown, type RuntimeNetwork } from '../../network/index.ts';
+import { run } from '../../base/exec.ts';
+import type { VolumeStep, VolumeSteps } from './translate-volumes.ts';
 
 export interface ForegroundOptions {
   name: string;
@@ -26,6 +28,8 @@ export interface ForegroundOptions {
   slice?: string;
   /** Network zone: set up before nspawn starts (inside it), torn down after it exits. */
   network?: RuntimeNetwork;
+  /** Volume staging (translate-volumes.ts): run before nspawn starts and after it ends. */
+  volumes?: VolumeSteps;
 }
 
 export function foregroundArgv(o: ForegroundOptions, withSystemd: boolean): string[] {
@@ -54,6 +58,7 @@ export async function runForeground(o: ForegroundOptions): Promise<number> {
   await mountRootfs(o.plan);
   const argv = foregroundArgv(o, systemdIsPid1());
   try {
+    await runSteps(o.volumes?.pre ?? []);
     if (o.network) await networkSetup(o.network);
     return await new Promise<number>((resolve, reject) => {
       const child = spawn(argv[0] as string, argv.slice(1), { stdio: [o.stdin || o.tty ? 'inherit' : 'ignore', 'inherit', 'inherit'] });
@@ -76,6 +81,12 @@ export async function runForeground(o: ForegroundOptions): Promise<number> {
     });
   } finally {
     if (o.network) await networkTeardown(o.network);
+    await runSteps(o.volumes?.post ?? []).catch(() => {});
     await umountRootfs(o.plan.helper, o.plan.target).catch(() => {});
   }
+}
+
+/** The same steps the unit's ExecStartPre=/ExecStopPost= run, in order. */
+async function runSteps(steps: readonly VolumeStep[]): Promise<void> {
+  for (const s of steps) await run(s.argv, { reject: !s.ignoreFailure, timeoutMs: 30_000, errorCode: 'FAILED_PRECONDITION' });
 }

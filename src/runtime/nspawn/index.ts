@@ -12,5 +12,6 @@ export * from './systemd.ts';
 export * from './files.ts';
 export { toNspawnFile, INIT_TARGET } from './translate.ts';
 export { toServiceDropIns } from './translate-dropins.ts';
+export { volumeSteps, VOLUME_STAGE_ROOT, type VolumeKind, type VolumeStep, type VolumeSteps } from './translate-volumes.ts';
 export * from './foreground.ts';
 export { renameNetworkFiles } from './network.ts';

@@ -6,6 +6,7 @@
  * - 50-berth-unit.conf       [Unit] Description=, Requires=/After= the rootfs mount unit
  * - 50-berth-resources.conf  [Service] MemoryMax=, CPUQuota=, TasksMax=, Slice=
  * - 50-berth-lifecycle.conf  [Service] Restart=, RestartSec=, TimeoutStopSec=; [Unit] StartLimit*
+ * - 20-berth-volumes.conf    [Service] ExecStartPre=/ExecStopPost= staging the volumes (translate-volumes.ts)
  * - 60-berth-network.conf    (network zone only) [Unit] Requires=/After= the zone's unit;
  *                            [Service] ExecStartPre= network setup, ExecStart= entering the
  *                            machine's namespace, ExecStopPost= teardown
@@ -23,12 +24,15 @@ import { escapeSpecifiers, quoteExecArg } from '../../unit/quote.ts';
 import type { RuntimeNetwork } from '../../network/index.ts';
 import { BerthError } from '../../base/errors.ts';
 import { checkUnitName } from './translate-values.ts';
+import { VOLUMES_DROPIN, volumesDropIn, type VolumeKind } from './translate-volumes.ts';
 
 export interface DropInOptions {
   /** Mount unit that provides /var/lib/machines/NAME (e.g. var-lib-machines-web.mount). */
   rootfsMountUnit?: string;
   /** For network mode `zone`: what network/ prepared. */
   network?: RuntimeNetwork;
+  /** Kind of each spec.mounts[i] source (a file needs a file as staging point); default dir. */
+  volumeKinds?: readonly (VolumeKind | undefined)[];
 }
 
 /**
@@ -112,7 +116,9 @@ export function toServiceDropIns(spec: ContainerSpec, opts: DropInOptions = {}):
   const stop = spec.stopTimeoutSec ?? (spec.boot ? undefined : DEFAULT_STOP_TIMEOUT_SEC);
   if (stop !== undefined) life.set('Service', 'TimeoutStopSec', `${nonNegativeInt('stop timeout', stop)}s`);
 
+  const volumes = volumesDropIn(spec, opts.volumeKinds);
   const out = [
+    ...(volumes ? [{ file: VOLUMES_DROPIN, unit: volumes }] : []),
     { file: '50-berth-unit.conf', unit },
     { file: '50-berth-resources.conf', unit: res },
     { file: '50-berth-lifecycle.conf', unit: life },

@@ -1,7 +1,7 @@
 /**
  * Empirical check against the real systemd-nspawn (opt-in: BERTH_TEST_NSPAWN=1, root,
  * static /bin/busybox): the .nspawn written for hostile values must deliver every argument,
- * environment value and bind path byte-exact. The settings file sits next to the rootfs and
+ * environment value and bind path byte-exact (bind sources through the volume staging steps). The settings file sits next to the rootfs and
  * is read with --settings=trusted, so nothing on the host's /etc is touched.
  */
 import { test } from 'node:test';
@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import type { ContainerSpec } from '../../container/spec.ts';
 import { serializeUnit } from '../../unit/unit-file.ts';
 import { toNspawnFile } from './translate.ts';
+import { volumeSteps } from './translate-volumes.ts';
 
 const enabled = process.env.BERTH_TEST_NSPAWN === '1' && process.getuid?.() === 0 && existsSync('/bin/busybox');
 const D = `sha256:${'a'.repeat(64)}` as never;
@@ -33,7 +34,7 @@ for (const userns of ['host', 'pick'] as const) test(`hostile args, env and bind
     const args = ['/bin/dump', '', 'a"b', "c'd", `e'"f`, '%n %% %i', '$X $$ ${X}', 'back\\slash\\', '\\', 'Boot=yes', 'tab\there', '#x', ';y', 'ü😀', ' lead', 'trail '];
     const env = ['Q=it\'s "quoted"', 'P=100% $HOME ${X} %n', 'B=C:\\dir\\'];
     const spec: ContainerSpec = {
-      name: 'bb', image: { ref: 'busybox', digest: D, id: D, chainIds: [] },
+      name: `bbt${process.pid}`, image: { ref: 'busybox', digest: D, id: D, chainIds: [] },
       process: { args, env, cwd: '/', tty: false, stdin: false },
       mounts: [
         { type: 'bind', source: src, target: '/data', readonly: false },
@@ -44,9 +45,26 @@ for (const userns of ['host', 'pick'] as const) test(`hostile args, env and bind
     };
     const init = existsSync('/usr/bin/catatonit') ? '/usr/bin/catatonit' : undefined;
     writeFileSync(join(dir, 'bb.nspawn'), serializeUnit(toNspawnFile(spec, { initHostPath: init })));
-    const out = execFileSync('systemd-nspawn', ['--keep-unit', '--register=no', '-q', '--settings=trusted', '--console=pipe', '-D', root], {
+    // the volumes are staged (nosuid,nodev) by the same argv the unit's ExecStartPre= runs
+    const steps = volumeSteps(spec);
+    const runSteps = (list: typeof steps.pre): void => {
+      for (const st of list) {
+        try {
+          execFileSync(st.argv[0]!, st.argv.slice(1), { stdio: 'ignore', timeout: 10_000 });
+        } catch (e) {
+          if (!st.ignoreFailure) throw e;
+        }
+      }
+    };
+    runSteps(steps.pre);
+    let out: string;
+    try {
+      out = execFileSync('systemd-nspawn', ['--keep-unit', '--register=no', '-q', '--settings=trusted', '--console=pipe', '-D', root], {
       stdio: ['ignore', 'pipe', 'ignore'], timeout: 30_000,
     }).toString('utf8');
+    } finally {
+      runSteps(steps.post);
+    }
     const parts = out.split('\0');
     const n = args.length - 1; // "$@" has no argv[0]
     assert.deepEqual(parts.slice(0, n), args.slice(1));

@@ -20,6 +20,7 @@
  *   berth's metadata lives in `[X-Berth]`.
  */
 import { BerthError } from '../../base/errors.ts';
+import { volumeStage } from './translate-volumes.ts';
 import type { ContainerSpec, MountSpec } from '../../container/spec.ts';
 import { validateMachineName } from '../../container/names.ts';
 import { UnitFile } from '../../unit/unit-file.ts';
@@ -143,20 +144,25 @@ function writeFiles(u: UnitFile, spec: ContainerSpec, opts: NspawnTranslateOptio
       u.add('Files', 'BindReadOnly', `${escapeNspawnPath(helper)}:${escapeNspawnPath(SETUSER_TARGET)}`);
     }
   }
-  spec.mounts.forEach((m, i) => writeMount(u, m, i, spec.userns === 'pick'));
+  spec.mounts.forEach((m, i) => writeMount(u, spec.name, m, i, spec.userns === 'pick'));
 }
 
-function writeMount(u: UnitFile, m: MountSpec, i: number, idmap: boolean): void {
+function writeMount(u: UnitFile, name: string, m: MountSpec, i: number, privateUsers: boolean): void {
   const target = checkAbsPath(`mount ${i} target`, m.target);
   if (m.type === 'tmpfs') {
     const o = m.options === undefined || m.options === '' ? '' : `:${checkMountOptions(`tmpfs ${target}`, m.options)}`;
     u.add('Files', 'TemporaryFileSystem', `${escapeNspawnPath(target)}${o}`);
     return;
   }
-  const source = checkAbsPath(`bind source for ${target}`, m.source);
-  // idmap: with a private user range, container root sees (and writes) host root's files as
-  // root, like a Docker bind mount without userns-remap.
-  const value = `${escapeNspawnPath(source)}:${escapeNspawnPath(target)}${idmap ? ':idmap' : ''}`;
+  // No idmap unless asked for (Podman's meaning): with a private user range, files the
+  // container creates on the volume belong to its mapped host UIDs, and container root is
+  // not host root there. `:idmap` maps the range onto the source's owners instead.
+  if (m.idmap && !privateUsers) {
+    throw new BerthError('INVALID_ARGUMENT', `volume ${target}: idmap needs a user namespace (it does nothing with --userns=host)`);
+  }
+  checkAbsPath(`bind source for ${target}`, m.source);
+  // nspawn binds the nosuid,nodev staging mount of the source (translate-volumes.ts)
+  const value = `${escapeNspawnPath(volumeStage(name, i))}:${escapeNspawnPath(target)}${m.idmap ? ':idmap' : ''}`;
   u.add('Files', m.readonly ? 'BindReadOnly' : 'Bind', value);
 }
 
