@@ -59,7 +59,7 @@ struct leader {
   struct filter filters[64];
   struct cg cgroups[32];
   int ncgroups;
-  int ns[7];          /* user, cgroup, ipc, uts, net, mnt: entered by the child; pid: by the parent */
+  int ns[7];          /* user, cgroup, ipc, uts, net, mnt: entered by the child (user last); pid: by the parent */
   int root;
 };
 
@@ -273,7 +273,11 @@ static void close_inherited(void) {
 
 static _Noreturn void child(struct leader *l, const char *user, const char *cwd, char **cmd) {
   join_cgroups(l);
-  for (int i = 0; i < 6; i++) {
+  /* The user namespace last: a namespace the container's user namespace does not own (a
+   * network namespace that berth made with ip netns, owned by the host's) can only be
+   * entered while still holding the host's capabilities. */
+  for (int k = 1; k <= 6; k++) {
+    int i = k % 6; /* cgroup, ipc, uts, net, mnt, then user */
     if (l->ns[i] < 0) continue;
     if (setns(l->ns[i], NS_TYPES[i]) != 0) fail(0, "setns", NS_NAMES[i], errno);
   }

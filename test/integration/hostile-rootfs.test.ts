@@ -75,7 +75,7 @@ describe('hostile rootfs: create, start, exec, -u', { timeout: 600_000 }, () => 
   });
 
   test('a volume target through a symlink: bound inside the container, nothing made on the host', async () => {
-    const r = await berth(['run', '-d', '--name', 'h-vol', '-v', '/tmp/hvol:/v/data', img('vol-symlink'), 'sleep', '1000'], { reject: false });
+    const r = await berth(['run', '-d', '--name', 'h-vol', '-v', '/tmp/hvol:/v/data:idmap', img('vol-symlink'), 'sleep', '1000'], { reject: false });
     assert.equal(r.exitCode, 0, r.stderr);
     await berth(['exec', 'h-vol', 'sh', '-c', 'echo via-volume > /v/data/f']);
     assert.equal((await sh('cat /tmp/hvol/f')).stdout, 'via-volume\n');
