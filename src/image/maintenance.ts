@@ -12,6 +12,7 @@ import type { ContentStore } from '../content/types.ts';
 import type { Manifest, ImageConfig } from '../oci/types.ts';
 import type { SnapshotStore } from '../snapshot/index.ts';
 import { chainIds } from '../oci/chain-id.ts';
+import { validateConfig, validateManifest } from '../oci/validate.ts';
 import type { LocalImage } from './local.ts';
 
 export interface MaintenanceServices {
@@ -39,8 +40,8 @@ async function neededLayers(store: ContentStore): Promise<Map<Digest, NeededLaye
     let manifest: Manifest;
     let config: ImageConfig;
     try {
-      manifest = await store.readJSON<Manifest>(ref.descriptor.digest);
-      config = await store.readJSON<ImageConfig>(manifest.config.digest);
+      manifest = validateManifest(await store.readJSON<unknown>(ref.descriptor.digest), `manifest ${ref.descriptor.digest}`);
+      config = validateConfig(await store.readJSON<unknown>(manifest.config.digest), `config ${manifest.config.digest}`);
     } catch {
       continue; // reported by the blob checks
     }
@@ -152,8 +153,8 @@ export async function unmountImage(svc: MaintenanceServices, what: string): Prom
 export async function ensureSnapshots(svc: MaintenanceServices, manifestDigest: Digest): Promise<number> {
   if (!svc.unpacker) return 0;
   const s = snapshots(svc);
-  const manifest = await svc.store.readJSON<Manifest>(manifestDigest);
-  const config = await svc.store.readJSON<ImageConfig>(manifest.config.digest);
+  const manifest = validateManifest(await svc.store.readJSON<unknown>(manifestDigest), `manifest ${manifestDigest}`);
+  const config = validateConfig(await svc.store.readJSON<unknown>(manifest.config.digest), `config ${manifest.config.digest}`);
   const ids = chainIds(config.rootfs.diff_ids);
   let n = 0;
   for (const [i, c] of ids.entries()) {

@@ -20,11 +20,12 @@ import { pipeline } from 'node:stream/promises';
 import { BerthError, isBerthError, wrap } from '../base/errors.ts';
 import { sha256, type Digest } from '../base/digest.ts';
 import { isIndexType, isManifestType, layerCompression } from '../oci/media-types.ts';
-import type { Descriptor, ImageConfig, Index, Manifest, Platform } from '../oci/types.ts';
+import type { Descriptor, Platform } from '../oci/types.ts';
 import type { ContentStore } from '../content/types.ts';
 import type { ImageReference } from '../reference/index.ts';
 import { formatPlatform, hostPlatform, selectManifest } from './platform.ts';
 import { chainIds } from '../oci/chain-id.ts';
+import { MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, parseConfig, parseIndex, parseManifest } from '../oci/validate.ts';
 import { SOURCE_INDEX_ANNOTATION, refNameFor } from './names.ts';
 
 export type PullEvent =
@@ -72,16 +73,6 @@ export interface PullResult {
   platform: string;
 }
 
-const MAX_MANIFEST = 4 * 1024 * 1024;
-const MAX_CONFIG = 32 * 1024 * 1024;
-
-function parseJSON<T>(bytes: Buffer, what: string): T {
-  try {
-    return JSON.parse(bytes.toString('utf8')) as T;
-  } catch (e) {
-    throw new BerthError('CORRUPT', `${what} is not valid JSON`, { cause: e });
-  }
-}
 
 export async function pullImage(
   ref: ImageReference,
@@ -92,14 +83,13 @@ export async function pullImage(
   const emit = opts.onEvent ?? (() => {});
   const want = opts.platform ?? hostPlatform();
   const top = await registry.getManifest(ref, ref.digest ?? ref.tag ?? 'latest');
-  if (top.bytes.length > MAX_MANIFEST) throw new BerthError('UNSUPPORTED', `manifest of ${ref} is too large (${top.bytes.length} bytes)`);
+  if (top.bytes.length > MAX_MANIFEST_BYTES) throw new BerthError('UNSUPPORTED', `manifest of ${ref} is too large (${top.bytes.length} bytes)`);
 
   let indexDigest: Digest | undefined;
   let manifestDesc: Descriptor;
   let manifestBytes: Buffer;
   if (isIndexType(top.mediaType)) {
-    const index = parseJSON<Index>(top.bytes, `index ${top.digest}`);
-    if (!Array.isArray(index.manifests)) throw new BerthError('CORRUPT', `index ${top.digest} has no manifests`);
+    const index = parseIndex(top.bytes, `index ${top.digest} of ${ref}`);
     const chosen = selectManifest(index.manifests, want);
     if (!isManifestType(chosen.mediaType)) {
       throw new BerthError('UNSUPPORTED', `unsupported media type ${chosen.mediaType} for ${formatPlatform(chosen.platform)} in ${ref}`);
@@ -117,19 +107,17 @@ export async function pullImage(
     throw new BerthError('UNSUPPORTED', `unsupported manifest media type "${top.mediaType}" for ${ref}`);
   }
 
-  const manifest = parseJSON<Manifest>(manifestBytes, `manifest ${manifestDesc.digest}`);
-  if (manifest.schemaVersion !== 2 || !manifest.config || !Array.isArray(manifest.layers)) {
-    throw new BerthError('UNSUPPORTED', `manifest ${manifestDesc.digest} is not an image manifest (schemaVersion 2 with config and layers)`);
-  }
+  // every digest is checked here, before it names a URL, a blob or a snapshot
+  const manifest = parseManifest(manifestBytes, `manifest ${manifestDesc.digest} of ${ref}`);
   for (const l of manifest.layers) {
     if (layerCompression(l.mediaType) === undefined) {
       throw new BerthError('UNSUPPORTED', `unsupported layer media type "${l.mediaType}" (${l.digest}) in ${ref}`);
     }
   }
-  if (manifest.config.size > MAX_CONFIG) throw new BerthError('UNSUPPORTED', `config of ${ref} is too large`);
+  if (manifest.config.size > MAX_CONFIG_BYTES) throw new BerthError('UNSUPPORTED', `config of ${ref} is too large`);
   const configBytes = await fetchSmallBlob(registry, ref, manifest.config, opts);
-  const config = parseJSON<ImageConfig>(configBytes, `config ${manifest.config.digest}`);
-  const diffIds = config.rootfs?.diff_ids ?? [];
+  const config = parseConfig(configBytes, `config ${manifest.config.digest} of ${ref}`);
+  const diffIds = config.rootfs.diff_ids;
   if (diffIds.length !== manifest.layers.length) {
     throw new BerthError('CORRUPT', `config ${manifest.config.digest} lists ${diffIds.length} diff_ids for ${manifest.layers.length} layers`);
   }

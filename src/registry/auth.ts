@@ -14,6 +14,7 @@
 import { BerthError } from '../base/errors.ts';
 import { parseWwwAuthenticate, type Challenge } from './www-authenticate.ts';
 import { httpError } from './http-errors.ts';
+import { readLimited } from './manifest-check.ts';
 import type { Transport, SendResult } from './transport.ts';
 import type { CredentialLookup, Credentials } from './types.ts';
 
@@ -34,6 +35,8 @@ interface CachedToken {
 const MIN_TOKEN_LIFETIME_S = 60;
 const EXPIRY_MARGIN_MS = 10_000;
 const CLIENT_ID = 'berth';
+/** A token answer is a few KB of JSON (a JWT); a token service is not trusted with memory. */
+export const MAX_TOKEN_RESPONSE_BYTES = 1 << 20;
 
 export function scopeFor(repository: string | undefined): string | undefined {
   return repository === undefined ? undefined : `repository:${repository}:pull`;
@@ -146,7 +149,8 @@ export class Authenticator {
         registry: ctx.registry,
       }), signal);
     }
-    const body = Buffer.from(await res.body.arrayBuffer());
+    const ok = res.status === 200;
+    const body = await readLimited(res.body, ok ? MAX_TOKEN_RESPONSE_BYTES : 64 * 1024, `token answer from ${realm.host} for ${ctx.registry}`, !ok);
     if (res.status === 401 || res.status === 403) {
       throw new BerthError('UNAUTHORIZED', creds
         ? `authentication to ${ctx.registry} failed: credentials rejected by ${realm.host}`
