@@ -12,6 +12,7 @@
  * authenticate up front instead of collecting another 401 each.
  */
 import { BerthError } from '../base/errors.ts';
+import { redactUrl } from '../base/redact.ts';
 import { parseWwwAuthenticate, type Challenge } from './www-authenticate.ts';
 import { httpError } from './http-errors.ts';
 import { readLimited } from './manifest-check.ts';
@@ -120,8 +121,8 @@ export class Authenticator {
     try {
       realm = new URL(realmStr ?? '');
     } catch {
-      throw new BerthError('REGISTRY_ERROR', `registry ${ctx.registry} sent a Bearer challenge without a valid realm (${realmStr ?? 'none'})`, {
-        details: { registry: ctx.registry, challenge: ch },
+      throw new BerthError('REGISTRY_ERROR', `registry ${ctx.registry} sent a Bearer challenge without a valid realm (${redactUrl(realmStr ?? 'none')})`, {
+        details: { registry: ctx.registry },
       });
     }
     const creds = await this.credentialsFor(ctx);
@@ -155,7 +156,7 @@ export class Authenticator {
       throw new BerthError('UNAUTHORIZED', creds
         ? `authentication to ${ctx.registry} failed: credentials rejected by ${realm.host}`
         : `anonymous access to ${ctx.registry} denied by ${realm.host}; log in first (berth login ${ctx.registry})`, {
-        details: { registry: ctx.registry, status: res.status, realm: realm.href },
+        details: { registry: ctx.registry, status: res.status, realm: redactUrl(realm) },
       });
     }
     if (res.status !== 200) {
