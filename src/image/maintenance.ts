@@ -7,7 +7,7 @@
 import { join, resolve } from 'node:path';
 import type { Digest } from '../base/digest.ts';
 import { BerthError } from '../base/errors.ts';
-import { fsckBlobs, gcBlobs, type LocalStore } from '../content/index.ts';
+import { fsckBlobs, gcBlobs, Leases, type LocalStore } from '../content/index.ts';
 import type { ContentStore } from '../content/types.ts';
 import type { Manifest, ImageConfig } from '../oci/types.ts';
 import type { SnapshotStore } from '../snapshot/index.ts';
@@ -60,28 +60,38 @@ export interface InUse {
   chainIds: Digest[];
 }
 
+/**
+ * Removes blobs and snapshots that no image, no container and no operation in flight
+ * needs. Holds the prune lock throughout and reads the leases *before* the refs: a pull
+ * names its image before it drops its lease, so whatever it holds is seen in one or the
+ * other (content/lease.ts).
+ */
 export async function pruneStore(svc: MaintenanceServices, inUse: InUse = { manifests: [], chainIds: [] }): Promise<{ blobs: number; snapshots: number; freedBytes: number }> {
   const store = svc.store as LocalStore;
-  const roots = (await store.listRefs()).map((r) => r.descriptor);
-  for (const m of inUse.manifests) {
-    if (await store.has(m)) roots.push({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: m, size: (await store.info(m))?.size ?? 0 });
-  }
-  const gc = await gcBlobs(store, roots, { minAgeMs: 0 });
-  let snaps = 0;
-  if (svc.unpacker) {
-    const s = snapshots(svc);
-    const needed = await neededLayers(svc.store);
-    const used = new Set<string>(inUse.chainIds);
-    const { releaseUnusedLayers } = await import('../snapshot/index.ts');
-    await releaseUnusedLayers(s);
-    for (const info of await s.list()) {
-      if (!needed.has(info.chainId) && !used.has(info.chainId)) {
-        await s.remove(info.chainId).catch(() => undefined);
-        snaps++;
+  const leases = new Leases(svc.root);
+  return leases.withPruneLock(async () => {
+    const held = await leases.held();
+    const roots = (await store.listRefs()).map((r) => r.descriptor);
+    for (const m of inUse.manifests) {
+      if (await store.has(m)) roots.push({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: m, size: (await store.info(m))?.size ?? 0 });
+    }
+    const gc = await gcBlobs(store, roots, { minAgeMs: 0, keep: held.digests });
+    let snaps = 0;
+    if (svc.unpacker) {
+      const s = snapshots(svc);
+      const needed = await neededLayers(svc.store);
+      const used = new Set<string>([...inUse.chainIds, ...held.chainIds]);
+      const { releaseUnusedLayers } = await import('../snapshot/index.ts');
+      await releaseUnusedLayers(s);
+      for (const info of await s.list()) {
+        if (!needed.has(info.chainId) && !used.has(info.chainId)) {
+          await s.remove(info.chainId).catch(() => undefined);
+          snaps++;
+        }
       }
     }
-  }
-  return { blobs: gc.removed.length, snapshots: snaps, freedBytes: gc.freedBytes };
+    return { blobs: gc.removed.length, snapshots: snaps, freedBytes: gc.freedBytes };
+  });
 }
 
 export interface FsckFinding {

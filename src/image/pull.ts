@@ -14,6 +14,9 @@
  * - On the happy path each layer is unpacked while it downloads (a tee into the unpacker);
  *   after any resume, the layer is unpacked from the committed blob instead.
  * - The image is named (index.json) only after every blob and snapshot is in place.
+ * - With `leases`, every digest and chain ID the pull will rely on is leased (content/lease.ts)
+ *   *before* the pull checks whether it exists, so a concurrent prune cannot delete a blob
+ *   or snapshot the pull has written or found "already exists". The lease goes at the end.
  */
 import { PassThrough, Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -39,6 +42,11 @@ export type PullEvent =
 export interface ManifestSource {
   getManifest(ref: ImageReference, reference: string): Promise<{ mediaType: string; digest: Digest; bytes: Buffer }>;
   fetchBlob(ref: ImageReference, desc: { digest: Digest; size: number }, opts?: { offset?: number; signal?: AbortSignal }): Promise<{ body: Readable; start: number }>;
+}
+
+/** Leases that keep what a pull holds safe from a concurrent prune (content/lease.ts). */
+export interface LeaseProvider {
+  create(label: string): Promise<{ add(items: { digests?: readonly Digest[]; chainIds?: readonly Digest[] }): Promise<void>; release(): Promise<void> }>;
 }
 
 /** Turns layer blobs into snapshots (src/snapshot). Optional: without it, pull stops at the store. */
@@ -76,8 +84,24 @@ export interface PullResult {
 
 export async function pullImage(
   ref: ImageReference,
-  deps: { registry: ManifestSource; store: ContentStore; unpacker?: LayerUnpacker },
+  deps: { registry: ManifestSource; store: ContentStore; unpacker?: LayerUnpacker; leases?: LeaseProvider },
   opts: PullOptions = {},
+): Promise<PullResult> {
+  const lease = deps.leases ? await deps.leases.create(`pull ${ref}`) : undefined;
+  try {
+    return await pullLeased(ref, deps, opts, (items) => lease?.add(items) ?? Promise.resolve());
+  } finally {
+    await lease?.release().catch(() => {});
+  }
+}
+
+type Hold = (items: { digests?: readonly Digest[]; chainIds?: readonly Digest[] }) => Promise<void>;
+
+async function pullLeased(
+  ref: ImageReference,
+  deps: { registry: ManifestSource; store: ContentStore; unpacker?: LayerUnpacker },
+  opts: PullOptions,
+  hold: Hold,
 ): Promise<PullResult> {
   const { registry, store } = deps;
   const emit = opts.onEvent ?? (() => {});
@@ -97,6 +121,7 @@ export async function pullImage(
     const m = await registry.getManifest(ref, chosen.digest);
     if (m.digest !== chosen.digest) throw new BerthError('DIGEST_MISMATCH', `manifest ${chosen.digest}: registry returned ${m.digest}`);
     indexDigest = top.digest;
+    await hold({ digests: [top.digest] });
     await store.putBlob(top.bytes, { digest: top.digest, size: top.bytes.length });
     manifestDesc = { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length, platform: chosen.platform };
     manifestBytes = m.bytes;
@@ -131,8 +156,10 @@ export async function pullImage(
     layers: manifest.layers.length, totalBytes, layerDigests: manifest.layers.map((l) => ({ digest: l.digest, size: l.size })),
   });
 
-  await store.putBlob(configBytes, { digest: manifest.config.digest, size: manifest.config.size });
   const chains = chainIds(diffIds);
+  // lease before anything is written or checked for existence (see the module comment)
+  await hold({ digests: [manifestDesc.digest, manifest.config.digest, ...manifest.layers.map((l) => l.digest)], chainIds: chains });
+  await store.putBlob(configBytes, { digest: manifest.config.digest, size: manifest.config.size });
   const fetcher = new LayerFetcher(ref, registry, store, deps.unpacker, emit, opts);
   await runLimited(manifest.layers.map((l, i) => () => fetcher.layer(l, diffIds[i]!, chains[i]!)), opts.concurrency ?? 4);
   await store.putBlob(manifestBytes, { digest: manifestDesc.digest, size: manifestDesc.size });
