@@ -18,10 +18,13 @@ test('normalises absolute and ./ names, rejects ..', () => {
   assert.throws(() => normalizeEntryPath('..'), hostile);
 });
 
-test('writes through a symlink of this layer are rejected, replacing it is fine', () => {
+test('writes through a symlink of this layer are rejected; it may be repeated but not replaced', () => {
   assert.throws(() => run([{ name: 'a', type: 'symlink', linkname: '/etc' }, { name: 'a/passwd' }]), hostile);
   assert.throws(() => run([{ name: 'a', type: 'symlink', linkname: 'x' }, { name: 'a/b/c/d' }]), hostile);
-  run([{ name: 'a', type: 'symlink', linkname: '/etc' }, { name: 'a' }, { name: 'b/a' }]);
+  for (const r of [{ name: 'a' }, { name: 'a', type: 'symlink', linkname: '/' }, { name: 'a', type: 'fifo' }, { name: 'a', type: 'character-device', devmajor: 0, devminor: 0 }]) {
+    assert.throws(() => run([{ name: 'a', type: 'symlink', linkname: '/etc' }, r as EntryHeader]), { code: 'HOSTILE_LAYER', message: /replaces the symlink "a"/ });
+  }
+  run([{ name: 'a', type: 'symlink', linkname: '/etc' }, { name: 'a', type: 'symlink', linkname: '/etc' }, { name: 'b/a' }]);
   assert.throws(() => run([{ name: 'a', type: 'symlink', linkname: '/etc' }, { name: 'a', type: 'directory' }]), hostile);
 });
 
@@ -88,8 +91,8 @@ test('nothing, not even a whiteout or an opaque marker, goes below a symlink, fi
     }
     assert.throws(() => run([parent, { name: 'h', type: 'link', linkname: 'd/x' }]), hostile);
   }
-  // re-added after replacement: symlink -> file -> directory is a real directory again
-  run([L('d', '/etc'), { name: 'd' }, { name: 'd/', ...D }, { name: 'd/.wh.x' }]);
+  // re-added after replacement: file -> directory is a real directory again
+  run([{ name: 'd' }, { name: 'd/', ...D }, { name: 'd/.wh.x' }]);
 });
 
 test('entries below a whiteout name are refused; below AUFS meta names they are skipped', () => {

@@ -17,6 +17,11 @@
  *   the whiteout pass would otherwise apply `d/.wh.x` through the later symlink `d`, and a
  *   hardlink could name a file that the replacement removed (CVE class of
  *   umoci's CVE-2021-29136). Real image builders never write such layers;
+ * - a symlink of this layer may only be repeated identically, never replaced: GNU tar
+ *   delays symlinks to absolute or `..` targets (a placeholder file until the end of the
+ *   archive) and then decides by inode number whether the placeholder is still there, so
+ *   what a replacement leaves behind depends on inode reuse (seen on ext4: the final entry
+ *   was the symlink, or tar failed). Real image builders write each path once;
  * - no entry below a name that is itself a whiteout (`.wh.x/y`): GNU tar excludes the
  *   whole subtree, so the validator's view and the extracted tree would differ. Entries
  *   below AUFS meta names (`.wh..wh.plnk/...`) are skipped like the meta entries;
@@ -131,7 +136,7 @@ export class LayerValidator {
         this.record(rawName, path, 'file');
         return;
       case 'symlink':
-        this.record(rawName, path, 'symlink');
+        this.record(rawName, path, 'symlink', h.linkname ?? '');
         return;
       case 'link':
         this.checkHardlink(rawName, h.linkname ?? '');
@@ -226,7 +231,14 @@ export class LayerValidator {
     this.whiteoutSet.add(dir === '' ? name : `${dir}/${name}`);
   }
 
-  private record(rawName: string, path: string, kind: Kind): void {
+  private readonly symlinkTargets = new Map<string, string>();
+
+  private record(rawName: string, path: string, kind: Kind, linkname?: string): void {
+    const prevTarget = this.symlinkTargets.get(path);
+    if (prevTarget !== undefined && !(kind === 'symlink' && linkname === prevTarget)) {
+      throw hostile(rawName, `replaces the symlink "${path}" of this layer (tar delays symlinks: the result would be ambiguous)`);
+    }
+    if (kind === 'symlink') this.symlinkTargets.set(path, linkname ?? '');
     if (kind !== 'dir' && (this.parents.has(path) || this.opaqueSet.has(path))) {
       // d/, d/.wh.x, then d -> /host: the whiteout would be applied through the symlink
       throw hostile(rawName, `replaces directory "${path}" that has entries, whiteouts or an opaque marker of this layer below it`);
