@@ -54,8 +54,8 @@ export async function listImages(store: Store): Promise<LocalImage[]> {
     try {
       out.push(await loadImage(store, e));
     } catch (err) {
-      if (!isBerthError(err, 'NOT_FOUND')) throw err;
-      // A ref whose blobs are gone is reported by `berth image fsck`, not listed.
+      if (!isBerthError(err, 'NOT_FOUND') && !isBerthError(err, 'CORRUPT')) throw err;
+      // A ref whose blobs are gone or invalid is reported by `berth image fsck`, not listed.
     }
   }
   return out;

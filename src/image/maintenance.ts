@@ -6,7 +6,8 @@
  */
 import { join, resolve } from 'node:path';
 import type { Digest } from '../base/digest.ts';
-import { BerthError } from '../base/errors.ts';
+import { BerthError, isBerthError } from '../base/errors.ts';
+import { isManifestType } from '../oci/media-types.ts';
 import { fsckBlobs, gcBlobs, Leases, type LocalStore } from '../content/index.ts';
 import type { ContentStore } from '../content/types.ts';
 import type { Manifest, ImageConfig } from '../oci/types.ts';
@@ -109,6 +110,15 @@ export async function fsckStore(svc: MaintenanceServices, opts: { repair: boolea
   for (const f of await fsckBlobs(store)) {
     if (f.kind === 'missing-child') continue; // other platforms of an index are not pulled
     findings.push({ kind: f.kind, message: f.message, digest: f.digest, ref: f.ref });
+  }
+  // a manifest or config that fails validation (imported before berth checked it) is
+  // unusable: report it with the field that is wrong
+  const { loadImage } = await import('./local.ts');
+  for (const ref of await store.listRefs()) {
+    if (!isManifestType(ref.descriptor.mediaType)) continue;
+    await loadImage(store, ref).catch((e: unknown) => {
+      if (isBerthError(e, 'CORRUPT')) findings.push({ kind: 'bad-metadata', message: `image ${ref.name}: ${e.message}`, digest: ref.descriptor.digest, ref: ref.name });
+    });
   }
   if (svc.unpacker) {
     const s = snapshots(svc);
