@@ -59,9 +59,13 @@ async function outside(storeDir: string): Promise<string> {
   return [tree.stdout.split('\n').sort().join('\n'), xattrs.stdout, await hash('/etc/passwd'), await hash(join(canary, 'keep'))].join('\n');
 }
 
+/** Metadata cases fail before any layer is unpacked: one format is enough for them. */
+const formatMatters = (c: HostileCase): boolean => c.code !== 15;
+
 for (const format of ['erofs', 'dir']) {
   test(`${format}: the hostile-image corpus`, async (t) => {
     for (const [i, c] of cases.entries()) {
+      if (format === 'dir' && !formatMatters(c)) continue;
       await t.test(`${format}: ${c.name} → exit ${c.code}`, async () => {
         const b = await berthEnv('berth-hostile');
         const before = await outside(b.root);
@@ -77,8 +81,8 @@ for (const format of ['erofs', 'dir']) {
         assert.equal(f.code, 0, `fsck: ${f.stdout}${f.stderr}`);
         assert.deepEqual(await readdir(join(b.root, 'snapshots', 'work')).catch(() => []), [], 'no work area left');
         assert.deepEqual(await readdir(join(b.root, 'leases')).catch(() => []), [], 'no lease left');
-        const images = JSON.parse((await b.run(['images', '--json'])).stdout) as unknown[];
-        assert.equal(images.length, c.code === 0 ? 1 : 0, 'a refused image is not named');
+        const index = JSON.parse(await readFile(join(b.root, 'index.json'), 'utf8')) as { manifests: unknown[] };
+        assert.equal(index.manifests.length, c.code === 0 ? 1 : 0, 'a refused image is not named');
       });
     }
   });
