@@ -61,7 +61,7 @@ export class Leases {
     this.pruneLock = join(root, 'locks', 'prune.lock');
   }
 
-  /** Creates an (empty) lease for this process. */
+  /** Creates a lease for this process; its file is written by the first add(). */
   async create(label: string): Promise<Lease> {
     await ensureDir(this.dir, 0o700);
     const path = join(this.dir, `${process.pid}-${randomBytes(6).toString('hex')}.json`);
@@ -72,7 +72,6 @@ export class Leases {
     const chainIds = new Set<Digest>();
     let released = false;
     const write = () => writeFileAtomic(path, `${JSON.stringify({ ...rec, digests: [...digests], chainIds: [...chainIds] })}\n`, { mode: 0o600 });
-    await withLock(this.pruneLock, write);
     return {
       path,
       add: async (items) => {

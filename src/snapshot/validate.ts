@@ -170,6 +170,7 @@ export class LayerValidator {
    * exclusion skips; throws for entries below an ordinary whiteout name (`.wh.x/y`).
    */
   private belowMeta(rawName: string, path: string): boolean {
+    if (!path.includes(WH_PREFIX)) return false; // the common case, without splitting
     const parts = path.split('/');
     for (let i = 0; i < parts.length - 1; i++) {
       const p = parts[i] as string;

@@ -16,7 +16,6 @@ import { startFaultProxy, type FaultProxy } from '../fixtures/fault-proxy.ts';
 import { berthEnv } from '../fixtures/berth.ts';
 import { buildHostile, hostileCases, type BuiltHostile, type HostileCase } from '../fixtures/hostile-images.ts';
 import { run, tempDir } from '../fixtures/util.ts';
-import { MT } from '../../src/oci/media-types.ts';
 
 let reg: Registry;
 let proxy: FaultProxy;
@@ -38,9 +37,9 @@ before(async () => {
   for (const [i, c] of cases.entries()) {
     const b = await buildHostile(join(work, 'images'), c, i);
     built.push(b);
-    if (c.manifest) {
+    if (c.manifest || c.served) {
       proxy.add({ path: new RegExp(`^/v2/hostile/case-${i}/manifests/latest$`), times: Infinity,
-        action: { type: 'status', status: 200, body: b.manifest.toString('utf8'), headers: { 'content-type': MT.ociManifest } } });
+        action: { type: 'status', status: 200, body: b.manifest.toString('utf8'), headers: { 'content-type': b.mediaType } } });
     } else {
       await pushImage(reg, b.layoutDir, b.tag, `hostile/case-${i}:latest`);
     }
