@@ -16,7 +16,7 @@ async function main(): Promise<void> {
     if (isBerthError(e)) {
       // messages are built redacted; this is the last net for signed URLs and tokens
       process.stderr.write(`berth: ${redactText(e.message)}\n`);
-      if (process.env.BERTH_DEBUG && e.cause) process.stderr.write(`${redactText(String((e.cause as Error).stack ?? e.cause))}\n`);
+      if ((process.env.BERTH_DEBUG || process.argv.includes('--debug')) && e.cause) process.stderr.write(`${redactText(String((e.cause as Error).stack ?? e.cause))}\n`);
       process.exitCode = EXIT_CODES[e.code];
       return;
     }

@@ -99,3 +99,23 @@ test('a --root that others may write to is refused before anything is read', asy
   const env = await b.run(['images'], { env: { BERTH_ROOT: root } });
   assert.equal(env.code, 18, env.stderr);
 });
+
+test('a signed blob redirect URL and what the storage echoes of it stay out of errors, also with --debug', async () => {
+  const i = cases.findIndex((c) => c.code === 0 && !c.manifest && !c.served);
+  const layer = JSON.parse(built[i]!.manifest.toString('utf8')).layers[0].digest as string;
+  const secret = 'X-Amz-Signature=deadbeefcafe&X-Amz-Credential=AKIAEXAMPLE';
+  const rules = [
+    proxy.add({ path: new RegExp(`/blobs/${layer}$`), times: Infinity, action: { type: 'status', status: 307, headers: { location: `${proxy.url}/storage/blob?${secret}` } } }),
+    proxy.add({ path: /^\/storage\//, times: Infinity, action: { type: 'status', status: 403, body: JSON.stringify({ errors: [{ code: 'DENIED', message: `signature expired: /storage/blob?${secret}` }] }) } }),
+  ];
+  try {
+    const b = await berthEnv('berth-hostile-redact');
+    const r = await b.run(['--debug', 'pull', `${proxy.host}/hostile/case-${i}:latest`]);
+    assert.equal(r.code, 9, r.stderr);
+    assert.match(r.stderr, /DENIED: signature expired: \/storage\/blob\?<redacted>/);
+    assert.match(r.stderr, /at httpError/, '--debug printed the cause');
+    for (const s of ['deadbeef', 'AKIAEXAMPLE']) assert.ok(!`${r.stdout}${r.stderr}`.includes(s), `leaked ${s}: ${r.stderr}`);
+  } finally {
+    for (const rule of rules) proxy.rules.splice(proxy.rules.indexOf(rule), 1);
+  }
+});
