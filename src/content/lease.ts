@@ -21,10 +21,10 @@
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
-import { readdir, readFile, unlink } from 'node:fs/promises';
+import { readdir, readFile, rename, unlink, writeFile } from 'node:fs/promises';
 import { isDigest, type Digest } from '../base/digest.ts';
 import { fromSystemError } from '../base/errors.ts';
-import { ensureDir, isErrno, writeFileAtomic } from '../base/fs.ts';
+import { ensureDir, isErrno, tempPathFor } from '../base/fs.ts';
 import { ownerIsDead, processStartTime, withLock } from '../base/lock.ts';
 
 export interface LeaseRecord {
@@ -71,7 +71,18 @@ export class Leases {
     const digests = new Set<Digest>();
     const chainIds = new Set<Digest>();
     let released = false;
-    const write = () => writeFileAtomic(path, `${JSON.stringify({ ...rec, digests: [...digests], chainIds: [...chainIds] })}\n`, { mode: 0o600 });
+    // Atomic (rename) but not fsynced: a lease only matters to processes running now; after
+    // a crash its owner is dead and the lease is ignored anyway.
+    const write = async () => {
+      const tmp = tempPathFor(path);
+      try {
+        await writeFile(tmp, `${JSON.stringify({ ...rec, digests: [...digests], chainIds: [...chainIds] })}\n`, { mode: 0o600 });
+        await rename(tmp, path);
+      } catch (e) {
+        await unlink(tmp).catch(() => {});
+        throw fromSystemError(e);
+      }
+    };
     return {
       path,
       add: async (items) => {
