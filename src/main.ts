@@ -6,6 +6,7 @@
  */
 import { buildProgram } from './cli/program.ts';
 import { EXIT_CODES, isBerthError } from './base/errors.ts';
+import { redactText } from './base/redact.ts';
 
 async function main(): Promise<void> {
   const program = buildProgram();
@@ -13,8 +14,9 @@ async function main(): Promise<void> {
     await program.parseAsync(process.argv);
   } catch (e) {
     if (isBerthError(e)) {
-      process.stderr.write(`berth: ${e.message}\n`);
-      if (process.env.BERTH_DEBUG && e.cause) process.stderr.write(`${String((e.cause as Error).stack ?? e.cause)}\n`);
+      // messages are built redacted; this is the last net for signed URLs and tokens
+      process.stderr.write(`berth: ${redactText(e.message)}\n`);
+      if ((process.env.BERTH_DEBUG || process.argv.includes('--debug')) && e.cause) process.stderr.write(`${redactText(String((e.cause as Error).stack ?? e.cause))}\n`);
       process.exitCode = EXIT_CODES[e.code];
       return;
     }
@@ -25,7 +27,7 @@ async function main(): Promise<void> {
       process.exitCode = ok ? 0 : 2;
       return;
     }
-    process.stderr.write(`berth: internal error: ${(e as Error)?.stack ?? String(e)}\n`);
+    process.stderr.write(`berth: internal error: ${redactText((e as Error)?.stack ?? String(e))}\n`);
     process.exitCode = EXIT_CODES.INTERNAL;
   }
 }

@@ -59,12 +59,15 @@ export async function registryFor(ref: ImageReference, flags: RegistryFlags): Pr
   const { RegistryClient } = await import('../registry/index.ts');
   const { lookupCredentials } = await import('../registry/auth-file.ts');
   const { loadRegistriesConfig } = await import('../registry/registries-conf.ts');
+  const { credentialsFor } = await import('../registry/creds-scope.ts');
   const conf = await loadRegistriesConfig(registriesConfPaths());
   if (conf.isBlocked(ref.registry)) throw new BerthError('PERMISSION_DENIED', `registry ${ref.registry} is blocked in registries.conf`);
-  // --creds is for this pull, whichever endpoint (mirror or the registry) serves it, as in Podman.
+  // --creds go only to the registry the user named in the reference, never to a mirror
+  // from registries.conf (which may be plain HTTP or another party's host); a mirror gets
+  // what the auth files hold for it, like any other registry.
   const explicit = flags.creds ? parseCreds(flags.creds) : undefined;
   const client = new RegistryClient({
-    credentials: (host: string, repo?: string) => (explicit ? explicit : lookupCredentials(host, repo, flags.authfile ? { files: [flags.authfile] } : {})),
+    credentials: credentialsFor(ref.registry, explicit, (host, repo) => lookupCredentials(host, repo, flags.authfile ? { files: [flags.authfile] } : {})),
     insecure: (host: string) => flags.tlsVerify === false || conf.isInsecure(host),
   });
   const { MirroredSource } = await import('../image/mirrors.ts');

@@ -17,6 +17,7 @@
      callers must therefore claim blobs with ingest()/putBlob(), not just has().
  *  4. An ingest partial is deleted when its ingest lock is free and it was last written
  *     more than `partialMaxAgeMs` ago (default 24 h); younger ones are kept for resume.
+ *  4b. Blobs in `keep` (held by live leases of pulls in flight) are never deleted.
  *  5. Leftover atomic-write temp files (`.*.tmp`) in blobs/ and the root older than 1 h go.
  */
 import { readdir, stat, unlink } from 'node:fs/promises';
@@ -36,6 +37,8 @@ export interface GcOptions {
   partialMaxAgeMs?: number;
   /** Report what would go, delete nothing. */
   dryRun?: boolean;
+  /** Blobs to keep whatever their reachability (what live leases hold, content/lease.ts). */
+  keep?: ReadonlySet<Digest>;
 }
 
 export interface GcResult {
@@ -87,7 +90,7 @@ export async function gcBlobs(store: LocalStore, roots: readonly Descriptor[], o
     }
 
     for await (const b of store.walk()) {
-      if (reachable.has(b.digest)) continue;
+      if (reachable.has(b.digest) || opts.keep?.has(b.digest)) continue;
       const path = store.paths.blob(b.digest);
       let ctimeMs: number;
       try {

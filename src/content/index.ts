@@ -11,3 +11,5 @@ export { reachableFrom } from './reachable.ts';
 export type { Finding, FindingKind, Reachability } from './reachable.ts';
 export { gcBlobs } from './gc.ts';
 export type { GcOptions, GcResult } from './gc.ts';
+export { Leases } from './lease.ts';
+export type { Lease, LeaseRecord, HeldItems } from './lease.ts';

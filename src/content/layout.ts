@@ -9,6 +9,8 @@
  *   <root>/ingest/<alg>-<hex>.partial  bytes of an ingest in progress (resumable)
  *   <root>/locks/index.lock          serializes index.json read-modify-write
  *   <root>/locks/ingest-<hex>.lock   one writer per digest, across processes
+ *   <root>/locks/prune.lock          held by prune, and briefly by every lease update
+ *   <root>/leases/<pid>-<rand>.json  what an operation in flight holds (lease.ts)
  *
  * Keeping all paths a function of the digest alone (not of a caller-chosen ingest ref, as
  * containerd does) is what lets a second process find and resume the first one's partial.

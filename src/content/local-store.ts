@@ -16,6 +16,7 @@ import { isErrno } from '../base/fs.ts';
 import type { Descriptor } from '../oci/types.ts';
 import { openIngest } from './ingest.ts';
 import { initLayoutDirs, LayoutPaths } from './layout.ts';
+import { prepareStoreRoot } from './root-check.ts';
 import { IndexRefs, type IndexDoc } from './refs.ts';
 import type { BlobInfo, ContentStore, IngestOptions, IngestWriter, RefEntry } from './types.ts';
 
@@ -183,7 +184,9 @@ export class LocalStore implements ContentStore {
 }
 
 /** Opens (creating if needed) the OCI layout at root as a content store. */
+/** Opens (creating if needed) the store at root; refuses a root others could write to (root-check.ts). */
 export async function openStore(root: string): Promise<LocalStore> {
+  await prepareStoreRoot(root);
   const store = new LocalStore(root);
   await initLayoutDirs(store.paths);
   await store.refs.ensureIndex();

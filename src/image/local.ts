@@ -8,6 +8,7 @@ import { BerthError, isBerthError } from '../base/errors.ts';
 import type { Digest } from '../base/digest.ts';
 import type { Provider, RefEntry, RefStore } from '../content/types.ts';
 import type { ImageConfig, Manifest } from '../oci/types.ts';
+import { validateConfig, validateManifest } from '../oci/validate.ts';
 import { parseReference } from '../reference/index.ts';
 import { formatPlatform } from './platform.ts';
 import { SOURCE_INDEX_ANNOTATION, refNameFor, splitRefName } from './names.ts';
@@ -29,8 +30,8 @@ export interface LocalImage {
 type Store = Provider & RefStore;
 
 export async function loadImage(store: Store, entry: RefEntry): Promise<LocalImage> {
-  const manifest = await store.readJSON<Manifest>(entry.descriptor.digest);
-  const config = await store.readJSON<ImageConfig>(manifest.config.digest);
+  const manifest = validateManifest(await store.readJSON<unknown>(entry.descriptor.digest), `manifest ${entry.descriptor.digest} of ${entry.name}`);
+  const config = validateConfig(await store.readJSON<unknown>(manifest.config.digest), `config ${manifest.config.digest} of ${entry.name}`);
   const { repository, tag } = splitRefName(entry.name);
   return {
     name: entry.name,
@@ -53,8 +54,8 @@ export async function listImages(store: Store): Promise<LocalImage[]> {
     try {
       out.push(await loadImage(store, e));
     } catch (err) {
-      if (!isBerthError(err, 'NOT_FOUND')) throw err;
-      // A ref whose blobs are gone is reported by `berth image fsck`, not listed.
+      if (!isBerthError(err, 'NOT_FOUND') && !isBerthError(err, 'CORRUPT')) throw err;
+      // A ref whose blobs are gone or invalid is reported by `berth image fsck`, not listed.
     }
   }
   return out;

@@ -6,12 +6,14 @@
  */
 import { join, resolve } from 'node:path';
 import type { Digest } from '../base/digest.ts';
-import { BerthError } from '../base/errors.ts';
-import { fsckBlobs, gcBlobs, type LocalStore } from '../content/index.ts';
+import { BerthError, isBerthError } from '../base/errors.ts';
+import { isManifestType } from '../oci/media-types.ts';
+import { fsckBlobs, gcBlobs, Leases, type LocalStore } from '../content/index.ts';
 import type { ContentStore } from '../content/types.ts';
 import type { Manifest, ImageConfig } from '../oci/types.ts';
 import type { SnapshotStore } from '../snapshot/index.ts';
 import { chainIds } from '../oci/chain-id.ts';
+import { validateConfig, validateManifest } from '../oci/validate.ts';
 import type { LocalImage } from './local.ts';
 
 export interface MaintenanceServices {
@@ -39,8 +41,8 @@ async function neededLayers(store: ContentStore): Promise<Map<Digest, NeededLaye
     let manifest: Manifest;
     let config: ImageConfig;
     try {
-      manifest = await store.readJSON<Manifest>(ref.descriptor.digest);
-      config = await store.readJSON<ImageConfig>(manifest.config.digest);
+      manifest = validateManifest(await store.readJSON<unknown>(ref.descriptor.digest), `manifest ${ref.descriptor.digest}`);
+      config = validateConfig(await store.readJSON<unknown>(manifest.config.digest), `config ${manifest.config.digest}`);
     } catch {
       continue; // reported by the blob checks
     }
@@ -59,28 +61,38 @@ export interface InUse {
   chainIds: Digest[];
 }
 
+/**
+ * Removes blobs and snapshots that no image, no container and no operation in flight
+ * needs. Holds the prune lock throughout and reads the leases *before* the refs: a pull
+ * names its image before it drops its lease, so whatever it holds is seen in one or the
+ * other (content/lease.ts).
+ */
 export async function pruneStore(svc: MaintenanceServices, inUse: InUse = { manifests: [], chainIds: [] }): Promise<{ blobs: number; snapshots: number; freedBytes: number }> {
   const store = svc.store as LocalStore;
-  const roots = (await store.listRefs()).map((r) => r.descriptor);
-  for (const m of inUse.manifests) {
-    if (await store.has(m)) roots.push({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: m, size: (await store.info(m))?.size ?? 0 });
-  }
-  const gc = await gcBlobs(store, roots, { minAgeMs: 0 });
-  let snaps = 0;
-  if (svc.unpacker) {
-    const s = snapshots(svc);
-    const needed = await neededLayers(svc.store);
-    const used = new Set<string>(inUse.chainIds);
-    const { releaseUnusedLayers } = await import('../snapshot/index.ts');
-    await releaseUnusedLayers(s);
-    for (const info of await s.list()) {
-      if (!needed.has(info.chainId) && !used.has(info.chainId)) {
-        await s.remove(info.chainId).catch(() => undefined);
-        snaps++;
+  const leases = new Leases(svc.root);
+  return leases.withPruneLock(async () => {
+    const held = await leases.held();
+    const roots = (await store.listRefs()).map((r) => r.descriptor);
+    for (const m of inUse.manifests) {
+      if (await store.has(m)) roots.push({ mediaType: 'application/vnd.oci.image.manifest.v1+json', digest: m, size: (await store.info(m))?.size ?? 0 });
+    }
+    const gc = await gcBlobs(store, roots, { minAgeMs: 0, keep: held.digests });
+    let snaps = 0;
+    if (svc.unpacker) {
+      const s = snapshots(svc);
+      const needed = await neededLayers(svc.store);
+      const used = new Set<string>([...inUse.chainIds, ...held.chainIds]);
+      const { releaseUnusedLayers } = await import('../snapshot/index.ts');
+      await releaseUnusedLayers(s);
+      for (const info of await s.list()) {
+        if (!needed.has(info.chainId) && !used.has(info.chainId)) {
+          await s.remove(info.chainId).catch(() => undefined);
+          snaps++;
+        }
       }
     }
-  }
-  return { blobs: gc.removed.length, snapshots: snaps, freedBytes: gc.freedBytes };
+    return { blobs: gc.removed.length, snapshots: snaps, freedBytes: gc.freedBytes };
+  });
 }
 
 export interface FsckFinding {
@@ -98,6 +110,15 @@ export async function fsckStore(svc: MaintenanceServices, opts: { repair: boolea
   for (const f of await fsckBlobs(store)) {
     if (f.kind === 'missing-child') continue; // other platforms of an index are not pulled
     findings.push({ kind: f.kind, message: f.message, digest: f.digest, ref: f.ref });
+  }
+  // a manifest or config that fails validation (imported before berth checked it) is
+  // unusable: report it with the field that is wrong
+  const { loadImage } = await import('./local.ts');
+  for (const ref of await store.listRefs()) {
+    if (!isManifestType(ref.descriptor.mediaType)) continue;
+    await loadImage(store, ref).catch((e: unknown) => {
+      if (isBerthError(e, 'CORRUPT')) findings.push({ kind: 'bad-metadata', message: `image ${ref.name}: ${e.message}`, digest: ref.descriptor.digest, ref: ref.name });
+    });
   }
   if (svc.unpacker) {
     const s = snapshots(svc);
@@ -152,8 +173,8 @@ export async function unmountImage(svc: MaintenanceServices, what: string): Prom
 export async function ensureSnapshots(svc: MaintenanceServices, manifestDigest: Digest): Promise<number> {
   if (!svc.unpacker) return 0;
   const s = snapshots(svc);
-  const manifest = await svc.store.readJSON<Manifest>(manifestDigest);
-  const config = await svc.store.readJSON<ImageConfig>(manifest.config.digest);
+  const manifest = validateManifest(await svc.store.readJSON<unknown>(manifestDigest), `manifest ${manifestDigest}`);
+  const config = validateConfig(await svc.store.readJSON<unknown>(manifest.config.digest), `config ${manifest.config.digest}`);
   const ids = chainIds(config.rootfs.diff_ids);
   let n = 0;
   for (const [i, c] of ids.entries()) {

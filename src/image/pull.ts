@@ -19,6 +19,9 @@
  *   when its download starts just downloads, and is unpacked from its blob as soon as a
  *   slot frees: the download of layer N+1 overlaps the writing of layer N.
  * - The image is named (index.json) only after every blob and snapshot is in place.
+ * - With `leases`, every digest and chain ID the pull will rely on is leased (content/lease.ts)
+ *   *before* the pull checks whether it exists, so a concurrent prune cannot delete a blob
+ *   or snapshot the pull has written or found "already exists". The lease goes at the end.
  */
 import { availableParallelism } from 'node:os';
 import { PassThrough, Transform, type Readable } from 'node:stream';
@@ -26,11 +29,12 @@ import { pipeline } from 'node:stream/promises';
 import { BerthError, isBerthError, wrap } from '../base/errors.ts';
 import { sha256, type Digest } from '../base/digest.ts';
 import { isIndexType, isManifestType, layerCompression } from '../oci/media-types.ts';
-import type { Descriptor, ImageConfig, Index, Manifest, Platform } from '../oci/types.ts';
+import type { Descriptor, Platform } from '../oci/types.ts';
 import type { ContentStore } from '../content/types.ts';
 import type { ImageReference } from '../reference/index.ts';
 import { formatPlatform, hostPlatform, selectManifest } from './platform.ts';
 import { chainIds } from '../oci/chain-id.ts';
+import { MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, parseConfig, parseIndex, parseManifest } from '../oci/validate.ts';
 import { SOURCE_INDEX_ANNOTATION, refNameFor } from './names.ts';
 
 export type PullEvent =
@@ -47,6 +51,11 @@ export type PullEvent =
 export interface ManifestSource {
   getManifest(ref: ImageReference, reference: string): Promise<{ mediaType: string; digest: Digest; bytes: Buffer }>;
   fetchBlob(ref: ImageReference, desc: { digest: Digest; size: number }, opts?: { offset?: number; signal?: AbortSignal }): Promise<{ body: Readable; start: number }>;
+}
+
+/** Leases that keep what a pull holds safe from a concurrent prune (content/lease.ts). */
+export interface LeaseProvider {
+  create(label: string): Promise<{ add(items: { digests?: readonly Digest[]; chainIds?: readonly Digest[] }): Promise<void>; release(): Promise<void> }>;
 }
 
 /** Turns layer blobs into snapshots (src/snapshot). Optional: without it, pull stops at the store. */
@@ -83,34 +92,39 @@ export interface PullResult {
   platform: string;
 }
 
-const MAX_MANIFEST = 4 * 1024 * 1024;
-const MAX_CONFIG = 32 * 1024 * 1024;
-
-function parseJSON<T>(bytes: Buffer, what: string): T {
-  try {
-    return JSON.parse(bytes.toString('utf8')) as T;
-  } catch (e) {
-    throw new BerthError('CORRUPT', `${what} is not valid JSON`, { cause: e });
-  }
-}
 
 export async function pullImage(
   ref: ImageReference,
-  deps: { registry: ManifestSource; store: ContentStore; unpacker?: LayerUnpacker },
+  deps: { registry: ManifestSource; store: ContentStore; unpacker?: LayerUnpacker; leases?: LeaseProvider },
   opts: PullOptions = {},
+): Promise<PullResult> {
+  const lease = deps.leases ? await deps.leases.create(`pull ${ref}`) : undefined;
+  try {
+    return await pullLeased(ref, deps, opts, (items) => lease?.add(items) ?? Promise.resolve());
+  } finally {
+    await lease?.release().catch(() => {});
+  }
+}
+
+type Hold = (items: { digests?: readonly Digest[]; chainIds?: readonly Digest[] }) => Promise<void>;
+
+async function pullLeased(
+  ref: ImageReference,
+  deps: { registry: ManifestSource; store: ContentStore; unpacker?: LayerUnpacker },
+  opts: PullOptions,
+  hold: Hold,
 ): Promise<PullResult> {
   const { registry, store } = deps;
   const emit = opts.onEvent ?? (() => {});
   const want = opts.platform ?? hostPlatform();
   const top = await registry.getManifest(ref, ref.digest ?? ref.tag ?? 'latest');
-  if (top.bytes.length > MAX_MANIFEST) throw new BerthError('UNSUPPORTED', `manifest of ${ref} is too large (${top.bytes.length} bytes)`);
+  if (top.bytes.length > MAX_MANIFEST_BYTES) throw new BerthError('UNSUPPORTED', `manifest of ${ref} is too large (${top.bytes.length} bytes)`);
 
   let indexDigest: Digest | undefined;
   let manifestDesc: Descriptor;
   let manifestBytes: Buffer;
   if (isIndexType(top.mediaType)) {
-    const index = parseJSON<Index>(top.bytes, `index ${top.digest}`);
-    if (!Array.isArray(index.manifests)) throw new BerthError('CORRUPT', `index ${top.digest} has no manifests`);
+    const index = parseIndex(top.bytes, `index ${top.digest} of ${ref}`);
     const chosen = selectManifest(index.manifests, want);
     if (!isManifestType(chosen.mediaType)) {
       throw new BerthError('UNSUPPORTED', `unsupported media type ${chosen.mediaType} for ${formatPlatform(chosen.platform)} in ${ref}`);
@@ -118,6 +132,7 @@ export async function pullImage(
     const m = await registry.getManifest(ref, chosen.digest);
     if (m.digest !== chosen.digest) throw new BerthError('DIGEST_MISMATCH', `manifest ${chosen.digest}: registry returned ${m.digest}`);
     indexDigest = top.digest;
+    await hold({ digests: [top.digest] });
     await store.putBlob(top.bytes, { digest: top.digest, size: top.bytes.length });
     manifestDesc = { mediaType: m.mediaType, digest: m.digest, size: m.bytes.length, platform: chosen.platform };
     manifestBytes = m.bytes;
@@ -128,19 +143,17 @@ export async function pullImage(
     throw new BerthError('UNSUPPORTED', `unsupported manifest media type "${top.mediaType}" for ${ref}`);
   }
 
-  const manifest = parseJSON<Manifest>(manifestBytes, `manifest ${manifestDesc.digest}`);
-  if (manifest.schemaVersion !== 2 || !manifest.config || !Array.isArray(manifest.layers)) {
-    throw new BerthError('UNSUPPORTED', `manifest ${manifestDesc.digest} is not an image manifest (schemaVersion 2 with config and layers)`);
-  }
+  // every digest is checked here, before it names a URL, a blob or a snapshot
+  const manifest = parseManifest(manifestBytes, `manifest ${manifestDesc.digest} of ${ref}`);
   for (const l of manifest.layers) {
     if (layerCompression(l.mediaType) === undefined) {
       throw new BerthError('UNSUPPORTED', `unsupported layer media type "${l.mediaType}" (${l.digest}) in ${ref}`);
     }
   }
-  if (manifest.config.size > MAX_CONFIG) throw new BerthError('UNSUPPORTED', `config of ${ref} is too large`);
+  if (manifest.config.size > MAX_CONFIG_BYTES) throw new BerthError('UNSUPPORTED', `config of ${ref} is too large`);
   const configBytes = await fetchSmallBlob(registry, ref, manifest.config, opts);
-  const config = parseJSON<ImageConfig>(configBytes, `config ${manifest.config.digest}`);
-  const diffIds = config.rootfs?.diff_ids ?? [];
+  const config = parseConfig(configBytes, `config ${manifest.config.digest} of ${ref}`);
+  const diffIds = config.rootfs.diff_ids;
   if (diffIds.length !== manifest.layers.length) {
     throw new BerthError('CORRUPT', `config ${manifest.config.digest} lists ${diffIds.length} diff_ids for ${manifest.layers.length} layers`);
   }
@@ -154,8 +167,10 @@ export async function pullImage(
     layers: manifest.layers.length, totalBytes, layerDigests: manifest.layers.map((l) => ({ digest: l.digest, size: l.size })),
   });
 
-  await store.putBlob(configBytes, { digest: manifest.config.digest, size: manifest.config.size });
   const chains = chainIds(diffIds);
+  // lease before anything is written or checked for existence (see the module comment)
+  await hold({ digests: [manifestDesc.digest, manifest.config.digest, ...manifest.layers.map((l) => l.digest)], chainIds: chains });
+  await store.putBlob(configBytes, { digest: manifest.config.digest, size: manifest.config.size });
   const cores = availableParallelism();
   const fetcher = new LayerFetcher(ref, registry, store, deps.unpacker, emit, opts, new Slots(opts.unpackConcurrency ?? cores));
   await runLimited(manifest.layers.map((l, i) => () => fetcher.layer(l, diffIds[i]!, chains[i]!)), opts.concurrency ?? Math.max(4, cores));

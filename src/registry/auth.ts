@@ -12,8 +12,10 @@
  * authenticate up front instead of collecting another 401 each.
  */
 import { BerthError } from '../base/errors.ts';
+import { redactUrl } from '../base/redact.ts';
 import { parseWwwAuthenticate, type Challenge } from './www-authenticate.ts';
 import { httpError } from './http-errors.ts';
+import { readLimited } from './manifest-check.ts';
 import type { Transport, SendResult } from './transport.ts';
 import type { CredentialLookup, Credentials } from './types.ts';
 
@@ -34,6 +36,8 @@ interface CachedToken {
 const MIN_TOKEN_LIFETIME_S = 60;
 const EXPIRY_MARGIN_MS = 10_000;
 const CLIENT_ID = 'berth';
+/** A token answer is a few KB of JSON (a JWT); a token service is not trusted with memory. */
+export const MAX_TOKEN_RESPONSE_BYTES = 1 << 20;
 
 export function scopeFor(repository: string | undefined): string | undefined {
   return repository === undefined ? undefined : `repository:${repository}:pull`;
@@ -117,8 +121,8 @@ export class Authenticator {
     try {
       realm = new URL(realmStr ?? '');
     } catch {
-      throw new BerthError('REGISTRY_ERROR', `registry ${ctx.registry} sent a Bearer challenge without a valid realm (${realmStr ?? 'none'})`, {
-        details: { registry: ctx.registry, challenge: ch },
+      throw new BerthError('REGISTRY_ERROR', `registry ${ctx.registry} sent a Bearer challenge without a valid realm (${redactUrl(realmStr ?? 'none')})`, {
+        details: { registry: ctx.registry },
       });
     }
     const creds = await this.credentialsFor(ctx);
@@ -146,12 +150,13 @@ export class Authenticator {
         registry: ctx.registry,
       }), signal);
     }
-    const body = Buffer.from(await res.body.arrayBuffer());
+    const ok = res.status === 200;
+    const body = await readLimited(res.body, ok ? MAX_TOKEN_RESPONSE_BYTES : 64 * 1024, `token answer from ${realm.host} for ${ctx.registry}`, !ok);
     if (res.status === 401 || res.status === 403) {
       throw new BerthError('UNAUTHORIZED', creds
         ? `authentication to ${ctx.registry} failed: credentials rejected by ${realm.host}`
         : `anonymous access to ${ctx.registry} denied by ${realm.host}; log in first (berth login ${ctx.registry})`, {
-        details: { registry: ctx.registry, status: res.status, realm: realm.href },
+        details: { registry: ctx.registry, status: res.status, realm: redactUrl(realm) },
       });
     }
     if (res.status !== 200) {

@@ -6,6 +6,7 @@
  * bare status, because several registries answer 401 or 404 for the same condition.
  */
 import { BerthError, isBerthError, type ErrorCode } from '../base/errors.ts';
+import { redactText, redactUrl } from '../base/redact.ts';
 
 export interface RegistryErrorEntry {
   code: string;
@@ -47,8 +48,12 @@ const DENIED_CODES = new Set(['UNAUTHORIZED', 'DENIED']);
 export function httpError(status: number, body: Buffer | string, s: RequestSubject): BerthError {
   const entries = parseErrorBody(body);
   const first = entries[0];
-  const registryMsg = first ? `${first.code}${first.message ? `: ${first.message}` : ''}` : '';
-  const details: Record<string, unknown> = { status, registry: s.registry, url: s.url, errors: entries };
+  // a registry's own error text may echo what it was sent (a token, a signed URL)
+  const registryMsg = first ? redactText(`${first.code}${first.message ? `: ${first.message}` : ''}`) : '';
+  const details: Record<string, unknown> = {
+    status, registry: s.registry, url: s.url === undefined ? undefined : redactUrl(s.url),
+    errors: entries.map((e) => ({ code: e.code, message: redactText(e.message) })),
+  };
   const codes = new Set(entries.map((e) => e.code));
   const what = subjectName(s);
 
@@ -109,7 +114,7 @@ export function networkError(e: unknown, url: URL, registry: string): BerthError
   const code = errorCodeOf(e);
   const port = url.port || (url.protocol === 'https:' ? '443' : '80');
   const hostPort = `${url.hostname}:${port}`;
-  const details = { registry, url: url.href, errno: code };
+  const details = { registry, url: redactUrl(url), errno: code };
   const mk = (c: ErrorCode, m: string): BerthError => new BerthError(c, m, { cause: e, details });
   if (code === 'ENOTFOUND' || code === 'EAI_AGAIN' || code === 'EAI_NONAME' || code === 'EAI_FAIL') {
     return mk('UNKNOWN_HOST', `unknown host ${url.hostname}: DNS lookup failed (${code})`);
@@ -126,5 +131,5 @@ export function networkError(e: unknown, url: URL, registry: string): BerthError
   if (code === 'ECONNRESET' || code === 'UND_ERR_SOCKET' || code === 'EPIPE') {
     return mk('CONNECTION_REFUSED', `connection to ${hostPort} closed unexpectedly (${code})`);
   }
-  return mk('REGISTRY_ERROR', `request to ${hostPort} failed: ${(err as Error)?.message ?? String(e)}`);
+  return mk('REGISTRY_ERROR', `request to ${hostPort} failed: ${redactText((err as Error)?.message ?? String(e))}`);
 }

@@ -15,11 +15,15 @@
  *    per host for the client's lifetime, so only the first request pays for the probe.
  *  - Any other http:// URL (a redirect or token realm) is refused with INSECURE_BLOCKED.
  * Redirects are followed here by hand (at most 10) so that the Authorization header is sent
- * only to the origin it was meant for, never to blob storage or a CDN on another origin.
+ * only to the origin it was meant for, never to blob storage or a CDN on another origin,
+ * and a request body (the OAuth2 token POST, which carries a refresh token) is never
+ * re-sent to another origin: such a redirect is refused. URLs in errors are redacted
+ * (signed redirect URLs carry their signature in the query string).
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { createAgents, destroyAgents, request, type HttpAgents, type HttpResponse, type ResponseBody } from './http.ts';
 import { BerthError } from '../base/errors.ts';
+import { redactUrl } from '../base/redact.ts';
 import { isCertificateError, isTlsError, networkError } from './http-errors.ts';
 import type { RegistryTimeouts } from './types.ts';
 
@@ -129,15 +133,26 @@ export class Transport {
       }
       await res.body.dump({ limit: 64 * 1024 }).catch(() => {});
       if (hop >= MAX_REDIRECTS) {
-        throw new BerthError('REGISTRY_ERROR', `too many redirects from ${init.registry} (last: ${current.href})`, {
-          details: { registry: init.registry, url: current.href },
+        throw new BerthError('REGISTRY_ERROR', `too many redirects from ${init.registry} (last: ${redactUrl(current)})`, {
+          details: { registry: init.registry, url: redactUrl(current) },
         });
       }
-      current = new URL(location, current);
+      let next: URL;
+      try {
+        next = new URL(location, current);
+      } catch {
+        throw new BerthError('REGISTRY_ERROR', `${init.registry}: invalid redirect from ${redactUrl(current)}`, { details: { registry: init.registry } });
+      }
       if (res.statusCode === 303) {
         method = 'GET';
         body = undefined;
       }
+      if (body !== undefined && next.origin !== url.origin) {
+        throw new BerthError('REGISTRY_ERROR',
+          `${current.host} redirected a ${method} with a request body to another origin (${next.origin}); refusing to re-send it (talking to ${init.registry})`,
+          { details: { registry: init.registry, url: redactUrl(current), location: redactUrl(next) } });
+      }
+      current = next;
     }
   }
 
@@ -148,8 +163,8 @@ export class Transport {
       url.protocol === 'http:' ? 'INSECURE_BLOCKED' : 'REGISTRY_ERROR',
       url.protocol === 'http:'
         ? `refusing plain HTTP to ${url.host} (while talking to ${registry}); mark the host insecure to allow it`
-        : `unsupported URL scheme ${url.protocol} from ${registry}: ${url.href}`,
-      { details: { registry, url: url.href } },
+        : `unsupported URL scheme ${url.protocol} from ${registry}: ${redactUrl(url)}`,
+      { details: { registry, url: redactUrl(url) } },
     );
   }
 

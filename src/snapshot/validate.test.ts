@@ -18,10 +18,13 @@ test('normalises absolute and ./ names, rejects ..', () => {
   assert.throws(() => normalizeEntryPath('..'), hostile);
 });
 
-test('writes through a symlink of this layer are rejected, replacing it is fine', () => {
+test('writes through a symlink of this layer are rejected; it may be repeated but not replaced', () => {
   assert.throws(() => run([{ name: 'a', type: 'symlink', linkname: '/etc' }, { name: 'a/passwd' }]), hostile);
   assert.throws(() => run([{ name: 'a', type: 'symlink', linkname: 'x' }, { name: 'a/b/c/d' }]), hostile);
-  run([{ name: 'a', type: 'symlink', linkname: '/etc' }, { name: 'a' }, { name: 'b/a' }]);
+  for (const r of [{ name: 'a' }, { name: 'a', type: 'symlink', linkname: '/' }, { name: 'a', type: 'fifo' }, { name: 'a', type: 'character-device', devmajor: 0, devminor: 0 }]) {
+    assert.throws(() => run([{ name: 'a', type: 'symlink', linkname: '/etc' }, r as EntryHeader]), { code: 'HOSTILE_LAYER', message: /replaces the symlink "a"/ });
+  }
+  run([{ name: 'a', type: 'symlink', linkname: '/etc' }, { name: 'a', type: 'symlink', linkname: '/etc' }, { name: 'b/a' }]);
   assert.throws(() => run([{ name: 'a', type: 'symlink', linkname: '/etc' }, { name: 'a', type: 'directory' }]), hostile);
 });
 
@@ -56,4 +59,52 @@ test('whiteout plan: .wh.NAME, opaque, meta ignored, same-layer entry wins', () 
   ]);
   assert.deepEqual(v.plan(), { whiteouts: ['etc/motd', 'top'], opaques: ['opt/d'] });
   assert.throws(() => run([{ name: 'a/.wh...' }]), hostile);
+});
+
+const D = { type: 'directory' } as const;
+const L = (name: string, linkname: string): EntryHeader => ({ name, type: 'symlink', linkname });
+
+test('a directory with entries, whiteouts or an opaque marker below it cannot be replaced by a non-directory', () => {
+  const replacements: EntryHeader[] = [L('d', '/etc'), { name: 'd' }, { name: 'd', type: 'fifo' }, { name: 'd', type: 'character-device', devmajor: 0, devminor: 0 }];
+  const befores: EntryHeader[][] = [
+    [{ name: 'd/', ...D }, { name: 'd/.wh.passwd' }], // the reproduced attack
+    [{ name: 'd/.wh.passwd' }], // implied parent, no entry for d
+    [{ name: 'd/', ...D }, { name: 'd/.wh..wh..opq' }],
+    [{ name: 'd/x/.wh.y' }], // deeper
+    [{ name: 'd/f' }],
+    [{ name: 'd/', ...D }, { name: 'd/s', type: 'symlink', linkname: '/' }],
+  ];
+  for (const b of befores) {
+    for (const r of replacements) {
+      assert.throws(() => run([...b, r]), { code: 'HOSTILE_LAYER', message: /replaces directory "d"/ }, `${JSON.stringify(b)} + ${JSON.stringify(r)}`);
+    }
+    run([...b, { name: 'd/', ...D }]); // re-adding it as a directory is fine (tar keeps it)
+  }
+  run([{ name: 'd/', ...D }, L('d', '/etc')]); // an empty directory may become a symlink
+  run([{ name: 'e/', ...D }, { name: 'e' }, { name: 'e/', ...D }, { name: 'e/f' }]); // and back
+});
+
+test('nothing, not even a whiteout or an opaque marker, goes below a symlink, file or device of this layer', () => {
+  for (const parent of [L('d', '/etc'), L('d', '../../..'), { name: 'd' }, { name: 'd', type: 'fifo' }] as EntryHeader[]) {
+    for (const child of ['d/.wh.passwd', 'd/.wh..wh..opq', 'd/x', 'd/x/.wh.y']) {
+      assert.throws(() => run([parent, { name: child }]), hostile, `${parent.name} ${parent.type ?? ''} / ${child}`);
+    }
+    assert.throws(() => run([parent, { name: 'h', type: 'link', linkname: 'd/x' }]), hostile);
+  }
+  // re-added after replacement: file -> directory is a real directory again
+  run([{ name: 'd' }, { name: 'd/', ...D }, { name: 'd/.wh.x' }]);
+});
+
+test('entries below a whiteout name are refused; below AUFS meta names they are skipped', () => {
+  assert.throws(() => run([{ name: '.wh.d/x' }]), { code: 'HOSTILE_LAYER', message: /below the whiteout/ });
+  assert.throws(() => run([{ name: 'a/.wh.d/.wh.x' }]), hostile);
+  const v = run([{ name: '.wh..wh.plnk/', ...D }, { name: '.wh..wh.plnk/1.2' }, { name: 'f' }]);
+  assert.deepEqual(v.plan(), { whiteouts: [], opaques: [] });
+  assert.throws(() => run([{ name: '.wh..wh.plnk/1.2' }, { name: 'h', type: 'link', linkname: '.wh..wh.plnk/1.2' }]), hostile);
+});
+
+test('hardlinks to entries below a replaced path are impossible', () => {
+  assert.throws(() => run([{ name: 'd/', ...D }, { name: 'd/f' }, L('d', '/'), { name: 'h', type: 'link', linkname: 'd/f' }]), hostile);
+  // the target's parent is re-checked at link time
+  assert.throws(() => run([{ name: 'a', ...D }, L('b', 'a'), { name: 'h', type: 'link', linkname: 'b/f' }]), hostile);
 });

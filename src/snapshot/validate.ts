@@ -8,11 +8,24 @@
  * Rules, on the normalised path (leading `/` and `./` stripped, `.` and empty components
  * dropped):
  * - a `..` component anywhere is rejected (GNU tar would skip it; we refuse the layer);
- * - no entry may have a parent that is a symlink created earlier in this layer (that is the
- *   only way to write outside: the layer's directory starts empty), and no directory may
- *   be created over such a symlink;
- * - a hardlink must name an earlier non-directory entry of this layer, still present
- *   (replacing a directory by a symlink forgets everything below it);
+ * - every parent that this layer recorded must still be a directory: no entry, whiteout
+ *   or opaque marker below a symlink, a file or a device of this layer (that is the only
+ *   way to write outside: the layer's directory starts empty), and no directory may be
+ *   created over a symlink of this layer;
+ * - a directory that already has entries, whiteouts or an opaque marker of this layer
+ *   below it (explicitly or as an implied parent) may not be replaced by a non-directory:
+ *   the whiteout pass would otherwise apply `d/.wh.x` through the later symlink `d`, and a
+ *   hardlink could name a file that the replacement removed (CVE class of
+ *   umoci's CVE-2021-29136). Real image builders never write such layers;
+ * - a symlink of this layer may only be repeated identically, never replaced: GNU tar
+ *   delays symlinks to absolute or `..` targets (a placeholder file until the end of the
+ *   archive) and then decides by inode number whether the placeholder is still there, so
+ *   what a replacement leaves behind depends on inode reuse (seen on ext4: the final entry
+ *   was the symlink, or tar failed). Real image builders write each path once;
+ * - no entry below a name that is itself a whiteout (`.wh.x/y`): GNU tar excludes the
+ *   whole subtree, so the validator's view and the extracted tree would differ. Entries
+ *   below AUFS meta names (`.wh..wh.plnk/...`) are skipped like the meta entries;
+ * - a hardlink must name an earlier non-directory entry of this layer, still present;
  * - devices only when policy.allowDevices (char 0/0 is always allowed: it is a whiteout);
  * - at most policy.maxEntries entries and policy.maxBytes of file data (sparse files count
  *   with their real size, since mkfs/copy would materialise them);
@@ -21,6 +34,7 @@
  * - only regular files may carry data (tar implementations disagree about the others).
  * Whiteout names (`.wh.NAME`, `.wh..wh..opq`) are collected for whiteout.ts; other
  * `.wh..wh.` meta entries are ignored. The validator reads xattr *names* only.
+ * whiteout.ts does not trust this plan: it re-checks every parent with lstat.
  */
 import { BerthError } from '../base/errors.ts';
 import type { ExtractPolicy } from './types.ts';
@@ -68,7 +82,8 @@ export interface WhiteoutPlan {
 export class LayerValidator {
   private readonly policy: ExtractPolicy;
   private readonly seen = new Map<string, Kind>();
-  private readonly symlinks = new Set<string>();
+  /** Every directory that has something of this layer below it (entries, whiteouts, markers). */
+  private readonly parents = new Set<string>();
   private readonly whiteoutSet = new Set<string>();
   private readonly opaqueSet = new Set<string>();
   entries = 0;
@@ -103,6 +118,7 @@ export class LayerValidator {
       // tar implementations disagree on whether such data exists: refuse the ambiguity
       throw hostile(rawName, `${type ?? 'unknown'} entry with data`);
     }
+    if (this.belowMeta(rawName, path)) return; // excluded by tar, like the meta entry itself
     this.checkParents(rawName, path);
     const base = path.slice(path.lastIndexOf('/') + 1);
     if (base.startsWith(WH_PREFIX)) {
@@ -112,29 +128,29 @@ export class LayerValidator {
     if (path === '' && type !== 'directory') throw hostile(rawName, 'non-directory entry for the root');
     switch (type) {
       case 'directory':
-        if (this.symlinks.has(path)) throw hostile(rawName, 'directory over a symlink of this layer');
-        this.record(path, 'dir');
+        if (this.seen.get(path) === 'symlink') throw hostile(rawName, 'directory over a symlink of this layer');
+        this.record(rawName, path, 'dir');
         return;
       case 'file':
       case 'contiguous-file':
-        this.record(path, 'file');
+        this.record(rawName, path, 'file');
         return;
       case 'symlink':
-        this.record(path, 'symlink');
+        this.record(rawName, path, 'symlink', h.linkname ?? '');
         return;
       case 'link':
         this.checkHardlink(rawName, h.linkname ?? '');
-        this.record(path, 'file');
+        this.record(rawName, path, 'file');
         return;
       case 'character-device':
       case 'block-device': {
         const whiteoutDev = type === 'character-device' && !h.devmajor && !h.devminor;
         if (!whiteoutDev && !this.policy.allowDevices) throw hostile(rawName, `${type} not allowed here (rootless)`);
-        this.record(path, 'other');
+        this.record(rawName, path, 'other');
         return;
       }
       case 'fifo':
-        this.record(path, 'other');
+        this.record(rawName, path, 'other');
         return;
       default:
         throw new BerthError('UNSUPPORTED', `layer entry "${rawName}": unsupported tar entry type`, {
@@ -149,13 +165,43 @@ export class LayerValidator {
     return { whiteouts, opaques: [...this.opaqueSet] };
   }
 
+  /**
+   * True for entries below an AUFS meta name (`.wh..wh.plnk/x`), which tar's `.wh.*`
+   * exclusion skips; throws for entries below an ordinary whiteout name (`.wh.x/y`).
+   */
+  private belowMeta(rawName: string, path: string): boolean {
+    if (!path.includes(WH_PREFIX)) return false; // the common case, without splitting
+    const parts = path.split('/');
+    for (let i = 0; i < parts.length - 1; i++) {
+      const p = parts[i] as string;
+      if (p.startsWith(WH_META_PREFIX)) return true;
+      if (p.startsWith(WH_PREFIX)) throw hostile(rawName, `entry below the whiteout "${parts.slice(0, i + 1).join('/')}"`);
+    }
+    return false;
+  }
+
+  /** Every parent this layer recorded must (still) be a directory. */
   private checkParents(rawName: string, path: string): void {
     let i = path.indexOf('/');
     while (i !== -1) {
       const parent = path.slice(0, i);
-      if (this.symlinks.has(parent)) throw hostile(rawName, `parent "${parent}" is a symlink of this layer`);
+      const kind = this.seen.get(parent);
+      if (kind === 'symlink') throw hostile(rawName, `parent "${parent}" is a symlink of this layer`);
+      if (kind !== undefined && kind !== 'dir') throw hostile(rawName, `parent "${parent}" is not a directory in this layer`);
       i = path.indexOf('/', i + 1);
     }
+  }
+
+  /** Notes every ancestor of path as a directory with content of this layer. */
+  private addParents(path: string): void {
+    let i = path.lastIndexOf('/');
+    while (i !== -1) {
+      const parent = path.slice(0, i);
+      if (this.parents.has(parent)) return; // its own ancestors are in already
+      this.parents.add(parent);
+      i = parent.lastIndexOf('/');
+    }
+    if (path !== '') this.parents.add('');
   }
 
   private checkHardlink(rawName: string, linkname: string): void {
@@ -175,27 +221,30 @@ export class LayerValidator {
   private whiteout(rawName: string, path: string, base: string): void {
     const dir = path.slice(0, Math.max(0, path.length - base.length - 1));
     if (base === WH_OPAQUE) {
+      this.addParents(path);
       this.opaqueSet.add(dir);
       return;
     }
     if (base.startsWith(WH_META_PREFIX)) return; // other AUFS meta entries: ignored
     const name = base.slice(WH_PREFIX.length);
     if (name === '' || name === '.' || name === '..') throw hostile(rawName, 'invalid whiteout name');
+    this.addParents(path);
     this.whiteoutSet.add(dir === '' ? name : `${dir}/${name}`);
   }
 
-  private record(path: string, kind: Kind): void {
-    const prev = this.seen.get(path);
-    if (prev === 'dir' && kind !== 'dir') this.forgetBelow(path);
-    if (prev === 'symlink' && kind !== 'symlink') this.symlinks.delete(path);
-    if (kind === 'symlink') this.symlinks.add(path);
-    this.seen.set(path, kind);
-  }
+  private readonly symlinkTargets = new Map<string, string>();
 
-  /** A directory was replaced: entries below it are gone (no hardlinks to them any more). */
-  private forgetBelow(path: string): void {
-    const prefix = `${path}/`;
-    for (const k of this.seen.keys()) if (k.startsWith(prefix)) this.seen.delete(k);
-    for (const k of this.symlinks) if (k.startsWith(prefix)) this.symlinks.delete(k);
+  private record(rawName: string, path: string, kind: Kind, linkname?: string): void {
+    const prevTarget = this.symlinkTargets.get(path);
+    if (prevTarget !== undefined && !(kind === 'symlink' && linkname === prevTarget)) {
+      throw hostile(rawName, `replaces the symlink "${path}" of this layer (tar delays symlinks: the result would be ambiguous)`);
+    }
+    if (kind === 'symlink') this.symlinkTargets.set(path, linkname ?? '');
+    if (kind !== 'dir' && (this.parents.has(path) || this.opaqueSet.has(path))) {
+      // d/, d/.wh.x, then d -> /host: the whiteout would be applied through the symlink
+      throw hostile(rawName, `replaces directory "${path}" that has entries, whiteouts or an opaque marker of this layer below it`);
+    }
+    this.addParents(path);
+    this.seen.set(path, kind);
   }
 }

@@ -4,7 +4,7 @@ import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { extract } from 'tar-stream';
-import { whiteoutTar } from './whiteout.ts';
+import { applyWhiteouts, checkPlan, whiteoutTar } from './whiteout.ts';
 
 async function headers(buf: Buffer): Promise<Array<{ name: string; type: string; pax?: unknown; devmajor: number }>> {
   const out: Array<{ name: string; type: string; pax?: unknown; devmajor: number }> = [];
@@ -35,6 +35,46 @@ test('whiteouts become char 0/0, opaque dirs get <prefix>opaque=y and keep their
     assert.match(d.pax.mtime ?? '', /^\d+\.\d{9}$/);
     assert.ok(hs.some((h) => h.name === 'etc/' && h.type === 'directory'), 'parent re-emitted to restore its mtime');
     assert.equal(await whiteoutTar(root, { whiteouts: [], opaques: [] }, 'trusted.overlay.'), undefined);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+  }
+});
+
+test('the applier refuses any plan path that crosses a symlink or a non-directory, and creates nothing', async () => {
+  const { mkdtemp: mk, symlink, writeFile, readdir } = await import('node:fs/promises');
+  const outside = await mk(join(tmpdir(), 'berth-wh-outside-'));
+  const root = await mk(join(tmpdir(), 'berth-wh-'));
+  try {
+    await writeFile(join(outside, 'victim'), 'canary');
+    await symlink(outside, join(root, 'd'));
+    await writeFile(join(root, 'f'), 'x');
+    await mkdir(join(root, 'real'));
+    await symlink('../d', join(root, 'real/up'));
+    for (const plan of [
+      { whiteouts: ['d/victim'], opaques: [] }, { whiteouts: [], opaques: ['d'] }, { whiteouts: ['d/new/x'], opaques: [] },
+      { whiteouts: ['f/x'], opaques: [] }, { whiteouts: [], opaques: ['f'] }, { whiteouts: ['real/up/victim'], opaques: [] },
+      { whiteouts: ['a/../d/victim'], opaques: [] },
+    ]) {
+      await assert.rejects(applyWhiteouts(root, plan, 'trusted.overlay.'), { code: 'HOSTILE_LAYER' }, JSON.stringify(plan));
+    }
+    assert.deepEqual(await readdir(outside), ['victim']);
+    assert.deepEqual((await readdir(root)).sort(), ['d', 'f', 'real']);
+  } finally {
+    await rm(root, { recursive: true, force: true });
+    await rm(outside, { recursive: true, force: true });
+  }
+});
+
+test('whiteouts for names this layer has are dropped; missing parents become real directories', async () => {
+  const root = await mkdtemp(join(tmpdir(), 'berth-wh-'));
+  try {
+    const { writeFile } = await import('node:fs/promises');
+    await writeFile(join(root, 'keep'), 'x');
+    const checked = await checkPlan(root, { whiteouts: ['keep', 'a/b/gone'], opaques: ['c'] });
+    assert.deepEqual(checked.whiteouts, ['a/b/gone']);
+    const { lstat } = await import('node:fs/promises');
+    assert.ok((await lstat(join(root, 'a/b'))).isDirectory());
+    assert.ok((await lstat(join(root, 'c'))).isDirectory());
   } finally {
     await rm(root, { recursive: true, force: true });
   }

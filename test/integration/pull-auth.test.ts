@@ -104,7 +104,14 @@ describe('registries.conf', () => {
       '',
     ].join('\n'));
     const env = { CONTAINERS_REGISTRIES_CONF: conf };
-    const r = await b.run(['pull', '-q', '--creds', basic.creds, 'origin.invalid/private/busybox:latest'], { env });
+    // --creds belong to origin.invalid only: the (plain-HTTP) mirror never sees them, so it
+    // answers 401, is skipped, and the unreachable origin's error is the one reported ...
+    const refused = await b.run(['pull', '-q', '--creds', basic.creds, 'origin.invalid/private/busybox:latest'], { env });
+    assert.equal(refused.code, 6, refused.stderr);
+    // ... it gets what the auth file holds for the mirror's own host
+    const authfile = join(b.home, 'auth.json');
+    await writeFile(authfile, JSON.stringify({ auths: { [basic.host]: { auth: Buffer.from(basic.creds).toString('base64') } } }));
+    const r = await b.run(['pull', '-q', '--authfile', authfile, 'origin.invalid/private/busybox:latest'], { env });
     assert.equal(r.code, 0, r.stderr);
     const ls = JSON.parse((await b.run(['images', '--json'], { env })).stdout) as Array<{ Name: string }>;
     assert.deepEqual(ls.map((i) => i.Name), ['origin.invalid/private/busybox:latest']);

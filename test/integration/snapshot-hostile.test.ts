@@ -127,6 +127,20 @@ const cases: Array<[string, () => Entry[], Partial<ExtractPolicy>?]> = [
   ['directory over a symlink', () => [{ name: 'd', type: 'symlink', linkname: victim }, { name: 'd/', type: 'directory', mode: 0o777 }]],
   ['whiteout through a symlink', () => [{ name: 'd', type: 'symlink', linkname: victim }, { name: 'd/.wh.keep', body: '' }]],
   ['opaque marker through a symlink', () => [{ name: 'd', type: 'symlink', linkname: victim }, { name: 'd/.wh..wh..opq', body: '' }]],
+  // issue 7, item 1: the whiteout was applied through the later symlink (both formats)
+  ['d/, d/.wh.keep, then d -> host dir', () => [
+    { name: 'd/', type: 'directory', mode: 0o755 }, { name: 'd/.wh.keep', body: '' }, { name: 'd', type: 'symlink', linkname: victim }]],
+  ['d/.wh.keep (implied parent), then d -> host dir', () => [{ name: 'd/.wh.keep', body: '' }, { name: 'd', type: 'symlink', linkname: victim }]],
+  ['d/, opaque marker, then d -> host dir', () => [
+    { name: 'd/', type: 'directory', mode: 0o755 }, { name: 'd/.wh..wh..opq', body: '' }, { name: 'd', type: 'symlink', linkname: victim }]],
+  ['d/sub/.wh.keep, then d -> host dir', () => [{ name: 'd/sub/.wh.keep', body: '' }, { name: 'd', type: 'symlink', linkname: victim }]],
+  ['d/, d/.wh.keep, then d replaced by a file', () => [
+    { name: 'd/', type: 'directory', mode: 0o755 }, { name: 'd/.wh.keep', body: '' }, { name: 'd', body: 'x' }]],
+  ['d/f, hardlink to it, then d -> host dir', () => [
+    { name: 'd/f', body: 'x' }, { name: 'h', type: 'link', linkname: 'd/f' }, { name: 'd', type: 'symlink', linkname: victim }]],
+  ['whiteout below a regular file', () => [{ name: 'f', body: 'x' }, { name: 'f/.wh.keep', body: '' }]],
+  ['whiteout through a relative symlink ../../..', () => [{ name: 'up', type: 'symlink', linkname: '../../..' }, { name: 'up/.wh.keep', body: '' }]],
+  ['entry below a whiteout name', () => [{ name: '.wh.d/x', body: 'x' }]],
   ['char device in rootless mode', () => [{ name: 'null', type: 'character-device', devmajor: 1, devminor: 3 }], { allowDevices: false }],
   ['block device in rootless mode', () => [{ name: 'sda', type: 'block-device', devmajor: 8, devminor: 0 }], { allowDevices: false }],
   ['too many entries', () => Array.from({ length: 20 }, (_, i) => ({ name: `f${i}`, body: '' })), { maxEntries: 10 }],

@@ -30,7 +30,9 @@ export async function pullCommand(reference: string, flags: PullFlags, g: Global
   process.once('SIGINT', onSig);
   process.once('SIGTERM', onSig);
   try {
-    const r = await pullImage(ref, { registry, store: svc.store, unpacker: svc.unpacker }, { platform, onEvent: (e) => progress.onEvent(e), signal: ac.signal });
+    const { Leases } = await import('../../content/index.ts');
+    const leases = new Leases(svc.root);
+    const r = await pullImage(ref, { registry, store: svc.store, unpacker: svc.unpacker, leases }, { platform, onEvent: (e) => progress.onEvent(e), signal: ac.signal });
     progress.finish();
     if (flags.quiet) process.stdout.write(`${r.digest}\n`);
     else process.stdout.write(`Digest: ${r.digest}\nStatus: pulled ${r.name}\n`);

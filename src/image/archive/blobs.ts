@@ -10,6 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { BerthError } from '../../base/errors.ts';
 import { isIndexType, isManifestType, layerCompression, MT } from '../../oci/media-types.ts';
 import type { Descriptor, Index, Manifest } from '../../oci/types.ts';
+import { validateIndex, validateManifest } from '../../oci/validate.ts';
 import type { Ingester, Provider } from '../../content/types.ts';
 import { hostPlatform, selectManifest } from '../platform.ts';
 
@@ -77,12 +78,12 @@ export async function resolveManifest(store: Provider, top: Descriptor): Promise
   let d = top;
   for (let depth = 0; depth < 4; depth++) {
     if (isManifestType(d.mediaType)) {
-      return { top, manifestDesc: d, manifest: await store.readJSON<Manifest>(d.digest) };
+      return { top, manifestDesc: d, manifest: validateManifest(await store.readJSON<unknown>(d.digest), `manifest ${d.digest}`) };
     }
     if (!isIndexType(d.mediaType)) {
       throw new BerthError('UNSUPPORTED', `${d.digest}: media type ${d.mediaType} is not an image`, { details: { mediaType: d.mediaType } });
     }
-    const index = await store.readJSON<Index>(d.digest);
+    const index = validateIndex(await store.readJSON<unknown>(d.digest), `index ${d.digest}`);
     const present: Descriptor[] = [];
     for (const m of index.manifests) if (await store.has(m.digest)) present.push(m);
     const first = present[0];

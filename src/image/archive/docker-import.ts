@@ -23,7 +23,8 @@ import { isDigest, type Digest } from '../../base/digest.ts';
 import { BerthError } from '../../base/errors.ts';
 import type { ContentStore } from '../../content/types.ts';
 import { MT } from '../../oci/media-types.ts';
-import type { Descriptor, ImageConfig, Manifest } from '../../oci/types.ts';
+import type { Descriptor, Manifest } from '../../oci/types.ts';
+import { MAX_CONFIG_BYTES, MAX_MANIFEST_BYTES, parseConfig, parseJSONDocument } from '../../oci/validate.ts';
 import { ingestChunks } from './blobs.ts';
 import { normalizeName } from './names.ts';
 import type { ImportedImage, ImportOptions } from './oci-import.ts';
@@ -35,10 +36,12 @@ interface DockerManifestEntry {
   Layers: string[];
 }
 
-/** Metadata members larger than this are not buffered in pass 1. */
-const MAX_META = 16 << 20;
-/** Total bytes of blobs/ members buffered in pass 1 (configs live there in new archives). */
+/** Metadata members larger than this are not buffered in pass 1 (a config's limit). */
+const MAX_META = MAX_CONFIG_BYTES;
+/** Total bytes of JSON and blobs/ members buffered in pass 1 (configs live there in new archives). */
 const MAX_META_TOTAL = 64 << 20;
+/** At most this many JSON members are buffered (an archive holds one config per image). */
+const MAX_JSON_MEMBERS = 1024;
 
 function mediaTypeFor(head: Buffer): string {
   if (head[0] === 0x1f && head[1] === 0x8b) return MT.ociLayerGzip;
@@ -58,16 +61,23 @@ export async function importDockerArchive(store: ContentStore, tarFile: string, 
   const meta = new Map<string, Buffer>();
   const links = new Map<string, string>();
   let buffered = 0;
+  let jsonMembers = 0;
   await forEachEntry(tarFile, async (path, entry) => {
     const h = entry.header;
     if (h.type === 'symlink' || h.type === 'link') {
       const target = h.linkname ?? '';
       links.set(path, memberPath(h.type === 'symlink' ? posix.join(posix.dirname(path), target) : target));
+    } else if (path === 'manifest.json' && h.type === 'file' && (h.size ?? 0) > MAX_MANIFEST_BYTES) {
+      throw new BerthError('CORRUPT', `${tarFile}: manifest.json is too large (${h.size} bytes, limit ${MAX_MANIFEST_BYTES})`);
     } else if (h.type === 'file' && h.size <= MAX_META) {
       const isJSON = path === 'manifest.json' || path.endsWith('.json');
-      if (isJSON || (path.startsWith('blobs/') && buffered + h.size <= MAX_META_TOTAL)) {
-        if (!isJSON) buffered += h.size;
+      if (isJSON && ++jsonMembers > MAX_JSON_MEMBERS) throw new BerthError('CORRUPT', `${tarFile}: more than ${MAX_JSON_MEMBERS} JSON members`);
+      // JSON members count towards the total too: many big *.json must not fill memory
+      if ((isJSON || path.startsWith('blobs/')) && buffered + h.size <= MAX_META_TOTAL) {
+        buffered += h.size;
         meta.set(path, await readEntry(entry));
+      } else if (isJSON) {
+        throw new BerthError('CORRUPT', `${tarFile}: JSON members exceed ${MAX_META_TOTAL} bytes in total`);
       }
     }
   });
@@ -78,21 +88,24 @@ export async function importDockerArchive(store: ContentStore, tarFile: string, 
   };
   const mf = meta.get('manifest.json');
   if (!mf) throw new BerthError('CORRUPT', `${tarFile}: no manifest.json (not a docker-archive)`);
-  let entries: DockerManifestEntry[];
-  try {
-    entries = JSON.parse(mf.toString('utf8')) as DockerManifestEntry[];
-    if (!Array.isArray(entries) || entries.some((e) => typeof e.Config !== 'string' || !Array.isArray(e.Layers))) throw new Error('unexpected shape');
-  } catch (e) {
-    throw new BerthError('CORRUPT', `${tarFile}: bad manifest.json (${(e as Error).message})`, { cause: e });
-  }
+  const entries = parseJSONDocument(mf, `${tarFile}: manifest.json`, MAX_MANIFEST_BYTES) as DockerManifestEntry[];
+  const bad = (i: number, field: string, want: string): BerthError =>
+    new BerthError('CORRUPT', `${tarFile}: manifest.json: field "[${i}].${field}" must be ${want}`, { details: { field: `[${i}].${field}` } });
+  if (!Array.isArray(entries)) throw new BerthError('CORRUPT', `${tarFile}: manifest.json must be a list`);
+  entries.forEach((e, i) => {
+    if (typeof e !== 'object' || e === null) throw bad(i, '', 'a map');
+    if (typeof e.Config !== 'string') throw bad(i, 'Config', 'a string');
+    if (!Array.isArray(e.Layers) || e.Layers.some((l) => typeof l !== 'string')) throw bad(i, 'Layers', 'a list of strings');
+    if (e.RepoTags != null && (!Array.isArray(e.RepoTags) || e.RepoTags.some((t) => typeof t !== 'string'))) throw bad(i, 'RepoTags', 'a list of strings');
+  });
 
   // Configs, and the digest each layer member must have.
   const want = new Map<string, { digest: Digest; size?: number }>(); // member path -> expected
   const images = entries.map((e) => {
     const raw = meta.get(resolve(e.Config));
     if (!raw) throw new BerthError('CORRUPT', `${tarFile}: config ${e.Config} missing`);
-    const config = JSON.parse(raw.toString('utf8')) as ImageConfig;
-    const diffIds = config.rootfs?.diff_ids ?? [];
+    const config = parseConfig(raw, `${tarFile}: config ${e.Config}`);
+    const diffIds = config.rootfs.diff_ids;
     if (diffIds.length !== e.Layers.length) {
       throw new BerthError('CORRUPT', `${tarFile}: ${e.Config} lists ${diffIds.length} diff_ids but manifest.json ${e.Layers.length} layers`);
     }

@@ -23,6 +23,7 @@ import { isErrno } from '../../base/fs.ts';
 import type { ContentStore } from '../../content/types.ts';
 import { isIndexType, isManifestType } from '../../oci/media-types.ts';
 import { REF_NAME_ANNOTATION, type Descriptor, type Index, type Manifest } from '../../oci/types.ts';
+import { MAX_MANIFEST_BYTES, parseJSONDocument, validateIndex, validateManifest } from '../../oci/validate.ts';
 import { ingestChunks } from './blobs.ts';
 import { normalizeName, refNameToStoreName } from './names.ts';
 
@@ -54,18 +55,18 @@ async function exists(path: string): Promise<boolean> {
   }
 }
 
+/** Reads a small JSON file of the layout: regular files only, at most MAX_MANIFEST_BYTES. */
 async function readJSONFile<T>(path: string, what: string): Promise<T> {
-  let raw: string;
+  let raw: Buffer;
   try {
-    raw = await readFile(path, 'utf8');
+    const st = await stat(path);
+    if (!st.isFile()) throw new BerthError('CORRUPT', `${what} (${path}) is not a regular file`);
+    if (st.size > MAX_MANIFEST_BYTES) throw new BerthError('CORRUPT', `${what} (${path}) is too large (${st.size} bytes, limit ${MAX_MANIFEST_BYTES})`);
+    raw = await readFile(path);
   } catch (e) {
-    throw wrap(`reading ${what}`, e);
+    throw isBerthError(e) ? e : wrap(`reading ${what}`, e);
   }
-  try {
-    return JSON.parse(raw) as T;
-  } catch (e) {
-    throw new BerthError('CORRUPT', `${what} (${path}) is not valid JSON`, { cause: e });
-  }
+  return parseJSONDocument(raw, `${what} (${path})`, MAX_MANIFEST_BYTES) as T;
 }
 
 /** Reads index.json of an OCI layout directory after checking oci-layout. */
@@ -74,9 +75,7 @@ export async function readLayoutIndex(dir: string): Promise<Index> {
   if (layout.imageLayoutVersion !== '1.0.0') {
     throw new BerthError('UNSUPPORTED', `${dir}: unsupported OCI layout version ${JSON.stringify(layout.imageLayoutVersion)}`);
   }
-  const index = await readJSONFile<Index>(join(dir, 'index.json'), 'index.json');
-  if (index.schemaVersion !== 2 || !Array.isArray(index.manifests)) throw new BerthError('CORRUPT', `${dir}/index.json is not an OCI index`);
-  return index;
+  return validateIndex(await readJSONFile<unknown>(join(dir, 'index.json'), 'index.json'), `${dir}/index.json`);
 }
 
 /** Copies the graph below d from the layout into the store, leaves first. */
@@ -88,11 +87,12 @@ async function copyGraph(store: ContentStore, dir: string, d: Descriptor, seen: 
     throw new BerthError('CORRUPT', `OCI layout ${dir} lacks blob ${d.digest} (${d.mediaType})`, { details: { digest: d.digest } });
   }
   if (isIndexType(d.mediaType) || isManifestType(d.mediaType)) {
-    const doc = await readJSONFile<Partial<Index & Manifest>>(path, `${d.mediaType} ${d.digest}`);
+    const raw = await readJSONFile<unknown>(path, `${d.mediaType} ${d.digest}`);
     if (isIndexType(d.mediaType)) {
-      for (const m of doc.manifests ?? []) await copyGraph(store, dir, m, seen, true);
+      const doc: Index = validateIndex(raw, `index ${d.digest} in ${dir}`);
+      for (const m of doc.manifests) await copyGraph(store, dir, m, seen, true);
     } else {
-      if (!doc.config || !Array.isArray(doc.layers)) throw new BerthError('CORRUPT', `manifest ${d.digest} lacks config or layers`);
+      const doc: Manifest = validateManifest(raw, `manifest ${d.digest} in ${dir}`);
       await copyGraph(store, dir, doc.config, seen, false);
       for (const l of doc.layers) await copyGraph(store, dir, l, seen, false);
     }
