@@ -1,5 +1,5 @@
 /*
- * exec --leader PID [--user U[:G]] [--cwd DIR] [--errfd N] -- CMD [ARG...]
+ * exec --leader PID [--user U[:G]] [--cwd DIR] [--tty] [--errfd N] -- CMD [ARG...]
  *
  * Starts CMD inside a running container, confined the way the container's own processes
  * are (its PID 1, "the leader", is the model):
@@ -21,6 +21,12 @@
  *     /etc/group (bounded reads, user.c); no_new_privs and the seccomp filters are set
  *     last, then execve. PR_SET_DUMPABLE is 0 throughout (CVE-2019-5736): the container
  *     cannot ptrace or open /proc/PID/exe of the helper before the execve.
+ * A terminal of the caller never reaches the container (TIOCSTI: a process whose controlling
+ * terminal is the caller's could push input into the caller's shell). The child always
+ * starts a new session. With --tty it gets a new pseudo-terminal as its controlling
+ * terminal, and the parent relays it (raw mode on the caller's terminal, window size
+ * kept in step). Without --tty, any of fds 0-2 that is a terminal is replaced by a pipe
+ * that the parent relays.
  * Set-up failures are one line on the error fd (--errfd, else stderr) and exit 125; a
  * command that cannot be executed exits 127 (not found) or 126, with the line on stderr.
  */
@@ -38,6 +44,9 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
+#include <poll.h>
+#include <sys/ioctl.h>
+#include <termios.h>
 #include <unistd.h>
 #include <linux/filter.h>
 #include <linux/openat2.h>
@@ -311,11 +320,129 @@ static _Noreturn void child(struct leader *l, const char *user, const char *cwd,
 }
 
 static volatile pid_t g_child = 0;
+static volatile sig_atomic_t g_winch = 0;
+static int g_tty = 0;
 
 static void forward(int sig, siginfo_t *si, void *ctx) {
   (void)ctx;
-  /* Only what a process sent: the terminal's own ^C already reached the child's group. */
+  /* With --tty the new terminal tells the child about size changes (copied in relay()). */
+  if (sig == SIGWINCH && g_tty) { g_winch = 1; return; }
+  /* Only what a process sent (berth forwards the terminal's ^C itself). */
   if (g_child > 0 && si->si_code <= 0) kill(g_child, sig);
+}
+
+/* The child's ends of its stdio (-1: keep the fd as it is) and the parent's relay ends. */
+struct stdio_plan { int child[3]; int parent[3]; int master; };
+
+static void plan_stdio(struct stdio_plan *p, int tty) {
+  for (int fd = 0; fd < 3; fd++) p->child[fd] = p->parent[fd] = -1;
+  p->master = -1;
+  if (tty) {
+    int m = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
+    if (m < 0 || grantpt(m) != 0 || unlockpt(m) != 0) fail(0, "posix_openpt", NULL, errno);
+    const char *name = ptsname(m);
+    int s = name ? open(name, O_RDWR | O_NOCTTY | O_CLOEXEC) : -1;
+    if (s < 0) fail(0, "open", name ? name : "pty", errno);
+    struct winsize ws;
+    if (isatty(0) && ioctl(0, TIOCGWINSZ, &ws) == 0) ioctl(m, TIOCSWINSZ, &ws);
+    p->master = m;
+    for (int fd = 0; fd < 3; fd++) p->child[fd] = s;
+    return;
+  }
+  for (int fd = 0; fd < 3; fd++) {
+    if (!isatty(fd)) continue;
+    int pp[2];
+    if (pipe2(pp, O_CLOEXEC) != 0) fail(0, "pipe2", NULL, errno);
+    p->child[fd] = fd == 0 ? pp[0] : pp[1];
+    p->parent[fd] = fd == 0 ? pp[1] : pp[0];
+  }
+}
+
+/* In the child, before anything of the container: its own session and stdio. */
+static void child_stdio(const struct stdio_plan *p) {
+  if (setsid() < 0) fail(0, "setsid", NULL, errno);
+  for (int fd = 0; fd < 3; fd++) {
+    if (p->child[fd] >= 0 && dup2(p->child[fd], fd) < 0) fail(0, "dup2", NULL, errno);
+  }
+  if (p->master >= 0 && ioctl(0, TIOCSCTTY, 0) != 0) fail(0, "ioctl(TIOCSCTTY)", NULL, errno);
+}
+
+static int write_all(int fd, const char *b, ssize_t n) {
+  while (n > 0) {
+    ssize_t w = write(fd, b, (size_t)n);
+    if (w < 0) { if (errno == EINTR) continue; return -1; }
+    b += w;
+    n -= w;
+  }
+  return 0;
+}
+
+/*
+ * Copies the caller's stdin to the child and the child's output to the caller's stdout
+ * and stderr until the child has exited and its output is drained. Returns its wait status.
+ */
+static int relay(pid_t pid, struct stdio_plan *p) {
+  struct termios saved;
+  int raw = p->master >= 0 && isatty(0) && tcgetattr(0, &saved) == 0;
+  if (raw) {
+    struct termios t = saved;
+    cfmakeraw(&t);
+    tcsetattr(0, TCSANOW, &t);
+  }
+  /* sources and where their bytes go */
+  int src[4], dst[4], n = 0;
+  if (p->master >= 0) {
+    src[n] = 0; dst[n++] = p->master;
+    src[n] = p->master; dst[n++] = 1;
+  } else {
+    if (p->parent[0] >= 0) { src[n] = 0; dst[n++] = p->parent[0]; }
+    for (int fd = 1; fd < 3; fd++) if (p->parent[fd] >= 0) { src[n] = p->parent[fd]; dst[n++] = fd; }
+  }
+  int st = 0, exited = 0;
+  char buf[65536];
+  for (;;) {
+    if (!exited) {
+      pid_t w = waitpid(pid, &st, WNOHANG);
+      if (w == pid) exited = 1;
+    }
+    if (g_winch) {
+      struct winsize ws;
+      g_winch = 0;
+      if (ioctl(0, TIOCGWINSZ, &ws) == 0) ioctl(p->master, TIOCSWINSZ, &ws);
+    }
+    struct pollfd pf[4];
+    int live = 0, outputs = 0;
+    for (int i = 0; i < n; i++) {
+      pf[i].fd = src[i];
+      pf[i].events = POLLIN;
+      pf[i].revents = 0;
+      if (src[i] >= 0) { live++; if (src[i] != 0) outputs++; }
+    }
+    if (outputs == 0 && exited) break;
+    int r = poll(pf, (nfds_t)n, exited ? 0 : 200);
+    if (r < 0) { if (errno == EINTR) continue; break; }
+    if (r == 0) { if (exited) break; continue; }
+    for (int i = 0; i < n; i++) {
+      if (src[i] < 0 || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+      ssize_t got = read(src[i], buf, sizeof buf);
+      if (got < 0 && errno == EINTR) continue;
+      if (got <= 0 || write_all(dst[i], buf, got) != 0) {
+        /* EOF (EIO on a pty master once the child side is closed) or a gone reader */
+        if (src[i] == 0 && dst[i] != p->master) close(dst[i]); /* the child's stdin sees EOF */
+        src[i] = -1;
+      }
+    }
+    (void)live;
+  }
+  if (raw) tcsetattr(0, TCSANOW, &saved);
+  if (!exited) {
+    for (;;) {
+      pid_t w = waitpid(pid, &st, 0);
+      if (w == pid) break;
+      if (w < 0 && errno != EINTR) fail(0, "waitpid", NULL, errno);
+    }
+  }
+  return st;
 }
 
 static const int FORWARDED[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1, SIGUSR2, SIGWINCH };
@@ -326,16 +453,17 @@ int cmd_exec(int argc, char **argv) {
   const char *leader = NULL, *user = NULL, *cwd = "/";
   int i = 0;
   for (; i < argc && strcmp(argv[i], "--") != 0; i++) {
-    if (i + 1 >= argc) usage("exec --leader PID [--user U[:G]] [--cwd DIR] [--errfd N] -- CMD [ARG...]");
+    if (i + 1 >= argc) usage("exec --leader PID [--user U[:G]] [--cwd DIR] [--tty] [--errfd N] -- CMD [ARG...]");
     if (strcmp(argv[i], "--leader") == 0) leader = argv[++i];
     else if (strcmp(argv[i], "--user") == 0) user = argv[++i];
     else if (strcmp(argv[i], "--cwd") == 0) cwd = argv[++i];
+    else if (strcmp(argv[i], "--tty") == 0) g_tty = 1;
     else if (strcmp(argv[i], "--errfd") == 0) {
       int fd = atoi(argv[++i]);
       if (fd > 2 && fcntl(fd, F_SETFD, FD_CLOEXEC) == 0) g_errfd = fd;
-    } else usage("exec --leader PID [--user U[:G]] [--cwd DIR] [--errfd N] -- CMD [ARG...]");
+    } else usage("exec --leader PID [--user U[:G]] [--cwd DIR] [--tty] [--errfd N] -- CMD [ARG...]");
   }
-  if (!leader || i + 1 >= argc) usage("exec --leader PID [--user U[:G]] [--cwd DIR] [--errfd N] -- CMD [ARG...]");
+  if (!leader || i + 1 >= argc) usage("exec --leader PID [--user U[:G]] [--cwd DIR] [--tty] [--errfd N] -- CMD [ARG...]");
   char **cmd = argv + i + 1;
   struct leader *l = calloc(1, sizeof *l);
   l->pid = (pid_t)atoi(leader);
@@ -360,15 +488,18 @@ int cmd_exec(int argc, char **argv) {
   if (syscall(SYS_pidfd_send_signal, pidfd, 0, NULL, 0) != 0) fail(HX_NOTFOUND, "pidfd_send_signal", leader, errno);
   if (same_ns(l->ns[0], "/proc/self/ns/user")) { close(l->ns[0]); l->ns[0] = -1; } /* --userns=host */
   if (setns(l->ns[6], CLONE_NEWPID) != 0) fail(0, "setns", "pid", errno);
+  struct stdio_plan io;
+  plan_stdio(&io, g_tty);
   sigset_t all, old;
   sigfillset(&all);
   sigprocmask(SIG_BLOCK, &all, &old);
   pid_t pid = fork();
   if (pid < 0) fail(0, "fork", NULL, errno);
   if (pid == 0) {
-    if (!isatty(0)) setpgid(0, 0); /* no terminal: signals arrive only through the parent */
+    child_stdio(&io); /* a new session: signals arrive through the parent or the new pty */
     child(l, user, cwd, cmd);
   }
+  for (int fd = 0; fd < 3; fd++) if (io.child[fd] >= 0 && (fd == 0 || io.child[fd] != io.child[fd - 1])) close(io.child[fd]);
   g_child = pid;
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -377,11 +508,6 @@ int cmd_exec(int argc, char **argv) {
   sigemptyset(&sa.sa_mask);
   for (size_t k = 0; k < sizeof FORWARDED / sizeof FORWARDED[0]; k++) sigaction(FORWARDED[k], &sa, NULL);
   sigprocmask(SIG_SETMASK, &old, NULL);
-  int st;
-  for (;;) {
-    pid_t w = waitpid(pid, &st, 0);
-    if (w == pid) break;
-    if (w < 0 && errno != EINTR) fail(0, "waitpid", NULL, errno);
-  }
+  int st = relay(pid, &io);
   return WIFEXITED(st) ? WEXITSTATUS(st) : 128 + WTERMSIG(st);
 }

@@ -62,14 +62,14 @@ export async function execInMachine(name: string, argv: string[], opts: ExecOpti
   }
   const cwd = opts.cwd ?? settings?.get('Exec', 'WorkingDirectory') ?? '/';
   const user = opts.user ?? containerUser(settings);
-  const args = execArgs({ leader, user, cwd, errfd: 3 }, argv);
+  const args = execArgs({ leader, user, cwd, errfd: 3, tty: opts.tty }, argv);
   const helper = helperPath();
   return new Promise((resolve, reject) => {
     const child = spawn(helper, args, { env, stdio: [opts.stdin || opts.tty ? 'inherit' : 'ignore', 'inherit', 'inherit', 'pipe'] });
     const errs: Buffer[] = [];
     child.stdio[3]?.on('data', (b: Buffer) => errs.push(b));
     // Signals reach the command through the helper (it forwards what a process sent it);
-    // with a terminal, ^C reaches the command directly, so it is not forwarded twice.
+    // with -t, ^C is a byte on the command's own pseudo-terminal, so it is not forwarded.
     const forward = (sig: NodeJS.Signals) => () => {
       if (!(opts.tty && sig === 'SIGINT')) child.kill(sig);
     };

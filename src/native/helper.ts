@@ -64,6 +64,8 @@ export interface ExecArgs {
   leader: number;
   user?: string;
   cwd?: string;
+  /** A new pseudo-terminal for the command (`exec -t`), relayed to berth's own. */
+  tty?: boolean;
   /** fd of the pipe set-up errors are written to (exec's own stderr is the command's). */
   errfd?: number;
 }
@@ -75,6 +77,7 @@ export function execArgs(o: ExecArgs, command: readonly string[]): string[] {
   const a = ['exec', '--leader', String(o.leader)];
   if (o.user !== undefined && o.user !== '') a.push('--user', o.user);
   if (o.cwd !== undefined) a.push('--cwd', o.cwd);
+  if (o.tty) a.push('--tty');
   if (o.errfd !== undefined) a.push('--errfd', String(o.errfd));
   return [...a, '--', ...command];
 }
