@@ -77,6 +77,25 @@ describe('berth-helper in a test host', { timeout: 600_000 }, () => {
     await berth(['rm', '-f', 'hostns']);
   });
 
+  test('exec never hands berth\'s terminal to the container: pipes without -t, a new pty with -t, its own session', async () => {
+    await berth(['run', '-d', '--name', 'ttyt', 'busybox', 'sleep', '1000']);
+    const repo = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
+    await sh([
+      "cat > /tmp/tty-run.sh <<'EOF'",
+      `P='test -t 0 && echo in=tty || echo in=no; test -t 1 && echo out=tty || echo out=pipe; s=$(cut -d" " -f6 /proc/$$/stat); [ "$s" = "$$" ] && echo own-session'`,
+      `${repo}/bin/berth exec ttyt sh -c "$P"`,
+      'echo ---',
+      `${repo}/bin/berth exec -t ttyt sh -c "$P"`,
+      'EOF',
+    ].join('\n'));
+    // script(1) gives berth a real terminal on stdin, stdout and stderr
+    const r = await sh('systemd-run --quiet --pipe --wait script -qec "sh /tmp/tty-run.sh" /dev/null < /dev/null');
+    const [plain = '', tty = ''] = r.stdout.replace(/\r/g, '').split('---\n');
+    assert.match(plain, /in=no\nout=pipe\nown-session/, `without -t: ${plain}`);
+    assert.match(tty, /in=tty\nout=tty\nown-session/, `with -t: ${tty}`);
+    await berth(['rm', '-f', 'ttyt']);
+  });
+
   test('berth image mount: nosuid,nodev overlay, layers ro,nosuid,nodev under a root-only mnt/', async () => {
     await berth(['image', 'mount', 'busybox', '/tmp/imgmnt']);
     const m = await sh("findmnt -n -o OPTIONS /tmp/imgmnt; findmnt -rn -o TARGET,OPTIONS | grep '/var/lib/berth/snapshots/mnt/'; stat -c %a /var/lib/berth/snapshots/mnt; ls /tmp/imgmnt/bin/busybox");
