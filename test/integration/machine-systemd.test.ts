@@ -77,8 +77,8 @@ describe('machines as systemd services', { timeout: 900_000 }, () => {
   test('--restart on-failure runs a crashed command again, --restart no does not', async () => {
     await sh('mkdir -p /srv/rs-on /srv/rs-no');
     const crash = ['busybox', 'sh', '-c', 'echo run >> /data/count; exit 1'];
-    await berth(['run', '-d', '--name', 'rson', '--restart', 'on-failure', '-v', '/srv/rs-on:/data', ...crash], { reject: false });
-    await berth(['run', '-d', '--name', 'rsno', '--restart', 'no', '-v', '/srv/rs-no:/data', ...crash], { reject: false });
+    await berth(['run', '-d', '--name', 'rson', '--restart', 'on-failure', '-v', '/srv/rs-on:/data:idmap', ...crash], { reject: false });
+    await berth(['run', '-d', '--name', 'rsno', '--restart', 'no', '-v', '/srv/rs-no:/data:idmap', ...crash], { reject: false });
     await sh(waitFor('[ "$(wc -l < /srv/rs-on/count)" -ge 2 ]', 15));
     const n = await sh('systemctl show -p NRestarts --value systemd-nspawn@rson');
     assert.ok(Number(n.stdout.trim()) >= 1, `NRestarts=${n.stdout}`);
@@ -110,11 +110,13 @@ describe('machines as systemd services', { timeout: 900_000 }, () => {
   });
 
   test('status agrees with systemctl show and machinectl; inspect, logs -n/--since, ps -a', async () => {
-    const script = 'ip addr add 10.9.9.2/24 dev host0; ip link set host0 up; for i in 1 2 3 4; do echo line-$i; done; sleep 2; echo late; exec sleep 1000';
+    const script = 'ip addr add 10.9.9.2/24 dev host0; ip link set host0 up; for i in 1 2 3 4; do echo line-$i; done; while [ ! -e /tmp/go ]; do sleep 0.1; done; echo late; exec sleep 1000';
     await berth(['run', '-d', '--name', 'st', '--network', 'veth', '--memory', '96M', '--pids-limit', '77', 'busybox', 'sh', '-c', script]);
     await sh(waitFor('journalctl -u systemd-nspawn@st -o cat | grep -q line-4'));
     await sh('sleep 1.1');
     const since = (await sh("date '+%Y-%m-%d %H:%M:%S'")).stdout.trim();
+    await sh('sleep 1.1'); // `late` is printed in a later second than `since`, whatever the load
+    await berth(['exec', 'st', 'touch', '/tmp/go']);
     await sh(waitFor('journalctl -u systemd-nspawn@st -o cat | grep -qx late'));
     const st = await berth(['status', 'st']);
     const f = statusFields(st.stdout);
@@ -167,7 +169,7 @@ describe('machines as systemd services', { timeout: 900_000 }, () => {
     await sh('mkdir -p /srv/inj');
     const v = `p%h %% $HOME \${X} "dq" 'sq' back\\slash \\\\n semi; end`;
     const args = ['a;b', '%n', '$$', '\\', '"', "'", ' lead', v];
-    await berth(['run', '-d', '--name', 'inj', '-v', '/srv/inj:/out', '-e', `V=${v}`, 'busybox', 'sh', '-c',
+    await berth(['run', '-d', '--name', 'inj', '-v', '/srv/inj:/out:idmap', '-e', `V=${v}`, 'busybox', 'sh', '-c',
       'printf %s "$V" > /out/env; for a in "$@"; do printf "%s|" "$a"; done > /out/args; exec sleep 1000', 'sh', ...args]);
     await sh(waitFor('test -s /srv/inj/args'));
     assert.equal((await sh('cat /srv/inj/env')).stdout, v);

@@ -35,7 +35,7 @@ const PODMAN_MASK = PODMAN_DEFAULT_CAPS.reduce((m, c) => m | (1n << BigInt(CAP_B
 
 interface DriverResult { ok: boolean; value?: unknown; code?: string; reason?: string; message?: string }
 
-function spec(name: string, args: string[], network: 'veth' | 'private' = 'veth', extra: Record<string, unknown> = {}): Record<string, unknown> {
+function spec(name: string, args: string[], network: 'link' | 'private' = 'link', extra: Record<string, unknown> = {}): Record<string, unknown> {
   return {
     name,
     image: { ref: 'localhost/busybox:test', digest: `sha256:${'a'.repeat(64)}`, id: `sha256:${'b'.repeat(64)}`, chainIds: [`sha256:${HEX}`] },
@@ -181,7 +181,7 @@ describe('rootless bwrap containers as systemd user units', { timeout: 300_000 }
   test('--network=none: loopback only; logs come from journalctl --user; exit status recorded', async () => {
     const h = host();
     // Facts go to a file; the journal gets one line a moment later (see finished()).
-    ok(await drv('tuser', 'create', 'nonet', { spec: spec('nonet', ['sh', '-c', '{ ip -o link | cut -d: -f2; wget -q -O- http://10.213.0.2:18080/ || echo no-route; } > /out 2>&1; sleep 1; echo "log line from nonet"'], 'private') }));
+    ok(await drv('tuser', 'create', 'nonet', { spec: spec('nonet', ['sh', '-c', '{ ip -o link | cut -d: -f2; wget -q -O- http://10.213.0.2:18080/ || echo no-route; } > /out 2>&1; sleep 1; echo "log line from nonet"; sleep 1'], 'private') }));
     ok(await drv('tuser', 'start', 'nonet'));
     const { st, lines } = await finished('nonet', 'log line from nonet');
     assert.equal(st.status, 'exited');
@@ -295,7 +295,7 @@ describe('rootless bwrap containers as systemd user units', { timeout: 300_000 }
     };
     await expectRefusal('tuser', 'lowport', { spec: spec('lowport', ['true']), publish: [{ hostPort: 80, containerPort: 80, protocol: 'tcp' }] },
       'PERMISSION_DENIED', 'privileged-port', /host port 80 is below net\.ipv4\.ip_unprivileged_port_start \(1024\)/);
-    await expectRefusal('tuser', 'limited', { spec: spec('limited', ['true'], 'veth', { resources: { memoryMax: 67108864, cpuQuotaPercent: 50, tasksMax: 32 } }) },
+    await expectRefusal('tuser', 'limited', { spec: spec('limited', ['true'], 'link', { resources: { memoryMax: 67108864, cpuQuotaPercent: 50, tasksMax: 32 } }) },
       'FAILED_PRECONDITION', 'cgroup-controllers-not-delegated', /--memory, --cpus, --pids-limit need the memory, cpu, pids cgroup controllers delegated to tuser's systemd/);
     await expectRefusal('tuser3', 'nosub', { spec: spec('nosub', ['true']) }, 'FAILED_PRECONDITION', 'no-subid-range', /no subordinate ID range for user tuser3 in \/etc\/subuid/);
     // A store on overlayfs: a user's overlay cannot use it as its upper layer.
