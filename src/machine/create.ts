@@ -19,9 +19,10 @@ import { withLock } from '../base/lock.ts';
 import type { ContainerSpec } from '../container/spec.ts';
 import { serializeUnit } from '../unit/index.ts';
 import type { SnapshotStore } from '../snapshot/index.ts';
+import { ensureDir, writeFileAtomic } from '../base/fs.ts';
 import {
-  daemonReload, reloadIfNeeded, ensureHelper, ensureSetuser, layerPaths, machinePaths, mountRootfs, nspawnDir, pickRange, planFor, rootfsDropInText,
-  showMachine, showUnit, systemdIsPid1, takenRanges, toNspawnFile, toServiceDropIns, umountRootfs, writeMachineFiles,
+  reloadIfNeeded, ensureHelper, ensureSetuser, layerPaths, machineInfo, machinePaths, mountRootfs, nspawnDir, pickRange, planFor, rangesInUse,
+  rootfsDropInText, systemdIsPid1, takenRanges, toNspawnFile, toServiceDropIns, umountRootfs, unitState, writeMachineFiles,
   removeMachineFiles, type MachinePaths, type RootfsPlan, type UidRange,
 } from '../runtime/nspawn/index.ts';
 
@@ -49,9 +50,20 @@ export async function machineExists(name: string): Promise<boolean> {
   const p = machinePaths(name);
   if ([p.nspawnFile, p.rootDir, p.stateDir, p.dropInDir].some((f) => existsSync(f))) return true;
   if (!systemdIsPid1()) return false;
-  const u = await showUnit(p.unit, ['ActiveState', 'FragmentPath']).catch(() => ({} as Record<string, string>));
-  if (u.ActiveState && u.ActiveState !== 'inactive' && u.ActiveState !== 'failed') return true;
-  return (await showMachine(name)) !== undefined;
+  // Neither call loads the unit (a look must not leave systemd holding a stale copy).
+  const [u, m] = await Promise.all([unitState(p.unit), machineInfo(name)]);
+  if (u.activeState !== 'inactive' && u.activeState !== 'failed') return true;
+  return m !== undefined;
+}
+
+/**
+ * Per-machine lock: create, rm and rename of one name exclude each other, while machines
+ * of other names proceed in parallel. The global machines lock is held only while a
+ * create claims its name and UID range (a few ms), so 100 creates at once do not queue
+ * behind each other's mounts.
+ */
+export function machineLock(ctx: Pick<MachineContext, 'berthRoot'>, name: string): string {
+  return join(ctx.berthRoot, 'locks', `machine-${name}.lock`);
 }
 
 function findInit(): string | undefined {
@@ -70,21 +82,30 @@ async function checkBindSources(spec: ContainerSpec): Promise<void> {
 export async function createMachine(ctx: MachineContext, spec: ContainerSpec, opts: { keepMounted?: boolean } = {}): Promise<CreatedMachine> {
   const paths = machinePaths(spec.name);
   await checkBindSources(spec);
-  return withLock(machinesLock(ctx), async () => {
-    if (await machineExists(spec.name)) {
-      throw new BerthError('ALREADY_EXISTS', `the name "${spec.name}" is already in use by a machine (see \`berth ps -a\`, \`machinectl list\`)`, { details: { name: spec.name } });
-    }
-    const layers = await layerPaths(ctx.snapshots, spec.image.chainIds);
-    const range = spec.userns === 'pick' ? pickRange(spec.name, await takenRanges(nspawnDir())) : undefined;
-    // Translate first: invalid values fail before anything is written.
-    const setuser = spec.boot ? undefined : await ensureSetuser(ctx.berthRoot);
-    const nspawn = toNspawnFile(spec, { initHostPath: spec.boot ? undefined : findInit(), setuserHostPath: setuser });
-    if (range) {
-      nspawn.set('Exec', 'PrivateUsers', `${range.base}:${range.size}`);
-      nspawn.set('Files', 'PrivateUsersOwnership', 'off');
-    }
-    const dropIns = toServiceDropIns(spec).map((d) => ({ file: d.file, text: serializeUnit(d.unit) }));
-    const helper = await ensureHelper(ctx.berthRoot);
+  // Outside every lock: what does not depend on the UID range (and may be slow).
+  const layers = await layerPaths(ctx.snapshots, spec.image.chainIds);
+  const setuser = spec.boot ? undefined : await ensureSetuser(ctx.berthRoot);
+  // Translate first: invalid values fail before anything is written.
+  const nspawn = toNspawnFile(spec, { initHostPath: spec.boot ? undefined : findInit(), setuserHostPath: setuser });
+  const dropIns = toServiceDropIns(spec).map((d) => ({ file: d.file, text: serializeUnit(d.unit) }));
+  const helper = await ensureHelper(ctx.berthRoot);
+  const inUse = spec.userns === 'pick' ? await rangesInUse() : [];
+  return withLock(machineLock(ctx, spec.name), async () => {
+    // The claim: under the global lock, the name is checked and the range picked and
+    // written (the .nspawn file carries it), so the next creator sees both.
+    const range = await withLock(machinesLock(ctx), async () => {
+      if (await machineExists(spec.name)) {
+        throw new BerthError('ALREADY_EXISTS', `the name "${spec.name}" is already in use by a machine (see \`berth ps -a\`, \`machinectl list\`)`, { details: { name: spec.name } });
+      }
+      const r = spec.userns === 'pick' ? pickRange(spec.name, [...inUse, ...(await takenRanges(nspawnDir()))]) : undefined;
+      if (r) {
+        nspawn.set('Exec', 'PrivateUsers', `${r.base}:${r.size}`);
+        nspawn.set('Files', 'PrivateUsersOwnership', 'off');
+      }
+      await ensureDir(nspawnDir());
+      await writeFileAtomic(paths.nspawnFile, serializeUnit(nspawn));
+      return r;
+    });
     const plan = planFor(paths, helper, layers, range);
     dropIns.push({ file: '10-berth-rootfs.conf', text: rootfsDropInText(plan, ctx.snapshots.root) });
     let mounted = false;
@@ -100,11 +121,13 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
         await umountRootfs(helper, paths.rootDir);
         mounted = false;
       }
+      // A unit systemd never loaded is read fresh at start: no reload. One it still holds
+      // (an earlier machine of this name) is reloaded, shared with concurrent creates.
       if (systemdIsPid1()) await reloadIfNeeded(paths.unit);
     } catch (e) {
       if (mounted) await umountRootfs(helper, paths.rootDir).catch(() => {});
       await removeMachineFiles(paths).catch(() => {});
-      if (systemdIsPid1()) await daemonReload().catch(() => {});
+      if (systemdIsPid1()) await reloadIfNeeded(paths.unit).catch(() => {});
       throw e;
     }
     return { paths, plan, range };

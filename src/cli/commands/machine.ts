@@ -79,7 +79,7 @@ export async function disableCommand(names: string[]): Promise<void> {
 }
 
 export async function psCommand(f: { all?: boolean; json?: boolean; quiet?: boolean }): Promise<void> {
-  const all = (await listMachineSummaries()).filter((m) => f.all || m.running);
+  const all = (await listMachineSummaries({ detail: f.json })).filter((m) => f.all || m.running);
   if (f.json) {
     process.stdout.write(`${JSON.stringify(all, null, 2)}\n`);
     return;

@@ -4,12 +4,17 @@
  * the container starts, but the idmapped lowers (rootfs.ts) are mounted before that, so
  * berth picks the range itself, the way nspawn does: 65536 IDs at a 64 Ki boundary in
  * nspawn's pick window (0x00080000–0x6FFF0000), first candidate from a hash of the name,
- * skipping ranges that any .nspawn file in /etc/systemd/nspawn already claims or that
- * /etc/subuid hands out. The range is written to the .nspawn file as
+ * skipping ranges that are taken anywhere berth can see: any .nspawn file in
+ * /etc/systemd/nspawn (berth's machines and hand-made ones with a fixed range),
+ * /etc/subuid and /etc/subgid (rootless users' ranges), nspawn's own picks (its lock
+ * files in /run/systemd/nspawn-uid/, one per base), and the uid_map/gid_map of every
+ * running process (what nspawn, machined's machines and any other runtime use now). The range is written to the .nspawn file as
  * `PrivateUsers=BASE:65536` with `PrivateUsersOwnership=off` (nothing to shift: the lowers
  * are idmapped; the upper dir holds files as their host UIDs BASE+uid), so it stays fixed
  * for the machine's lifetime (and across renames), as files in its upper dir depend on it.
- * Callers hold the machines lock while picking and writing.
+ * Callers hold the machines lock while reading the .nspawn files, picking and writing the
+ * new file; the /proc scan (rangesInUse) may be taken just before: a namespace that
+ * appears in between is one nspawn picked itself, which its lock files also show.
  */
 import { createHash } from 'node:crypto';
 import { readdir, readFile } from 'node:fs/promises';
@@ -43,21 +48,66 @@ export function pickRange(name: string, taken: readonly UidRange[]): UidRange {
   throw new BerthError('NO_SPACE', 'no free UID range left for a new machine');
 }
 
-/** Ranges claimed by .nspawn files (except `exceptFile`) and /etc/subuid. */
+/** Ranges listed in a subuid/subgid file ("name:start:count" lines). */
+export function parseSubIdFile(text: string): UidRange[] {
+  const out: UidRange[] = [];
+  for (const line of text.split('\n')) {
+    const [, start, count] = line.trim().split(':');
+    if (start && count && /^\d+$/.test(start) && /^\d+$/.test(count)) out.push({ base: Number(start), size: Number(count) });
+  }
+  return out;
+}
+
+/** Outside ranges of a uid_map/gid_map ("inside outside count" lines); identity maps skipped. */
+export function parseIdMap(text: string): UidRange[] {
+  const out: UidRange[] = [];
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f.length !== 3 || !f.every((x) => /^\d+$/.test(x))) continue;
+    const [inside, outside, count] = f.map(Number) as [number, number, number];
+    if (inside === outside && inside === 0 && count >= 0xfffffffe) continue; // the initial namespace
+    out.push({ base: outside, size: count });
+  }
+  return out;
+}
+
+/** Ranges claimed by .nspawn files (except `exceptFile`), /etc/subuid and /etc/subgid. */
 export async function takenRanges(nspawnDir: string, exceptFile?: string): Promise<UidRange[]> {
   const out: UidRange[] = [];
-  for (const f of await readdir(nspawnDir).catch(() => [] as string[])) {
-    if (!f.endsWith('.nspawn') || join(nspawnDir, f) === exceptFile) continue;
-    const text = await readFile(join(nspawnDir, f), 'utf8').catch(() => '');
+  const files = (await readdir(nspawnDir).catch(() => [] as string[])).filter((f) => f.endsWith('.nspawn') && join(nspawnDir, f) !== exceptFile);
+  const texts = await Promise.all(files.map((f) => readFile(join(nspawnDir, f), 'utf8').catch(() => '')));
+  for (const text of texts) {
     for (const m of text.matchAll(/^\s*PrivateUsers\s*=\s*(.*)$/gm)) {
       const r = parsePrivateUsers(m[1] ?? '');
       if (r) out.push(r);
     }
   }
-  const subuid = await readFile('/etc/subuid', 'utf8').catch(() => '');
-  for (const line of subuid.split('\n')) {
-    const [, start, count] = line.split(':');
-    if (start && count) out.push({ base: Number(start), size: Number(count) });
+  for (const f of ['/etc/subuid', '/etc/subgid']) out.push(...parseSubIdFile(await readFile(f, 'utf8').catch(() => '')));
+  return out;
+}
+
+/**
+ * Ranges in use right now: nspawn's lock files for the bases it picked, and the maps of
+ * every process in a user namespace (deduplicated; a few ms for a few hundred processes).
+ */
+export async function rangesInUse(procDir = '/proc', nspawnLockDir = '/run/systemd/nspawn-uid'): Promise<UidRange[]> {
+  const seen = new Set<string>();
+  const out: UidRange[] = [];
+  const add = (r: UidRange): void => {
+    const k = `${r.base}:${r.size}`;
+    if (!seen.has(k)) {
+      seen.add(k);
+      out.push(r);
+    }
+  };
+  for (const f of await readdir(nspawnLockDir).catch(() => [] as string[])) {
+    if (/^\d+$/.test(f)) add({ base: Number(f), size: RANGE_SIZE });
+  }
+  const pids = (await readdir(procDir).catch(() => [] as string[])).filter((p) => /^\d+$/.test(p));
+  const BATCH = 64;
+  for (let i = 0; i < pids.length; i += BATCH) {
+    const maps = await Promise.all(pids.slice(i, i + BATCH).flatMap((p) => ['uid_map', 'gid_map'].map((m) => readFile(join(procDir, p, m), 'utf8').catch(() => ''))));
+    for (const text of maps) for (const r of parseIdMap(text)) add(r);
   }
   return out;
 }
