@@ -50,7 +50,7 @@ export function unitObjectPath(unit: string): string {
 export class SystemdManager {
   private subscribed: Promise<void> | undefined;
   private readonly ended = new Map<string, JobResult>();
-  private readonly waiters = new Map<string, (r: JobResult) => void>();
+  private readonly waiters = new Map<string, Set<(r: JobResult) => void>>();
   private inflight = 0;
 
   constructor(private readonly bus: Bus) {}
@@ -115,9 +115,9 @@ export class SystemdManager {
         if (s.interface !== MANAGER || s.member !== 'JobRemoved' || s.path !== PATH) return;
         const job = s.body[1] as string;
         const result = s.body[3] as string;
-        const w = this.waiters.get(job);
-        if (w) w(result);
-        else if (this.inflight > 0) this.ended.set(job, result);
+        // Several calls can share one job (systemd merges a StartUnit into a queued one).
+        for (const w of this.waiters.get(job) ?? []) w(result);
+        if (this.inflight > 0) this.ended.set(job, result);
       });
       this.subscribed = (async () => {
         await this.bus.addMatch(`type='signal',sender='${DEST}',path='${PATH}',interface='${MANAGER}',member='JobRemoved'`);
@@ -145,21 +145,25 @@ export class SystemdManager {
       const [job] = await this.call(method, 'ss', [unit, opts.mode ?? 'replace']);
       const path = job as string;
       const early = this.ended.get(path);
-      if (early !== undefined) {
-        this.ended.delete(path);
-        return early;
-      }
+      if (early !== undefined) return early;
       const ms = opts.timeoutMs ?? 120_000;
       return await new Promise<JobResult>((resolve, reject) => {
+        const set = this.waiters.get(path) ?? new Set<(r: JobResult) => void>();
+        this.waiters.set(path, set);
+        const drop = (): void => {
+          set.delete(done);
+          if (set.size === 0 && this.waiters.get(path) === set) this.waiters.delete(path);
+        };
         const timer = setTimeout(() => {
-          this.waiters.delete(path);
+          drop();
           reject(new BerthError('TIMEOUT', `${method} ${unit}: the job did not finish within ${ms} ms`, { details: { unit, job: path } }));
         }, ms);
-        this.waiters.set(path, (r) => {
+        const done = (r: JobResult): void => {
           clearTimeout(timer);
-          this.waiters.delete(path);
+          drop();
           resolve(r);
-        });
+        };
+        set.add(done);
       });
     } finally {
       if (--this.inflight === 0) this.ended.clear();

@@ -16,6 +16,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { BerthError } from '../base/errors.ts';
 import { withLock } from '../base/lock.ts';
+import { trace } from '../base/trace.ts';
 import type { ContainerSpec } from '../container/spec.ts';
 import { serializeUnit } from '../unit/index.ts';
 import type { SnapshotStore } from '../snapshot/index.ts';
@@ -90,6 +91,7 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
   const dropIns = toServiceDropIns(spec).map((d) => ({ file: d.file, text: serializeUnit(d.unit) }));
   const helper = await ensureHelper(ctx.berthRoot);
   const inUse = spec.userns === 'pick' ? await rangesInUse() : [];
+  trace('create: translated, helpers in place, ranges in use read');
   return withLock(machineLock(ctx, spec.name), async () => {
     // The claim: under the global lock, the name is checked and the range picked and
     // written (the .nspawn file carries it), so the next creator sees both.
@@ -106,6 +108,7 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
       await writeFileAtomic(paths.nspawnFile, serializeUnit(nspawn));
       return r;
     });
+    trace('create: name and UID range claimed');
     const plan = planFor(paths, helper, layers, range);
     dropIns.push({ file: '10-berth-rootfs.conf', text: rootfsDropInText(plan, ctx.snapshots.root) });
     let mounted = false;
@@ -114,8 +117,10 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
       await mkdir(paths.work, { recursive: true, mode: 0o700 });
       if (range) await chown(paths.upper, range.base, range.base);
       await writeMachineFiles(paths, { nspawnText: serializeUnit(nspawn), dropIns });
+      trace('create: files written');
       await mountRootfs(plan);
       mounted = true;
+      trace('create: rootfs mounted');
       await prepareRoot(paths, spec, range);
       if (!opts.keepMounted) {
         await umountRootfs(helper, paths.rootDir);

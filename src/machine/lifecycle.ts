@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { BerthError } from '../base/errors.ts';
 import { run } from '../base/exec.ts';
 import { withLock } from '../base/lock.ts';
+import { trace } from '../base/trace.ts';
 import { parseUnit, serializeUnit } from '../unit/index.ts';
 import { readFile } from 'node:fs/promises';
 import {
@@ -48,6 +49,7 @@ export async function startMachine(name: string): Promise<void> {
   await resetFailed(p.unit);
   // systemd still holding an older copy of the unit (files changed since) reloads first.
   await reloadIfNeeded(p.unit);
+  trace('start: reset-failed, reload check');
   const result = await startUnit(p.unit);
   if (result !== 'done') {
     throw new BerthError('FAILED_PRECONDITION', `starting ${name} failed: the start job ended with "${result}" (see \`journalctl -u ${p.unit}\`)\n${await journalTail(p.unit)}`, { details: { unit: p.unit, result } });

@@ -137,7 +137,13 @@ export async function machineStatus(name: string, opts: { lines?: number } = {})
     const cgls = await run(['systemd-cgls', '--no-pager', '-l', '--unit', unit], { reject: false, timeoutMs: 10_000 });
     st.cgroupTree = cgls.stdout.split('\n').slice(1).filter((l) => l !== '');
   }
-  if (machine) st.addresses = (await machineAddresses(name).catch(() => [])).map((a) => a.address);
+  if (machine) {
+    // As machinectl prints them: a link-local IPv6 address gets "%IFINDEX" when the
+    // machine has exactly one network interface (in_addr_ifindex_to_string()).
+    const ifi = machine.networkInterfaces.length === 1 ? machine.networkInterfaces[0] : undefined;
+    st.addresses = (await machineAddresses(name).catch(() => [])).map((a) =>
+      (a.family === 'inet6' && ifi !== undefined && ifi > 0 && /^fe[89ab][0-9a-f]:/i.test(a.address) ? `${a.address}%${ifi}` : a.address));
+  }
   const j = await run(['journalctl', '-u', unit, '-n', String(opts.lines ?? 10), '--no-pager', '-q', '-o', 'short-iso'], { reject: false, timeoutMs: 15_000 });
   st.journal = j.stdout.split('\n').filter((l) => l !== '');
   return st;

@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises';
 import type { GlobalOptions } from '../program.ts';
 import { openServices, type Services } from '../services.ts';
 import { BerthError, isBerthError } from '../../base/errors.ts';
+import { trace } from '../../base/trace.ts';
 import { buildSpec, type RunFlags } from '../../container/build-spec.ts';
 import { generateName } from '../../container/names.ts';
 import {
@@ -110,11 +111,14 @@ async function prepare(ref: string, args: string[], f: RunCliFlags, g: GlobalOpt
       f.name = generateName((n) => taken.has(n));
     }
   }
+  trace('name chosen');
   const svc = await openServices(g, { unpack: false });
   const image = await imageFor(svc, g, ref);
+  trace('image resolved');
   const spec = await specFrom(image, ref, args, f);
   const ctx: MachineContext = { berthRoot: svc.root, snapshots: new SnapshotStore(`${svc.root}/snapshots`) };
   const created = await createMachine(ctx, spec, { keepMounted });
+  trace('machine created');
   return { spec, ctx, created };
 }
 
@@ -132,6 +136,7 @@ export async function runCommand(ref: string, args: string[], f: RunCliFlags, g:
   if (f.detach) {
     try {
       await startMachine(spec.name);
+      trace('unit active');
     } catch (e) {
       process.stderr.write(`berth: container ${spec.name} was created but did not start (remove it with \`berth rm ${spec.name}\`)\n`);
       throw e;
