@@ -13,6 +13,10 @@
 #            then, in a test host (systemd as PID 1, bench/testhost.mts), `berth run -d`
 #            until active and `berth stop` vs `podman run -d` / `podman stop`, and what
 #            stays resident per running container (berth/node processes, supervisor RSS)
+#   scale    boring at scale (bench/scale.sh): `ps -a` with 10 and 200 machines (100
+#            running), 100 `run -d` and 100 `rm -f` at once, `run -d` until active,
+#            `run --rm --network=none`, resident memory per machine; berth in a test host,
+#            podman on this VM (podman cannot run in the test host)
 #   help     this text
 #   (no section: pull start)
 #
@@ -35,12 +39,12 @@ ROOT=$(dirname "$HERE")
 . "$HERE/lib.sh"
 BENCH_TAG=bench
 
-usage() { sed -n '2,31p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; }
 
 sections=()
 for a in "$@"; do
   case $a in
-    pull|startup|start) sections+=("$a") ;;
+    pull|startup|start|scale) sections+=("$a") ;;
     help|-h|--help) usage; exit 0 ;;
     *) echo "unknown section: $a" >&2; usage >&2; exit 2 ;;
   esac
@@ -151,9 +155,11 @@ decompressor() { # LAYOUT LAYER-DIGEST-HEX
 # ------------------------------------------------------------------ setup
 STARTED_REGISTRY=0
 TESTHOST_PID=
+SCALE_TESTHOST_PID=
 finish() {
   [ -z "$TESTHOST_PID" ] || { kill -TERM "$TESTHOST_PID" 2>/dev/null; wait "$TESTHOST_PID" 2>/dev/null; }
-  rm -rf --one-file-system "$W/berth-root" "$W/oci" "$W/unpack" "$W/floor" "$W/start"
+  [ -z "$SCALE_TESTHOST_PID" ] || { kill -TERM "$SCALE_TESTHOST_PID" 2>/dev/null; wait "$SCALE_TESTHOST_PID" 2>/dev/null; }
+  rm -rf --one-file-system "$W/berth-root" "$W/oci" "$W/unpack" "$W/floor" "$W/start" "$W/scale"
   [ $STARTED_REGISTRY = 0 ] || "$HERE/registry.sh" stop
 }
 trap finish EXIT
@@ -230,6 +236,12 @@ fi
 if want start; then
   # shellcheck source=bench/start.sh
   . "$HERE/start.sh"
+fi
+
+# ------------------------------------------------------------------ scale
+if want scale; then
+  # shellcheck source=bench/scale.sh
+  . "$HERE/scale.sh"
 fi
 
 echo "loadavg at end: $(cat /proc/loadavg)   duration: $(( $(date +%s) - T_START )) s" >> "$OUT/env.txt"
