@@ -79,10 +79,12 @@ else
   P_RUN="$STORM $SN pr $PODMAN run -d --init --name {} $PODMAN_RUN_OPTS localhost/bench-busybox sleep 100000"
   P_RM="$STORM $SN pr $PODMAN rm -f -t 0 {}"
   measure scale-run100-berth scale busybox berth "$RUNS_SCALE" 0 "$B_RUN" "$B_RM"
-  # $SN running now: resident memory per machine
-  read -r rss pss n < <($IN sh -c 'for u in $(systemctl list-units --plain --no-legend --state=running "systemd-nspawn@*" | cut -d" " -f1); do systemctl show -p MainPID --value "$u"; done' | rss_pss)
+  # $SN running now: resident memory per machine (pids are the test host's: read inside)
+  AVG='r=0 s=0 n=0; for p in $PIDS; do set -- $(awk "/^Rss:/{r=\$2} /^Pss:/{s=\$2} END{print r, s}" /proc/$p/smaps_rollup 2>/dev/null); [ $# = 2 ] || continue; r=$((r+$1)) s=$((s+$2)) n=$((n+1)); done; [ $n -gt 0 ] && echo $((r/n)) $((s/n)) $n || echo "? ? 0"'
+  UNITS='systemctl list-units --plain --no-legend --state=running "systemd-nspawn@*" | cut -d" " -f1'
+  read -r rss pss n < <($IN sh -c "PIDS=\$(for u in \$($UNITS); do systemctl show -p MainPID --value \$u; done); $AVG")
   smem_row "systemd-nspawn, berth's supervisor (one per running machine)" "$rss" "$pss" "$n"
-  read -r rss pss n < <($IN sh -c 'for u in $(systemctl list-units --plain --no-legend --state=running "systemd-nspawn@*" | cut -d" " -f1); do cat /sys/fs/cgroup/unified$(systemctl show -p ControlGroup --value "$u")/payload/cgroup.procs; done' | rss_pss)
+  read -r rss pss n < <($IN sh -c "PIDS=\$(for u in \$($UNITS); do cat /sys/fs/cgroup/unified\$(systemctl show -p ControlGroup --value \$u)/payload/cgroup.procs; done); $AVG")
   smem_row "payload: forwarding init + sleep (per process, berth)" "$rss" "$pss" "$n"
   left=$($IN sh -c 'ps -e -o comm= | grep -c -E "^(node|berth)$"')
   smem_row "berth/node processes left in the test host with $SN running" "$left" "-" "-"

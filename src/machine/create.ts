@@ -20,11 +20,10 @@ import { trace } from '../base/trace.ts';
 import type { ContainerSpec } from '../container/spec.ts';
 import { serializeUnit } from '../unit/index.ts';
 import type { SnapshotStore } from '../snapshot/index.ts';
-import { ensureDir, writeFileAtomic } from '../base/fs.ts';
 import {
-  reloadIfNeeded, ensureHelper, ensureSetuser, layerPaths, machineInfo, machinePaths, mountRootfs, nspawnDir, pickRange, planFor, rangesInUse,
-  rootfsDropInText, systemdIsPid1, takenRanges, toNspawnFile, toServiceDropIns, umountRootfs, unitState, writeMachineFiles,
-  removeMachineFiles, type MachinePaths, type RootfsPlan, type UidRange,
+  reloadIfNeeded, createNspawnFileExclusive, ensureHelper, ensureSetuser, layerPaths, machineInfo, machinePaths, mountRootfs, nspawnDir,
+  pickAndClaimRange, planFor, rangesInUse, releaseRange, rootfsDropInText, systemdIsPid1, takenRanges, toNspawnFile, toServiceDropIns,
+  umountRootfs, unitState, writeDropIns, removeMachineFiles, type MachinePaths, type RootfsPlan, type UidRange,
 } from '../runtime/nspawn/index.ts';
 
 /** Static forwarding inits (Docker semantics for StopSignal and exit status), first found wins. */
@@ -59,12 +58,15 @@ export async function machineExists(name: string): Promise<boolean> {
 
 /**
  * Per-machine lock: create, rm and rename of one name exclude each other, while machines
- * of other names proceed in parallel. The global machines lock is held only while a
- * create claims its name and UID range (a few ms), so 100 creates at once do not queue
- * behind each other's mounts.
+ * of other names proceed in parallel. Creates take no global lock at all (name and UID
+ * range are claimed with exclusive file creation), so 100 creates at once do not queue.
  */
 export function machineLock(ctx: Pick<MachineContext, 'berthRoot'>, name: string): string {
   return join(ctx.berthRoot, 'locks', `machine-${name}.lock`);
+}
+
+function alreadyExists(name: string): BerthError {
+  return new BerthError('ALREADY_EXISTS', `the name "${name}" is already in use by a machine (see \`berth ps -a\`, \`machinectl list\`)`, { details: { name } });
 }
 
 function findInit(): string | undefined {
@@ -92,22 +94,23 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
   const helper = await ensureHelper(ctx.berthRoot);
   const inUse = spec.userns === 'pick' ? await rangesInUse() : [];
   trace('create: translated, helpers in place, ranges in use read');
+  // Another machine of this name (berth's, machinectl's, a unit): refuse before any work.
+  if (await machineExists(spec.name)) throw alreadyExists(spec.name);
   return withLock(machineLock(ctx, spec.name), async () => {
-    // The claim: under the global lock, the name is checked and the range picked and
-    // written (the .nspawn file carries it), so the next creator sees both.
-    const range = await withLock(machinesLock(ctx), async () => {
-      if (await machineExists(spec.name)) {
-        throw new BerthError('ALREADY_EXISTS', `the name "${spec.name}" is already in use by a machine (see \`berth ps -a\`, \`machinectl list\`)`, { details: { name: spec.name } });
-      }
-      const r = spec.userns === 'pick' ? pickRange(spec.name, [...inUse, ...(await takenRanges(nspawnDir()))]) : undefined;
-      if (r) {
-        nspawn.set('Exec', 'PrivateUsers', `${r.base}:${r.size}`);
-        nspawn.set('Files', 'PrivateUsersOwnership', 'off');
-      }
-      await ensureDir(nspawnDir());
-      await writeFileAtomic(paths.nspawnFile, serializeUnit(nspawn));
-      return r;
-    });
+    // The claims, without a global lock: the UID range by an exclusive claim file, then the
+    // name by creating the .nspawn file exclusively (it carries the range from then on).
+    const range = spec.userns === 'pick' ? await pickAndClaimRange(spec.name, [...inUse, ...(await takenRanges(nspawnDir()))]) : undefined;
+    if (range) {
+      nspawn.set('Exec', 'PrivateUsers', `${range.base}:${range.size}`);
+      nspawn.set('Files', 'PrivateUsersOwnership', 'off');
+    }
+    let claimed = false;
+    try {
+      claimed = await createNspawnFileExclusive(paths, serializeUnit(nspawn));
+    } finally {
+      if (!claimed && range) await releaseRange(range.base);
+    }
+    if (!claimed) throw alreadyExists(spec.name);
     trace('create: name and UID range claimed');
     const plan = planFor(paths, helper, layers, range);
     dropIns.push({ file: '10-berth-rootfs.conf', text: rootfsDropInText(plan, ctx.snapshots.root) });
@@ -116,7 +119,7 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
       await mkdir(paths.upper, { recursive: true, mode: 0o755 });
       await mkdir(paths.work, { recursive: true, mode: 0o700 });
       if (range) await chown(paths.upper, range.base, range.base);
-      await writeMachineFiles(paths, { nspawnText: serializeUnit(nspawn), dropIns });
+      await writeDropIns(paths, dropIns);
       trace('create: files written');
       await mountRootfs(plan);
       mounted = true;
@@ -132,6 +135,7 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
     } catch (e) {
       if (mounted) await umountRootfs(helper, paths.rootDir).catch(() => {});
       await removeMachineFiles(paths).catch(() => {});
+      if (range) await releaseRange(range.base);
       if (systemdIsPid1()) await reloadIfNeeded(paths.unit).catch(() => {});
       throw e;
     }

@@ -20,7 +20,7 @@ import { trace } from '../base/trace.ts';
 import { parseUnit, serializeUnit } from '../unit/index.ts';
 import { readFile } from 'node:fs/promises';
 import {
-  ensureHelper, isRunningState, killMachineLeader, killUnit, machineInfo, machinePaths, planFor, reloadIfNeeded, removeMachineFiles, requireSystemd,
+  ensureHelper, isRunningState, releaseRange, killMachineLeader, killUnit, machineInfo, machinePaths, planFor, reloadIfNeeded, removeMachineFiles, requireSystemd,
   resetFailed, rootfsDropInText, signalNumber, startUnit, stopUnit, systemdIsPid1, terminateMachine, umountRootfs, unitDir, unitState,
   waitInactive, layerPaths, parsePrivateUsers,
 } from '../runtime/nspawn/index.ts';
@@ -126,7 +126,9 @@ export async function removeMachine(ctx: MachineContext, name: string, opts: { f
     }
     await unlink(wantsLink(name)).catch(() => {});
     await umountRootfs(await ensureHelper(ctx.berthRoot), p.rootDir).catch(() => {});
+    const range = parsePrivateUsers(/^\s*PrivateUsers\s*=\s*(.*)$/m.exec(await readFile(p.nspawnFile, 'utf8').catch(() => ''))?.[1] ?? '');
     await removeMachineFiles(p);
+    if (range) await releaseRange(range.base);
     if (systemdIsPid1()) {
       const since = Date.now();
       await resetFailed(p.unit);

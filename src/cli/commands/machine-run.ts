@@ -149,10 +149,13 @@ export async function runCommand(ref: string, args: string[], f: RunCliFlags, g:
   if (spec.resources.cpuQuotaPercent !== undefined) properties.push(`CPUQuota=${spec.resources.cpuQuotaPercent}%`);
   if (spec.resources.tasksMax !== undefined) properties.push(`TasksMax=${spec.resources.tasksMax}`);
   let code: number;
+  trace('foreground: starting systemd-nspawn');
   try {
     code = await runForeground({ name: spec.name, plan: created.plan, tty: spec.process.tty, stdin: spec.process.stdin, properties, slice: systemdIsPid1() ? spec.slice : undefined });
   } finally {
+    trace('foreground: container exited, rootfs unmounted');
     if (f.rm) await removeMachine(ctx, spec.name, { force: true });
+    if (f.rm) trace('removed');
   }
   process.exitCode = code;
 }

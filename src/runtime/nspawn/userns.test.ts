@@ -48,3 +48,25 @@ test('rangesInUse reads nspawn lock files and process maps; takenRanges reads .n
     rmSync(d, { recursive: true, force: true });
   }
 });
+
+test('range claims: one winner per base, stale claims taken over, release frees', async () => {
+  const { claimRange, claimedRanges, pickAndClaimRange, releaseRange } = await import('./userns.ts');
+  const d = mkdtempSync(join(tmpdir(), 'berth-claims-'));
+  try {
+    const r = { base: 0x100000, size: RANGE_SIZE };
+    const wins = await Promise.all(Array.from({ length: 20 }, (_, i) => claimRange(r, `m${i}`, d)));
+    assert.equal(wins.filter(Boolean).length, 1, 'exactly one creator owns a base');
+    assert.deepEqual(await claimedRanges(d), [r]);
+    // A claim by a dead process is stale: ignored and taken over.
+    writeFileSync(join(d, '2097152'), JSON.stringify({ name: 'dead', pid: 2 ** 22 + 12345, start: '1' }));
+    assert.deepEqual((await claimedRanges(d)).map((x) => x.base), [r.base]);
+    assert.equal(await claimRange({ base: 2097152, size: RANGE_SIZE }, 'new', d), true);
+    // 30 concurrent picks for the same name hash: 30 distinct ranges.
+    const picks = await Promise.all(Array.from({ length: 30 }, () => pickAndClaimRange('same', [], d)));
+    assert.equal(new Set(picks.map((p) => p.base)).size, 30);
+    await releaseRange(r.base, d);
+    assert.ok(!(await claimedRanges(d)).some((x) => x.base === r.base));
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});

@@ -12,13 +12,19 @@
  * `PrivateUsers=BASE:65536` with `PrivateUsersOwnership=off` (nothing to shift: the lowers
  * are idmapped; the upper dir holds files as their host UIDs BASE+uid), so it stays fixed
  * for the machine's lifetime (and across renames), as files in its upper dir depend on it.
- * Callers hold the machines lock while reading the .nspawn files, picking and writing the
- * new file; the /proc scan (rangesInUse) may be taken just before: a namespace that
- * appears in between is one nspawn picked itself, which its lock files also show.
+ * Concurrent creates do not queue behind one lock: each claims its pick by creating
+ * /run/berth/uid/BASE exclusively (link(2) fails with EEXIST for the loser, who picks the
+ * next slot), then writes its .nspawn file, which carries the range from then on. A claim
+ * whose creator died is stale and taken over; /run empties at boot, when the .nspawn
+ * files alone hold every range. The /proc scan (rangesInUse) may be a few ms old: a
+ * namespace that appears in between is one nspawn picked itself, which its lock files
+ * also show.
  */
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { readdir, readFile } from 'node:fs/promises';
+import { link, mkdir, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
+import { ownerIsDead, processStartTime } from '../../base/lock.ts';
+import { isErrno } from '../../base/fs.ts';
 import { join } from 'node:path';
 import { BerthError } from '../../base/errors.ts';
 import type { UidRange } from './rootfs.ts';
@@ -124,4 +130,76 @@ export async function rangesInUse(procDir = '/proc', nspawnLockDir = '/run/syste
     }
   }
   return out;
+}
+
+/** Where in-flight range claims live (per boot). */
+export function rangeClaimDir(): string {
+  return `${process.env.BERTH_RUN_DIR ?? '/run/berth'}/uid`;
+}
+
+/** Bases claimed by creators that are still alive (claims of dead ones are ignored). */
+export async function claimedRanges(dir = rangeClaimDir()): Promise<UidRange[]> {
+  const out: UidRange[] = [];
+  for (const f of await readdir(dir).catch(() => [] as string[])) {
+    if (!/^\d+$/.test(f)) continue;
+    if (await claimIsStale(join(dir, f))) continue;
+    out.push({ base: Number(f), size: RANGE_SIZE });
+  }
+  return out;
+}
+
+async function claimIsStale(path: string): Promise<boolean> {
+  const text = await readFile(path, 'utf8').catch(() => undefined);
+  if (text === undefined) return true;
+  try {
+    const o = JSON.parse(text) as { pid?: unknown; start?: unknown };
+    return typeof o.pid === 'number' && ownerIsDead({ pid: o.pid, start: typeof o.start === 'string' ? o.start : null });
+  } catch {
+    return false; // being written (the content appears with the link): not stale
+  }
+}
+
+/**
+ * Claims range for machine `name`: true when this process now owns it, false when another
+ * live creator does. A stale claim (its creator died) is taken over.
+ */
+export async function claimRange(r: UidRange, name: string, dir = rangeClaimDir()): Promise<boolean> {
+  await mkdir(dir, { recursive: true, mode: 0o755 });
+  const path = join(dir, String(r.base));
+  const tmp = join(dir, `.${r.base}.${process.pid}.${Math.random().toString(16).slice(2)}`);
+  await writeFile(tmp, JSON.stringify({ name, pid: process.pid, start: processStartTime('self') }));
+  try {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await link(tmp, path);
+        return true;
+      } catch (e) {
+        if (!isErrno(e, 'EEXIST')) throw e;
+      }
+      if (!(await claimIsStale(path))) return false;
+      await unlink(path).catch(() => {});
+    }
+    return false;
+  } finally {
+    await unlink(tmp).catch(() => {});
+  }
+}
+
+/** Drops the claim on base (after the create failed, or when the machine is removed). */
+export async function releaseRange(base: number, dir = rangeClaimDir()): Promise<void> {
+  await unlink(join(dir, String(base))).catch(() => {});
+}
+
+/**
+ * Picks a range for name that nothing else uses or claims, and claims it. `taken` are the
+ * ranges already known to be in use (.nspawn files, subuid/subgid, /proc, nspawn's picks).
+ */
+export async function pickAndClaimRange(name: string, taken: readonly UidRange[], dir = rangeClaimDir()): Promise<UidRange> {
+  const avoid = [...taken, ...(await claimedRanges(dir))];
+  for (let i = 0; i < 1000; i++) {
+    const r = pickRange(name, avoid);
+    if (await claimRange(r, name, dir)) return r;
+    avoid.push(r);
+  }
+  throw new BerthError('NO_SPACE', 'no free UID range could be claimed for a new machine');
 }
