@@ -5,7 +5,7 @@
  * numbers and output formatting here, the work in src/machine.
  */
 import type { GlobalOptions } from '../program.ts';
-import { openServices } from '../services.ts';
+import { storeRoot } from '../context.ts';
 import { formatTable } from '../table.ts';
 import { BerthError, isBerthError } from '../../base/errors.ts';
 import { SnapshotStore } from '../../snapshot/index.ts';
@@ -16,8 +16,9 @@ import {
 import { machinePaths } from '../../runtime/nspawn/index.ts';
 
 async function context(g: GlobalOptions): Promise<MachineContext> {
-  const svc = await openServices(g, { unpack: false });
-  return { berthRoot: svc.root, snapshots: new SnapshotStore(`${svc.root}/snapshots`) };
+  // rm and rename need the store's directories, not the opened content store.
+  const root = storeRoot(g);
+  return { berthRoot: root, snapshots: new SnapshotStore(`${root}/snapshots`) };
 }
 
 function seconds(v: string | undefined, flag: string): number | undefined {
