@@ -44,7 +44,14 @@ export interface Bus {
 }
 
 export const DEFAULT_CALL_TIMEOUT_MS = 25_000;
-const CONNECT_TIMEOUT_MS = 5_000;
+/**
+ * How long connecting may take in all. dbus-daemon's system bus drops a connection that
+ * has not authenticated within 5 s (auth_timeout) and refuses more than 64 at once
+ * (max_incomplete_connections): 100 berth processes starting together on 2 busy cores
+ * meet both, so a dropped or refused attempt is retried with backoff until this deadline.
+ */
+const CONNECT_DEADLINE_MS = 30_000;
+const ATTEMPT_TIMEOUT_MS = 10_000;
 
 /** Maps a D-Bus error name to berth's closed code set. */
 export function codeForDBusError(name: string): ErrorCode {
@@ -239,15 +246,24 @@ function uidHex(): string {
 export async function connectBus(address = systemBusAddress(), opts: { timeoutMs?: number } = {}): Promise<Bus & { uniqueName: string }> {
   const paths = socketPaths(address);
   if (paths.length === 0) throw new BerthError('INVALID_ARGUMENT', `no unix socket in the D-Bus address ${JSON.stringify(address)}`);
+  const deadline = Date.now() + (opts.timeoutMs ?? CONNECT_DEADLINE_MS);
   let last: unknown;
-  for (const path of paths) {
-    try {
-      return await connectOne(path, opts.timeoutMs ?? CONNECT_TIMEOUT_MS);
-    } catch (e) {
-      last = e;
+  for (let attempt = 0; ; attempt++) {
+    for (const path of paths) {
+      try {
+        return await connectOne(path, Math.max(1000, Math.min(ATTEMPT_TIMEOUT_MS, deadline - Date.now())));
+      } catch (e) {
+        last = e;
+      }
     }
+    // No socket, or not allowed: retrying cannot help.
+    const cause = (last as { cause?: NodeJS.ErrnoException } | undefined)?.cause;
+    // (A unix socket answers a full backlog with EAGAIN; ECONNREFUSED means nobody listens.)
+    if (['ENOENT', 'EACCES', 'ECONNREFUSED', 'ENOTSOCK'].includes(cause?.code ?? '') || (last as BerthError | undefined)?.code === 'PERMISSION_DENIED') throw last;
+    const wait = Math.min(2000, 50 * 2 ** attempt) * (0.5 + Math.random());
+    if (Date.now() + wait >= deadline) throw last;
+    await new Promise((r) => setTimeout(r, wait));
   }
-  throw last;
 }
 
 function connectOne(path: string, timeoutMs: number): Promise<Connection> {
@@ -266,6 +282,11 @@ function connectOne(path: string, timeoutMs: number): Promise<Connection> {
       reject(new BerthError(code, `cannot connect to the system bus at ${shown}: ${e.code ?? e.message} (is dbus running?)`, { cause: e }));
     };
     sock.once('error', onError);
+    const onClose = (): void => {
+      clearTimeout(timer);
+      reject(new BerthError('CONNECTION_REFUSED', `the system bus at ${shown} closed the connection during authentication`));
+    };
+    sock.once('close', onClose);
     sock.once('connect', () => {
       sock.write(`\0AUTH EXTERNAL ${uidHex()}\r\n`);
     });
@@ -287,6 +308,7 @@ function connectOne(path: string, timeoutMs: number): Promise<Connection> {
       authed = true;
       sock.write('BEGIN\r\n');
       sock.off('error', onError);
+      sock.off('close', onClose);
       const conn = new Connection(sock);
       conn.call({ destination: 'org.freedesktop.DBus', path: '/org/freedesktop/DBus', interface: 'org.freedesktop.DBus', member: 'Hello', timeoutMs })
         .then(([name]) => {
@@ -295,6 +317,7 @@ function connectOne(path: string, timeoutMs: number): Promise<Connection> {
           resolve(conn);
         }, (e: unknown) => {
           clearTimeout(timer);
+          sock.destroy();
           reject(e);
         });
     };
