@@ -172,6 +172,41 @@ if (existsSync(netFile) || netStarts.length) {
   }
 }
 
+const scale = rows.filter((r) => r.section === 'scale');
+if (scale.length) {
+  const g = (n) => byName.get(n);
+  p(
+    '## Scale (seconds, median (min–max))',
+    '',
+    '**berth runs in a test host** (systemd 252 as PID 1 in an nspawn container on this VM, driven through',
+    '`nsenter`), **podman 4 on this VM itself**: podman cannot run in the test host (its cgroup setup needs',
+    'writable v1 hierarchies) and `berth run -d` needs systemd as PID 1, which this VM lacks. `run --rm` rows run',
+    'both on this VM. Storms: N commands at once from one shell loop with `&` (bench/storm.sh). podman `rm -f -t 0`',
+    '(berth `rm -f` kills at once too). Targets from issue 9 in the last column.',
+    '',
+    '| row | berth | podman | berth/podman | target |',
+    '|---|---|---|---:|---|',
+  );
+  const line = (label, b, pm, target) => p(`| ${label} | ${cell(g(b))} | ${cell(g(pm))} | ${ratio(g(b), g(pm))} | ${target} |`);
+  line('`ps -a`, 200 machines / 100 running', 'scale-ps-a-200-berth', 'scale-ps-a-200-podman', '≤ 1.5×');
+  line('`ps`, 100 running (of 200)', 'scale-ps-200-berth', 'scale-ps-200-podman', '');
+  line('`ps -a`, 10 machines / 5 running', 'scale-ps-a-10-berth', 'scale-ps-a-10-podman', '');
+  line('100 `run -d` at once', 'scale-run100-berth', 'scale-run100-podman', '≤ 1.0×');
+  line('100 `rm -f` at once (running)', 'scale-rm100-berth', 'scale-rm100-podman', '≤ 1.0×');
+  line('`run -d` until active', 'scale-rund-berth', 'scale-rund-podman', '≤ 1.0×');
+  line('`run --rm --network=none busybox true` (both on this VM)', 'scale-runrm-berth', 'scale-runrm-podman', '≤ 0.75×');
+  p('', `\`ps -a\` 200 machines over 10 (berth): ${ratio(g('scale-ps-a-200-berth'), g('scale-ps-a-10-berth'))} (target ≤ 1.5×); podman: ${ratio(g('scale-ps-a-200-podman'), g('scale-ps-a-10-podman'))}.`);
+  const memFile = join(dir, 'scale-mem.jsonl');
+  if (existsSync(memFile)) {
+    const mem = readFileSync(memFile, 'utf8').split('\n').filter((l) => l.trim()).map((l) => JSON.parse(l));
+    if (mem.length) {
+      p('', '### Resident memory per running machine (kB, averaged over the running ones)', '', '| what | RSS | PSS | n |', '|---|---:|---:|---:|');
+      for (const m of mem) p(`| ${md(m.what)} | ${md(m.rss_kb)} | ${md(m.pss_kb)} | ${md(m.n)} |`);
+    }
+  }
+  p('');
+}
+
 const measured = rows;
 if (measured.length) {
   p(

@@ -16,8 +16,12 @@
 #   net      networking, in a test host: HTTP throughput through a published port on
 #            127.0.0.1 vs the machine's zone address vs `podman run -p`; `berth run --rm`
 #            with default networking vs `podman run --rm` with its default bridge
+#   scale    boring at scale (bench/scale.sh): `ps -a` with 10 and 200 machines (100
+#            running), 100 `run -d` and 100 `rm -f` at once, `run -d` until active,
+#            `run --rm --network=none`, resident memory per machine; berth in a test host,
+#            podman on this VM (podman cannot run in the test host)
 #   help     this text
-#   (no section: pull start net)
+#   (no section: pull start net scale)
 #
 # env: QUICK=1          2 timed runs per pull row (smoke test) instead of 10
 #      RUNS_PULL=N RUNS_STARTUP=N WARMUP_PULL=N   override run / warm-up counts
@@ -43,12 +47,12 @@ usage() { sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; }
 sections=()
 for a in "$@"; do
   case $a in
-    pull|startup|start|net) sections+=("$a") ;;
+    pull|startup|start|net|scale) sections+=("$a") ;;
     help|-h|--help) usage; exit 0 ;;
     *) echo "unknown section: $a" >&2; usage >&2; exit 2 ;;
   esac
 done
-[ ${#sections[@]} -gt 0 ] || sections=(pull start net)
+[ ${#sections[@]} -gt 0 ] || sections=(pull start net scale)
 want() { local s; for s in "${sections[@]}"; do [ "$s" = "$1" ] && return 0; done; return 1; }
 
 bench_need_root
@@ -154,11 +158,13 @@ decompressor() { # LAYOUT LAYER-DIGEST-HEX
 # ------------------------------------------------------------------ setup
 STARTED_REGISTRY=0
 TESTHOST_PID=
+SCALE_TESTHOST_PID=
 finish() {
   [ -z "$TESTHOST_PID" ] || { kill -TERM "$TESTHOST_PID" 2>/dev/null; wait "$TESTHOST_PID" 2>/dev/null; }
   [ -z "${NET_TH_PID:-}" ] || { kill -TERM "$NET_TH_PID" 2>/dev/null; wait "$NET_TH_PID" 2>/dev/null; }
   [ -z "${PMNS:-}" ] || { ${PODMAN:-podman} rm -f pweb > /dev/null 2>&1; ip netns delete "$PMNS" 2>/dev/null; }
-  rm -rf --one-file-system "$W/berth-root" "$W/oci" "$W/unpack" "$W/floor" "$W/start" "$W/net"
+  [ -z "$SCALE_TESTHOST_PID" ] || { kill -TERM "$SCALE_TESTHOST_PID" 2>/dev/null; wait "$SCALE_TESTHOST_PID" 2>/dev/null; }
+  rm -rf --one-file-system "$W/berth-root" "$W/oci" "$W/unpack" "$W/floor" "$W/start" "$W/net" "$W/scale"
   [ $STARTED_REGISTRY = 0 ] || "$HERE/registry.sh" stop
 }
 trap finish EXIT
@@ -251,6 +257,12 @@ fi
 if want net; then
   # shellcheck source=bench/net.sh
   . "$HERE/net.sh"
+fi
+
+# ------------------------------------------------------------------ scale
+if want scale; then
+  # shellcheck source=bench/scale.sh
+  . "$HERE/scale.sh"
 fi
 
 echo "loadavg at end: $(cat /proc/loadavg)   duration: $(( $(date +%s) - T_START )) s" >> "$OUT/env.txt"

@@ -11,6 +11,7 @@ const RANK: Record<string, number> = {
   base: 0,
   oci: 1, reference: 1, unit: 1, native: 1,
   content: 2, registry: 2, container: 2, snapshot: 2, network: 2,
+  dbus: 2,
   image: 3, runtime: 3,
   machine: 4,
   cli: 5,

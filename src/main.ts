@@ -8,15 +8,31 @@ import { buildProgram } from './cli/program.ts';
 import { EXIT_CODES, isBerthError } from './base/errors.ts';
 import { redactText } from './base/redact.ts';
 
+/** The error's stack, then each cause's ("caused by: …"), as --debug prints them. */
+export function causeChain(e: unknown): string {
+  const out: string[] = [];
+  const seen = new Set<unknown>();
+  for (let c: unknown = e; c !== undefined && c !== null && !seen.has(c) && out.length < 8; c = (c as { cause?: unknown }).cause) {
+    seen.add(c);
+    const text = c instanceof Error ? (c.stack ?? `${c.name}: ${c.message}`) : String(c);
+    const details = (c as { details?: Record<string, unknown> }).details;
+    const extra = details && Object.keys(details).length ? `\n  details: ${JSON.stringify(details, (_k, v: unknown) => (typeof v === 'bigint' ? v.toString() : v))}` : '';
+    out.push(`${out.length ? 'caused by: ' : ''}${text}${extra}`);
+  }
+  return `${out.join('\n')}\n`;
+}
+
 async function main(): Promise<void> {
   const program = buildProgram();
   try {
     await program.parseAsync(process.argv);
   } catch (e) {
+    // --debug (or BERTH_DEBUG=1): the cause chain and stack after the one-line message.
+    const debug = Boolean(process.env.BERTH_DEBUG) || program.opts().debug === true;
     if (isBerthError(e)) {
       // messages are built redacted; this is the last net for signed URLs and tokens
       process.stderr.write(`berth: ${redactText(e.message)}\n`);
-      if ((process.env.BERTH_DEBUG || process.argv.includes('--debug')) && e.cause) process.stderr.write(`${redactText(String((e.cause as Error).stack ?? e.cause))}\n`);
+      if (debug) process.stderr.write(redactText(causeChain(e)));
       process.exitCode = EXIT_CODES[e.code];
       return;
     }

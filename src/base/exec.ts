@@ -22,7 +22,10 @@ export interface ExecOptions {
   cwd?: string;
   env?: NodeJS.ProcessEnv;
   input?: string | Buffer;
-  /** Kill with SIGTERM after this many ms, SIGKILL 5 s later. */
+  /**
+   * Kill with SIGTERM after this many ms, SIGKILL 5 s later. Default DEFAULT_TIMEOUT_MS
+   * (no subprocess may hang berth forever); 0 means none (interactive, inherited stdio).
+   */
   timeoutMs?: number;
   /** Do not throw on a non-zero exit. */
   reject?: boolean;
@@ -32,6 +35,9 @@ export interface ExecOptions {
   inherit?: boolean;
   signal?: AbortSignal;
 }
+
+/** The deadline of a subprocess that names none: generous, but finite. */
+export const DEFAULT_TIMEOUT_MS = 10 * 60_000;
 
 export function shellQuote(a: string): string {
   return /^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`;
@@ -82,12 +88,13 @@ export function run(argv: readonly string[], opts: ExecOptions = {}): Promise<Ex
     child.stderr?.on('data', (b: Buffer) => err.push(b));
     let timedOut = false;
     let killTimer: NodeJS.Timeout | undefined;
-    const timer = opts.timeoutMs
+    const timeoutMs = opts.timeoutMs ?? (opts.inherit ? 0 : DEFAULT_TIMEOUT_MS);
+    const timer = timeoutMs
       ? setTimeout(() => {
           timedOut = true;
           child.kill('SIGTERM');
           killTimer = setTimeout(() => child.kill('SIGKILL'), 5000);
-        }, opts.timeoutMs)
+        }, timeoutMs)
       : undefined;
     if (child.stdin) {
       child.stdin.on('error', () => {});

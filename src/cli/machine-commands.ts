@@ -10,6 +10,7 @@ import { lazy } from './lazy.ts';
 
 const runMod = () => import('./commands/machine-run.ts');
 const machine = () => import('./commands/machine.ts');
+const ps = () => import('./commands/ps.ts');
 const collect = (v: string, prev: string[] = []): string[] => [...prev, v];
 
 function runOptions(c: Command): Command {
@@ -73,7 +74,7 @@ export function addMachineCommands(program: Command): void {
   for (const name of ['ps', 'ls']) {
     program.command(name).description('list containers (running; -a for all)')
       .option('-a, --all', 'include stopped containers').option('--json', 'JSON output').option('-q, --quiet', 'names only')
-      .action(lazy(machine, 'psCommand'));
+      .action(lazy(ps, 'psCommand'));
   }
   program.command('status').description('unit state, machine registration, resources and recent log lines').argument('<name>')
     .option('-n, --lines <n>', 'journal lines to show').option('--json', 'JSON output').action(lazy(machine, 'statusCommand'));

@@ -8,6 +8,7 @@ import { Command, Option, InvalidArgumentError } from 'commander';
 import { addMachineCommands } from './machine-commands.ts';
 import { addNetworkCommands } from './network-commands.ts';
 import { lazy } from './lazy.ts';
+import { enableTrace, trace } from '../base/trace.ts';
 
 export interface GlobalOptions {
   root?: string;
@@ -38,7 +39,11 @@ export function buildProgram(): Command {
     .option('--debug', 'print causes and stack traces of errors')
     .addOption(new Option('--snapshot-format <format>', 'format of new layer snapshots (env BERTH_SNAPSHOT_FORMAT)').choices(['erofs', 'dir']))
     .showHelpAfterError('(run with --help for usage)')
-    .exitOverride();
+    .exitOverride()
+    .hook('preAction', (cmd) => {
+      if (cmd.opts().debug === true) enableTrace();
+      trace(`parsed: ${process.argv.slice(2).join(' ')}`);
+    });
   program.configureOutput({ writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `berth: ${s}` : s) });
 
   program

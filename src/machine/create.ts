@@ -16,15 +16,17 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { BerthError } from '../base/errors.ts';
 import { withLock } from '../base/lock.ts';
+import { trace } from '../base/trace.ts';
 import type { ContainerSpec } from '../container/spec.ts';
 import { serializeUnit } from '../unit/index.ts';
 import type { SnapshotStore } from '../snapshot/index.ts';
 import { helperPath, mkdirsInRoot } from '../native/index.ts';
 import { attachMachine, detachMachine, networkPlan } from '../network/index.ts';
 import {
-  daemonReload, reloadIfNeeded, layerPaths, machinePaths, mountRootfs, nspawnDir, pickRange, planFor, rootfsDropInText,
-  showMachine, showUnit, systemdIsPid1, takenRanges, toNspawnFile, toServiceDropIns, umountRootfs, writeMachineFiles,
-  removeMachineFiles, volumeSteps, type MachinePaths, type RootfsPlan, type UidRange, type VolumeKind, type VolumeSteps,
+  reloadIfNeeded, createNspawnFileExclusive, layerPaths, machineInfo, machinePaths, mountRootfs, nspawnDir,
+  pickAndClaimRange, planFor, rangesInUse, releaseRange, rootfsDropInText, systemdIsPid1, takenRanges, toNspawnFile, toServiceDropIns,
+  umountRootfs, unitState, writeDropIns, removeMachineFiles, volumeSteps,
+  type MachinePaths, type RootfsPlan, type UidRange, type VolumeKind, type VolumeSteps,
 } from '../runtime/nspawn/index.ts';
 import { run } from '../base/exec.ts';
 
@@ -54,9 +56,23 @@ export async function machineExists(name: string): Promise<boolean> {
   const p = machinePaths(name);
   if ([p.nspawnFile, p.rootDir, p.stateDir, p.dropInDir].some((f) => existsSync(f))) return true;
   if (!systemdIsPid1()) return false;
-  const u = await showUnit(p.unit, ['ActiveState', 'FragmentPath']).catch(() => ({} as Record<string, string>));
-  if (u.ActiveState && u.ActiveState !== 'inactive' && u.ActiveState !== 'failed') return true;
-  return (await showMachine(name)) !== undefined;
+  // Neither call loads the unit (a look must not leave systemd holding a stale copy).
+  const [u, m] = await Promise.all([unitState(p.unit), machineInfo(name)]);
+  if (u.activeState !== 'inactive' && u.activeState !== 'failed') return true;
+  return m !== undefined;
+}
+
+/**
+ * Per-machine lock: create, rm and rename of one name exclude each other, while machines
+ * of other names proceed in parallel. Creates take no global lock at all (name and UID
+ * range are claimed with exclusive file creation), so 100 creates at once do not queue.
+ */
+export function machineLock(ctx: Pick<MachineContext, 'berthRoot'>, name: string): string {
+  return join(ctx.berthRoot, 'locks', `machine-${name}.lock`);
+}
+
+function alreadyExists(name: string): BerthError {
+  return new BerthError('ALREADY_EXISTS', `the name "${name}" is already in use by a machine (see \`berth ps -a\`, \`machinectl list\`)`, { details: { name } });
 }
 
 function findInit(): string | undefined {
@@ -100,23 +116,35 @@ async function chownVolumes(spec: ContainerSpec, range: UidRange | undefined): P
 export async function createMachine(ctx: MachineContext, spec: ContainerSpec, opts: { keepMounted?: boolean } = {}): Promise<CreatedMachine> {
   const paths = machinePaths(spec.name);
   const volumeKinds = await checkBindSources(spec);
-  return withLock(machinesLock(ctx), async () => {
-    if (await machineExists(spec.name)) {
-      throw new BerthError('ALREADY_EXISTS', `the name "${spec.name}" is already in use by a machine (see \`berth ps -a\`, \`machinectl list\`)`, { details: { name: spec.name } });
-    }
-    const layers = await layerPaths(ctx.snapshots, spec.image.chainIds);
-    const range = spec.userns === 'pick' ? pickRange(spec.name, await takenRanges(nspawnDir())) : undefined;
-    // Translate first: invalid values fail before anything is written.
-    // berth-helper doubles as the -u switcher (argv[0] "setuser" inside the container).
-    const setuser = spec.boot ? undefined : helperPath();
-    const network = networkPlan(spec.name, spec.network);
-    const nspawn = toNspawnFile(spec, { initHostPath: spec.boot ? undefined : findInit(), setuserHostPath: setuser, network });
+  // Outside every lock: what does not depend on the UID range (and may be slow).
+  const layers = await layerPaths(ctx.snapshots, spec.image.chainIds);
+  // berth-helper doubles as the -u switcher (argv[0] "setuser" inside the container).
+  const setuser = spec.boot ? undefined : helperPath();
+  // Translate first: invalid values fail before anything is written.
+  const network = networkPlan(spec.name, spec.network);
+  const nspawn = toNspawnFile(spec, { initHostPath: spec.boot ? undefined : findInit(), setuserHostPath: setuser, network });
+  const dropIns = toServiceDropIns(spec, { network, volumeKinds }).map((d) => ({ file: d.file, text: serializeUnit(d.unit) }));
+  const helper = helperPath();
+  const inUse = spec.userns === 'pick' ? await rangesInUse() : [];
+  trace('create: translated, helpers in place, ranges in use read');
+  // Another machine of this name (berth's, machinectl's, a unit): refuse before any work.
+  if (await machineExists(spec.name)) throw alreadyExists(spec.name);
+  return withLock(machineLock(ctx, spec.name), async () => {
+    // The claims, without a global lock: the UID range by an exclusive claim file, then the
+    // name by creating the .nspawn file exclusively (it carries the range from then on).
+    const range = spec.userns === 'pick' ? await pickAndClaimRange(spec.name, [...inUse, ...(await takenRanges(nspawnDir()))]) : undefined;
     if (range) {
       nspawn.set('Exec', 'PrivateUsers', `${range.base}:${range.size}`);
       nspawn.set('Files', 'PrivateUsersOwnership', 'off');
     }
-    const dropIns = toServiceDropIns(spec, { network, volumeKinds }).map((d) => ({ file: d.file, text: serializeUnit(d.unit) }));
-    const helper = helperPath();
+    let claimed = false;
+    try {
+      claimed = await createNspawnFileExclusive(paths, serializeUnit(nspawn));
+    } finally {
+      if (!claimed && range) await releaseRange(range.base);
+    }
+    if (!claimed) throw alreadyExists(spec.name);
+    trace('create: name and UID range claimed');
     const plan = planFor(paths, helper, layers, range);
     dropIns.push({ file: '10-berth-rootfs.conf', text: rootfsDropInText(plan, ctx.snapshots.root) });
     let mounted = false;
@@ -126,9 +154,11 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
       await mkdir(paths.upper, { recursive: true, mode: 0o755 });
       await mkdir(paths.work, { recursive: true, mode: 0o700 });
       if (range) await chown(paths.upper, range.base, range.base);
-      await writeMachineFiles(paths, { nspawnText: serializeUnit(nspawn), dropIns });
+      await writeDropIns(paths, dropIns);
+      trace('create: files written');
       await mountRootfs(plan);
       mounted = true;
+      trace('create: rootfs mounted');
       // nspawn makes the mount point of a file volume itself (a directory there would fail)
       await prepareRoot(paths, { ...spec, mounts: spec.mounts.filter((_, i) => volumeKinds[i] !== 'file') }, range);
       await chownVolumes(spec, range);
@@ -136,12 +166,15 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
         await umountRootfs(helper, paths.rootDir);
         mounted = false;
       }
+      // A unit systemd never loaded is read fresh at start: no reload. One it still holds
+      // (an earlier machine of this name) is reloaded, shared with concurrent creates.
       if (systemdIsPid1()) await reloadIfNeeded(paths.unit);
     } catch (e) {
       if (mounted) await umountRootfs(helper, paths.rootDir).catch(() => {});
       await removeMachineFiles(paths).catch(() => {});
       if (network) await detachMachine(spec.name).catch(() => {});
-      if (systemdIsPid1()) await daemonReload().catch(() => {});
+      if (range) await releaseRange(range.base);
+      if (systemdIsPid1()) await reloadIfNeeded(paths.unit).catch(() => {});
       throw e;
     }
     return { paths, plan, range, volumes: volumeSteps(spec, volumeKinds) };

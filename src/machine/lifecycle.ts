@@ -1,27 +1,31 @@
 /**
  * @module machine/lifecycle
- * start/stop/restart/kill/rm/rename/enable/disable — each one systemctl or machinectl
- * call on systemd-nspawn@NAME.service, so berth, systemctl and machinectl act on the same
- * unit. `stop -t S` is `systemctl stop` with a SIGKILL (`systemctl kill`) after S seconds
- * when the stop job is still running (the drop-in's TimeoutStopSec= is the default), so a
- * restart policy never revives a stopped machine. `rm` removes every trace: unit state,
- * wants-link, registration, mount, files, upper dir.
+ * start/stop/restart/kill/rm/rename/enable/disable on systemd-nspawn@NAME.service, over
+ * D-Bus (StartUnit/StopUnit waiting for the job's JobRemoved, KillUnit, KillMachine,
+ * TerminateMachine, ResetFailedUnit), so berth, systemctl and machinectl act on the same
+ * unit. `stop -t S` is StopUnit with a SIGKILL (KillUnit) after S seconds when the stop
+ * job is still running (the drop-in's TimeoutStopSec= is the default), so a restart
+ * policy never revives a stopped machine. `rm` removes every trace: unit state,
+ * wants-link, registration, mount, files, upper dir; it takes only the machine's own
+ * lock, so removals of different machines run in parallel, and it reloads systemd only
+ * when systemd still holds the unit (shared with concurrent removals).
  */
 import { existsSync } from 'node:fs';
-import { rename as fsRename, rm, symlink, unlink } from 'node:fs/promises';
+import { mkdir, rename as fsRename, rm, symlink, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { BerthError } from '../base/errors.ts';
 import { run } from '../base/exec.ts';
 import { withLock } from '../base/lock.ts';
+import { trace } from '../base/trace.ts';
 import { parseUnit, serializeUnit } from '../unit/index.ts';
 import { readFile } from 'node:fs/promises';
 import {
-  daemonReload, machinePaths, planFor, removeMachineFiles, requireSystemd, rootfsDropInText, showMachine,
-  showUnit, systemctl, systemdIsPid1, umountRootfs, unitDir, waitInactive, layerPaths, parsePrivateUsers,
+  isRunningState, releaseRange, killMachineLeader, killUnit, machineInfo, machinePaths, planFor, reloadIfNeeded, removeMachineFiles, requireSystemd,
+  resetFailed, rootfsDropInText, signalNumber, startUnit, stopUnit, systemdIsPid1, terminateMachine, umountRootfs, unitDir, unitState,
+  waitInactive, layerPaths, parsePrivateUsers, renameNetworkFiles,
 } from '../runtime/nspawn/index.ts';
-import { machineExists, machinesLock, type MachineContext } from './create.ts';
+import { machineExists, machineLock, machinesLock, type MachineContext } from './create.ts';
 import { checkPortsFree, detachMachine, renameAttachment } from '../network/index.ts';
-import { renameNetworkFiles } from '../runtime/nspawn/index.ts';
 import { parseDigest } from '../base/digest.ts';
 import { helperPath } from '../native/index.ts';
 
@@ -34,7 +38,7 @@ async function requireMachine(name: string): Promise<ReturnType<typeof machinePa
 }
 
 async function journalTail(unit: string, n = 10): Promise<string> {
-  const r = await run(['journalctl', '-u', unit, '-n', String(n), '--no-pager', '-o', 'cat'], { reject: false });
+  const r = await run(['journalctl', '-u', unit, '-n', String(n), '--no-pager', '-o', 'cat'], { reject: false, timeoutMs: 10_000 });
   return r.stdout.trim();
 }
 
@@ -45,31 +49,32 @@ export async function startMachine(name: string): Promise<void> {
   await checkPortsFree(name);
   // An explicit start always means "start now": clear a failed state and systemd's start
   // rate limit (hit by quick stop/start cycles), as `docker start` would not refuse either.
-  await systemctl(['reset-failed', '--', p.unit], { reject: false });
-  const r = await systemctl(['start', '--', p.unit], { reject: false });
-  if (r.exitCode !== 0) {
-    throw new BerthError('FAILED_PRECONDITION', `starting ${name} failed: ${r.stderr.trim().split('\n')[0] ?? ''}\n${await journalTail(p.unit)}`, { details: { unit: p.unit } });
+  await resetFailed(p.unit);
+  // systemd still holding an older copy of the unit (files changed since) reloads first.
+  await reloadIfNeeded(p.unit);
+  trace('start: reset-failed, reload check');
+  const result = await startUnit(p.unit);
+  if (result !== 'done') {
+    throw new BerthError('FAILED_PRECONDITION', `starting ${name} failed: the start job ended with "${result}" (see \`journalctl -u ${p.unit}\`)\n${await journalTail(p.unit)}`, { details: { unit: p.unit, result } });
   }
 }
 
 export async function isActive(name: string): Promise<boolean> {
   if (!systemdIsPid1()) return false;
-  const s = await showUnit(machinePaths(name).unit, ['ActiveState']);
-  return s.ActiveState === 'active' || s.ActiveState === 'activating' || s.ActiveState === 'reloading' || s.ActiveState === 'deactivating';
+  return isRunningState((await unitState(machinePaths(name).unit)).activeState);
 }
 
 export async function stopMachine(name: string, opts: { timeoutSec?: number } = {}): Promise<void> {
   requireSystemd('stopping a background container');
   const p = await requireMachine(name);
-  const stop = systemctl(['stop', '--', p.unit], { reject: false });
   let timer: NodeJS.Timeout | undefined;
   if (opts.timeoutSec !== undefined) {
     timer = setTimeout(() => {
-      void systemctl(['kill', '--signal=SIGKILL', '--', p.unit], { reject: false });
+      void killUnit(p.unit, 9).catch(() => {});
     }, opts.timeoutSec * 1000);
   }
-  const r = await stop.finally(() => clearTimeout(timer));
-  if (r.exitCode !== 0) throw new BerthError('FAILED_PRECONDITION', `stopping ${name} failed: ${r.stderr.trim()}`);
+  const result = await stopUnit(p.unit).finally(() => clearTimeout(timer));
+  if (result !== 'done') throw new BerthError('FAILED_PRECONDITION', `stopping ${name} failed: the stop job ended with "${result}"`, { details: { unit: p.unit, result } });
 }
 
 export async function restartMachine(name: string, opts: { timeoutSec?: number } = {}): Promise<void> {
@@ -80,9 +85,10 @@ export async function restartMachine(name: string, opts: { timeoutSec?: number }
 /** Sends a signal to the container's PID 1 (the forwarding init passes it to the command). */
 export async function killMachine(name: string, signal = 'SIGKILL'): Promise<void> {
   requireSystemd('kill');
+  const signo = signalNumber(signal);
   await requireMachine(name);
-  if (!(await showMachine(name))) throw new BerthError('FAILED_PRECONDITION', `container ${name} is not running`);
-  await run(['machinectl', 'kill', '--kill-who=leader', `--signal=${signal}`, '--', name], { errorCode: 'FAILED_PRECONDITION' });
+  if (!(await machineInfo(name))) throw new BerthError('FAILED_PRECONDITION', `container ${name} is not running`);
+  await killMachineLeader(name, signo);
 }
 
 function wantsLink(name: string): string {
@@ -92,18 +98,18 @@ function wantsLink(name: string): string {
 export async function enableMachine(name: string): Promise<void> {
   const p = await requireMachine(name);
   if (systemdIsPid1()) {
-    await run(['machinectl', 'enable', '--', name], { errorCode: 'FAILED_PRECONDITION' });
+    await run(['machinectl', 'enable', '--', name], { errorCode: 'FAILED_PRECONDITION', timeoutMs: 60_000 });
     return;
   }
   // Without systemd as PID 1: the same symlink `machinectl enable` makes.
-  await run(['mkdir', '-p', join(unitDir(), 'machines.target.wants')]);
+  await mkdir(join(unitDir(), 'machines.target.wants'), { recursive: true });
   if (!existsSync(wantsLink(name))) await symlink('/lib/systemd/system/systemd-nspawn@.service', wantsLink(name));
   void p;
 }
 
 export async function disableMachine(name: string): Promise<void> {
   await requireMachine(name);
-  if (systemdIsPid1()) await run(['machinectl', 'disable', '--', name], { errorCode: 'FAILED_PRECONDITION' });
+  if (systemdIsPid1()) await run(['machinectl', 'disable', '--', name], { errorCode: 'FAILED_PRECONDITION', timeoutMs: 60_000 });
   await unlink(wantsLink(name)).catch(() => {});
 }
 
@@ -111,23 +117,28 @@ export async function disableMachine(name: string): Promise<void> {
 export async function removeMachine(ctx: MachineContext, name: string, opts: { force?: boolean } = {}): Promise<void> {
   const p = machinePaths(name);
   if (!opts.force) await requireMachine(name);
-  await withLock(machinesLock(ctx), async () => {
+  await withLock(machineLock(ctx, name), async () => {
     if (systemdIsPid1()) {
       if (await isActive(name)) {
         if (!opts.force) throw new BerthError('FAILED_PRECONDITION', `container ${name} is running: stop it first or use rm -f`);
-        await systemctl(['kill', '--signal=SIGKILL', '--', p.unit], { reject: false });
-        await systemctl(['stop', '--', p.unit], { reject: false });
+        await killUnit(p.unit, 9).catch(() => {});
+        await stopUnit(p.unit, 30_000).catch(() => {});
         await waitInactive(p.unit, 30_000);
       }
-      if (await showMachine(name)) await run(['machinectl', 'terminate', '--', name], { reject: false });
+      await terminateMachine(name);
     }
     await unlink(wantsLink(name)).catch(() => {});
     await umountRootfs(helperPath(), p.rootDir).catch(() => {});
+    const range = parsePrivateUsers(/^\s*PrivateUsers\s*=\s*(.*)$/m.exec(await readFile(p.nspawnFile, 'utf8').catch(() => ''))?.[1] ?? '');
     await removeMachineFiles(p);
     await detachMachine(name);
+    if (range) await releaseRange(range.base);
     if (systemdIsPid1()) {
-      await daemonReload();
-      await systemctl(['reset-failed', '--', p.unit], { reject: false });
+      const since = Date.now();
+      await resetFailed(p.unit);
+      // Usually systemd has collected the unit by now (inactive, nothing refers to it):
+      // then there is nothing to reload.
+      await reloadIfNeeded(p.unit, since);
     }
   });
 }
@@ -136,7 +147,7 @@ export async function removeMachine(ctx: MachineContext, name: string, opts: { f
 export async function renameMachine(ctx: MachineContext, from: string, to: string): Promise<void> {
   const a = await requireMachine(from);
   const b = machinePaths(to);
-  await withLock(machinesLock(ctx), async () => {
+  await withLock(machinesLock(ctx), () => withLock(machineLock(ctx, from), () => withLock(machineLock(ctx, to), async () => {
     if (await machineExists(to)) throw new BerthError('ALREADY_EXISTS', `the name "${to}" is already in use`);
     if (await isActive(from)) throw new BerthError('FAILED_PRECONDITION', `container ${from} is running: stop it before renaming`);
     const enabled = existsSync(wantsLink(from));
@@ -167,8 +178,10 @@ export async function renameMachine(ctx: MachineContext, from: string, to: strin
       await symlink('/lib/systemd/system/systemd-nspawn@.service', wantsLink(to));
     }
     if (systemdIsPid1()) {
-      await daemonReload();
-      await systemctl(['reset-failed', '--', a.unit], { reject: false });
+      const since = Date.now();
+      await resetFailed(a.unit);
+      await reloadIfNeeded(a.unit, since);
+      await reloadIfNeeded(b.unit, since);
     }
-  });
+  })));
 }

@@ -2,9 +2,10 @@
  * @module machine/status
  * `berth status NAME`: one view of a machine, gathered from the same sources as
  * `systemctl status` and `machinectl status` (never a private copy): the unit's
- * properties (`systemctl show`), the machine registration (`machinectl show`, addresses
- * from `machinectl status`), the cgroup tree (`systemd-cgls --unit`), berth's metadata
- * from the .nspawn file, and the unit's last journal lines.
+ * properties (systemd over D-Bus), the machine registration and its addresses (machined's
+ * GetMachine and GetMachineAddresses, not `machinectl status` text), the cgroup tree
+ * (`systemd-cgls --unit`), berth's metadata from the .nspawn file, and the unit's last
+ * journal lines.
  *
  * CPU time and task count come from systemd when it accounts them; on a host where the
  * cpu/pids controllers are not delegated to systemd (hybrid cgroups, v1 controllers
@@ -15,7 +16,7 @@ import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { run } from '../base/exec.ts';
 import { parseNspawnWords } from '../unit/index.ts';
-import { machinePaths, parseShow, showMachine, systemctl, systemdIsPid1 } from '../runtime/nspawn/index.ts';
+import { formatTimestamp, machineAddresses, machineInfo, machinePaths, systemdIsPid1, unitProperties } from '../runtime/nspawn/index.ts';
 import { commandOf, networkOf, readSettings } from './query.ts';
 import { formatMapping, viewLine, type NetworkView } from '../network/index.ts';
 
@@ -48,16 +49,15 @@ export interface MachineStatus {
   journal: string[];
 }
 
-const PROPS = ['Id', 'Description', 'FragmentPath', 'UnitFileState', 'DropInPaths', 'ActiveState', 'SubState', 'Result',
-  'ActiveEnterTimestamp', 'InactiveEnterTimestamp', 'MainPID', 'NRestarts', 'Restart', 'ControlGroup', 'MemoryCurrent',
-  'MemoryMax', 'CPUUsageNSec', 'TasksCurrent', 'TasksMax'];
+/** A number property, undefined for "not set" (UINT64_MAX) and the like. */
+function num(v: unknown): number | undefined {
+  if (typeof v === 'bigint') return v >= 2n ** 63n ? undefined : Number(v);
+  if (typeof v === 'number' && Number.isFinite(v) && v >= 0) return v;
+  return undefined;
+}
 
-/** A number from `systemctl show`, undefined for [not set], infinity and the like. */
-function num(v: string | undefined): number | undefined {
-  if (v === undefined || !/^\d+$/.test(v)) return undefined;
-  const n = Number(v);
-  // systemd prints UINT64_MAX as "infinity", but some properties leak it as a number
-  return n >= 2 ** 63 ? undefined : n;
+function str(v: unknown): string | undefined {
+  return typeof v === 'string' && v !== '' ? v : undefined;
 }
 
 /** The unit's directory in the cgroup2 tree (pure v2 or the hybrid "unified" mount). */
@@ -82,7 +82,7 @@ async function cpuUsageNSec(dir: string): Promise<number | undefined> {
   return m ? Number(m[1]) * 1000 : undefined;
 }
 
-/** The "Address:" block of `machinectl status` (machined reads it from the container's netns). */
+/** The "Address:" block of `machinectl status` text (kept for callers that have only that text). */
 export function parseAddresses(machinectlStatus: string): string[] {
   const lines = machinectlStatus.split('\n');
   const i = lines.findIndex((l) => /^\s*Address: /.test(l));
@@ -99,25 +99,27 @@ export async function machineStatus(name: string, opts: { lines?: number } = {})
   const p = machinePaths(name);
   const settings = await readSettings(name);
   const sd = systemdIsPid1();
-  const machine = sd ? await showMachine(name) : undefined;
+  const machine = sd ? await machineInfo(name) : undefined;
   // A machine started by hand (machinectl/nspawn in some other unit) has its own unit.
-  const unit = machine?.Unit && !machine.Unit.startsWith('systemd-nspawn@') ? machine.Unit : p.unit;
-  const u = sd ? parseShow((await systemctl(['show', ...PROPS.flatMap((x) => ['-p', x]), '--', unit], { reject: false })).stdout)[0] ?? {} : {};
+  const unit = machine?.unit && !machine.unit.startsWith('systemd-nspawn@') ? machine.unit : p.unit;
+  const u: Record<string, unknown> = sd ? (await unitProperties(unit)) ?? {} : {};
+  const active = str(u.ActiveState);
+  const since = active === 'active' ? u.ActiveEnterTimestamp : u.InactiveEnterTimestamp;
   const st: MachineStatus = {
     name,
     unit,
-    description: u.Description || undefined,
-    loaded: u.FragmentPath || undefined,
-    enabled: u.UnitFileState || undefined,
-    dropIns: (u.DropInPaths ?? '').split(' ').filter(Boolean),
-    activeState: u.ActiveState ?? (settings ? 'created' : 'unknown'),
-    subState: u.SubState ?? '',
-    result: u.Result || undefined,
-    since: (u.ActiveState === 'active' ? u.ActiveEnterTimestamp : u.InactiveEnterTimestamp) || undefined,
+    description: str(u.Description),
+    loaded: str(u.FragmentPath),
+    enabled: str(u.UnitFileState),
+    dropIns: Array.isArray(u.DropInPaths) ? (u.DropInPaths as string[]) : [],
+    activeState: active ?? (settings ? 'created' : 'unknown'),
+    subState: str(u.SubState) ?? '',
+    result: str(u.Result),
+    since: typeof since === 'bigint' ? formatTimestamp(since) || undefined : undefined,
     mainPid: num(u.MainPID) || undefined,
     nRestarts: num(u.NRestarts),
-    restart: u.Restart || undefined,
-    machine: machine ? { leader: Number(machine.Leader ?? 0), class: machine.Class ?? '', service: machine.Service, root: machine.RootDirectory, state: machine.State } : undefined,
+    restart: str(u.Restart),
+    machine: machine ? { leader: machine.leader, class: machine.class, service: machine.service, root: machine.rootDirectory, state: machine.state } : undefined,
     addresses: [],
     network: await networkOf(name, settings),
     image: settings?.get('X-Berth', 'Image') ? parseNspawnWords(settings.get('X-Berth', 'Image') ?? '')[0] : undefined,
@@ -126,7 +128,7 @@ export async function machineStatus(name: string, opts: { lines?: number } = {})
     memory: { current: num(u.MemoryCurrent), max: num(u.MemoryMax) },
     cpuNSec: num(u.CPUUsageNSec),
     tasks: { current: num(u.TasksCurrent), max: num(u.TasksMax) },
-    cgroup: u.ControlGroup || undefined,
+    cgroup: str(u.ControlGroup),
     cgroupTree: [],
     journal: [],
   };
@@ -135,11 +137,17 @@ export async function machineStatus(name: string, opts: { lines?: number } = {})
     const dir = await cgroup2Dir(st.cgroup);
     if (dir && st.cpuNSec === undefined) st.cpuNSec = await cpuUsageNSec(dir);
     if (dir && st.tasks.current === undefined) st.tasks.current = await countThreads(dir);
-    const cgls = await run(['systemd-cgls', '--no-pager', '-l', '--unit', unit], { reject: false });
+    const cgls = await run(['systemd-cgls', '--no-pager', '-l', '--unit', unit], { reject: false, timeoutMs: 10_000 });
     st.cgroupTree = cgls.stdout.split('\n').slice(1).filter((l) => l !== '');
   }
-  if (machine) st.addresses = parseAddresses((await run(['machinectl', 'status', '--no-pager', '-n', '0', '--', name], { reject: false })).stdout);
-  const j = await run(['journalctl', '-u', unit, '-n', String(opts.lines ?? 10), '--no-pager', '-q', '-o', 'short-iso'], { reject: false });
+  if (machine) {
+    // As machinectl prints them: a link-local IPv6 address gets "%IFINDEX" when the
+    // machine has exactly one network interface (in_addr_ifindex_to_string()).
+    const ifi = machine.networkInterfaces.length === 1 ? machine.networkInterfaces[0] : undefined;
+    st.addresses = (await machineAddresses(name).catch(() => [])).map((a) =>
+      (a.family === 'inet6' && ifi !== undefined && ifi > 0 && /^fe[89ab][0-9a-f]:/i.test(a.address) ? `${a.address}%${ifi}` : a.address));
+  }
+  const j = await run(['journalctl', '-u', unit, '-n', String(opts.lines ?? 10), '--no-pager', '-q', '-o', 'short-iso'], { reject: false, timeoutMs: 15_000 });
   st.journal = j.stdout.split('\n').filter((l) => l !== '');
   return st;
 }

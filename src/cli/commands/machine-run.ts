@@ -10,6 +10,7 @@ import { readFile } from 'node:fs/promises';
 import type { GlobalOptions } from '../program.ts';
 import { openServices, type Services } from '../services.ts';
 import { BerthError, isBerthError } from '../../base/errors.ts';
+import { trace } from '../../base/trace.ts';
 import { buildSpec, type RunFlags } from '../../container/build-spec.ts';
 import { generateName } from '../../container/names.ts';
 import {
@@ -156,11 +157,14 @@ async function prepare(ref: string, args: string[], f: RunCliFlags, g: GlobalOpt
       f.name = generateName((n) => taken.has(n));
     }
   }
+  trace('name chosen');
   const svc = await openServices(g, { unpack: false });
   const image = await imageFor(svc, g, ref);
+  trace('image resolved');
   const spec = await specFrom(image, ref, args, f);
   const ctx: MachineContext = { berthRoot: svc.root, snapshots: new SnapshotStore(`${svc.root}/snapshots`) };
   const created = await createMachine(ctx, spec, { keepMounted });
+  trace('machine created');
   return { spec, ctx, created };
 }
 
@@ -178,6 +182,7 @@ export async function runCommand(ref: string, args: string[], f: RunCliFlags, g:
   if (f.detach) {
     try {
       await startMachine(spec.name);
+      trace('unit active');
     } catch (e) {
       process.stderr.write(`berth: container ${spec.name} was created but did not start (remove it with \`berth rm ${spec.name}\`)\n`);
       throw e;
@@ -190,6 +195,7 @@ export async function runCommand(ref: string, args: string[], f: RunCliFlags, g:
   if (spec.resources.cpuQuotaPercent !== undefined) properties.push(`CPUQuota=${spec.resources.cpuQuotaPercent}%`);
   if (spec.resources.tasksMax !== undefined) properties.push(`TasksMax=${spec.resources.tasksMax}`);
   let code: number;
+  trace('foreground: starting systemd-nspawn');
   try {
     const att = await readAttachment(spec.name);
     if (att) await ensureZoneRunning(att.zone);
@@ -198,7 +204,9 @@ export async function runCommand(ref: string, args: string[], f: RunCliFlags, g:
       slice: systemdIsPid1() ? spec.slice : undefined, network: att ? runtimeNetwork(att) : undefined,
     });
   } finally {
+    trace('foreground: container exited, rootfs unmounted');
     if (f.rm) await removeMachine(ctx, spec.name, { force: true });
+    if (f.rm) trace('removed');
   }
   process.exitCode = code;
 }

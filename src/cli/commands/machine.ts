@@ -5,19 +5,20 @@
  * numbers and output formatting here, the work in src/machine.
  */
 import type { GlobalOptions } from '../program.ts';
-import { openServices } from '../services.ts';
+import { storeRoot } from '../context.ts';
 import { formatTable } from '../table.ts';
 import { BerthError, isBerthError } from '../../base/errors.ts';
 import { SnapshotStore } from '../../snapshot/index.ts';
 import {
-  disableMachine, enableMachine, execInMachine, formatStatus, inspectMachine, machineExists, machineStatus, killMachine, listMachineSummaries, removeMachine, renameMachine,
+  disableMachine, enableMachine, execInMachine, formatStatus, inspectMachine, machineExists, machineStatus, killMachine, removeMachine, renameMachine,
   restartMachine, startMachine, stopMachine, streamLogs, type MachineContext,
 } from '../../machine/index.ts';
 import { machinePaths } from '../../runtime/nspawn/index.ts';
 
 async function context(g: GlobalOptions): Promise<MachineContext> {
-  const svc = await openServices(g, { unpack: false });
-  return { berthRoot: svc.root, snapshots: new SnapshotStore(`${svc.root}/snapshots`) };
+  // rm and rename need the store's directories, not the opened content store.
+  const root = storeRoot(g);
+  return { berthRoot: root, snapshots: new SnapshotStore(`${root}/snapshots`) };
 }
 
 function seconds(v: string | undefined, flag: string): number | undefined {
@@ -76,23 +77,6 @@ export async function enableCommand(names: string[]): Promise<void> {
 
 export async function disableCommand(names: string[]): Promise<void> {
   await each(names, (n) => disableMachine(n));
-}
-
-export async function psCommand(f: { all?: boolean; json?: boolean; quiet?: boolean }): Promise<void> {
-  const all = (await listMachineSummaries()).filter((m) => f.all || m.running);
-  if (f.json) {
-    process.stdout.write(`${JSON.stringify(all, null, 2)}\n`);
-    return;
-  }
-  if (f.quiet) {
-    process.stdout.write(all.map((m) => `${m.name}\n`).join(''));
-    return;
-  }
-  const rows = all.map((m) => [
-    m.name, m.image ?? '-', m.command.join(' ').slice(0, 30) || '-', `${m.state}${m.subState ? ` (${m.subState})` : ''}`,
-    m.registered ?? '-', m.enabled ?? '-',
-  ]);
-  process.stdout.write(formatTable(['NAME', 'IMAGE', 'COMMAND', 'STATE', 'MACHINE', 'ENABLED'], rows));
 }
 
 export async function inspectCommand(names: string[]): Promise<void> {

@@ -4,9 +4,9 @@
  * atomic (temp + fsync + rename). Removal is thorough and idempotent, so `rm` and a
  * failed create leave no unit, drop-in, settings file, mount or directory behind.
  */
-import { readdir, rm, rmdir } from 'node:fs/promises';
+import { link, open, readdir, rm, rmdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensureDir, isErrno, removeTree, writeFileAtomic } from '../../base/fs.ts';
+import { ensureDir, fsyncDir, isErrno, removeTree, tempPathFor, writeFileAtomic } from '../../base/fs.ts';
 import { fromSystemError } from '../../base/errors.ts';
 import type { MachinePaths } from './paths.ts';
 
@@ -30,6 +30,46 @@ export async function writeMachineFiles(p: MachinePaths, f: MachineFiles): Promi
     await writeFileAtomic(join(p.dropInDir, d.file), d.text);
   }
   await writeFileAtomic(p.nspawnFile, f.nspawnText);
+}
+
+/**
+ * Creates the .nspawn file only if none exists: the name's claim. Written complete to a
+ * temp file first and link(2)ed into place, so nobody sees it half-written, and of two
+ * creators of one name exactly one wins. False when the file exists.
+ */
+export async function createNspawnFileExclusive(p: MachinePaths, text: string): Promise<boolean> {
+  await ensureDir(join(p.nspawnFile, '..'));
+  const tmp = tempPathFor(p.nspawnFile);
+  try {
+    const fh = await open(tmp, 'wx', 0o644);
+    try {
+      await fh.writeFile(text);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    try {
+      await link(tmp, p.nspawnFile);
+    } catch (e) {
+      if (isErrno(e, 'EEXIST')) return false;
+      throw e;
+    }
+    await fsyncDir(join(p.nspawnFile, '..'));
+    return true;
+  } catch (e) {
+    throw fromSystemError(e);
+  } finally {
+    await unlink(tmp).catch(() => {});
+  }
+}
+
+/** Writes the drop-ins only (the .nspawn file is already in place). */
+export async function writeDropIns(p: MachinePaths, dropIns: DropInText[]): Promise<void> {
+  await ensureDir(p.dropInDir);
+  for (const d of dropIns) {
+    if (!/^[\w.@-]+\.conf$/.test(d.file)) throw new Error(`bad drop-in name ${d.file}`);
+    await writeFileAtomic(join(p.dropInDir, d.file), d.text);
+  }
 }
 
 /** Removes settings, drop-ins (the whole .d dir: hand edits die with the machine), state. */

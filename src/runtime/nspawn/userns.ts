@@ -4,15 +4,27 @@
  * the container starts, but the idmapped lowers (rootfs.ts) are mounted before that, so
  * berth picks the range itself, the way nspawn does: 65536 IDs at a 64 Ki boundary in
  * nspawn's pick window (0x00080000–0x6FFF0000), first candidate from a hash of the name,
- * skipping ranges that any .nspawn file in /etc/systemd/nspawn already claims or that
- * /etc/subuid hands out. The range is written to the .nspawn file as
+ * skipping ranges that are taken anywhere berth can see: any .nspawn file in
+ * /etc/systemd/nspawn (berth's machines and hand-made ones with a fixed range),
+ * /etc/subuid and /etc/subgid (rootless users' ranges), nspawn's own picks (its lock
+ * files in /run/systemd/nspawn-uid/, one per base), and the uid_map/gid_map of every
+ * running process (what nspawn, machined's machines and any other runtime use now). The range is written to the .nspawn file as
  * `PrivateUsers=BASE:65536` with `PrivateUsersOwnership=off` (nothing to shift: the lowers
  * are idmapped; the upper dir holds files as their host UIDs BASE+uid), so it stays fixed
  * for the machine's lifetime (and across renames), as files in its upper dir depend on it.
- * Callers hold the machines lock while picking and writing.
+ * Concurrent creates do not queue behind one lock: each claims its pick by creating
+ * /run/berth/uid/BASE exclusively (link(2) fails with EEXIST for the loser, who picks the
+ * next slot), then writes its .nspawn file, which carries the range from then on. A claim
+ * whose creator died is stale and taken over; /run empties at boot, when the .nspawn
+ * files alone hold every range. The /proc scan (rangesInUse) may be a few ms old: a
+ * namespace that appears in between is one nspawn picked itself, which its lock files
+ * also show.
  */
 import { createHash } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
+import { readdirSync, readFileSync } from 'node:fs';
+import { link, mkdir, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
+import { ownerIsDead, processStartTime } from '../../base/lock.ts';
+import { isErrno } from '../../base/fs.ts';
 import { join } from 'node:path';
 import { BerthError } from '../../base/errors.ts';
 import type { UidRange } from './rootfs.ts';
@@ -43,21 +55,151 @@ export function pickRange(name: string, taken: readonly UidRange[]): UidRange {
   throw new BerthError('NO_SPACE', 'no free UID range left for a new machine');
 }
 
-/** Ranges claimed by .nspawn files (except `exceptFile`) and /etc/subuid. */
+/** Ranges listed in a subuid/subgid file ("name:start:count" lines). */
+export function parseSubIdFile(text: string): UidRange[] {
+  const out: UidRange[] = [];
+  for (const line of text.split('\n')) {
+    const [, start, count] = line.trim().split(':');
+    if (start && count && /^\d+$/.test(start) && /^\d+$/.test(count)) out.push({ base: Number(start), size: Number(count) });
+  }
+  return out;
+}
+
+/** Outside ranges of a uid_map/gid_map ("inside outside count" lines); identity maps skipped. */
+export function parseIdMap(text: string): UidRange[] {
+  const out: UidRange[] = [];
+  for (const line of text.split('\n')) {
+    const f = line.trim().split(/\s+/);
+    if (f.length !== 3 || !f.every((x) => /^\d+$/.test(x))) continue;
+    const [inside, outside, count] = f.map(Number) as [number, number, number];
+    if (inside === outside && inside === 0 && count >= 0xfffffffe) continue; // the initial namespace
+    out.push({ base: outside, size: count });
+  }
+  return out;
+}
+
+/** Ranges claimed by .nspawn files (except `exceptFile`), /etc/subuid and /etc/subgid. */
 export async function takenRanges(nspawnDir: string, exceptFile?: string): Promise<UidRange[]> {
   const out: UidRange[] = [];
-  for (const f of await readdir(nspawnDir).catch(() => [] as string[])) {
-    if (!f.endsWith('.nspawn') || join(nspawnDir, f) === exceptFile) continue;
-    const text = await readFile(join(nspawnDir, f), 'utf8').catch(() => '');
+  const files = (await readdir(nspawnDir).catch(() => [] as string[])).filter((f) => f.endsWith('.nspawn') && join(nspawnDir, f) !== exceptFile);
+  const texts = await Promise.all(files.map((f) => readFile(join(nspawnDir, f), 'utf8').catch(() => '')));
+  for (const text of texts) {
     for (const m of text.matchAll(/^\s*PrivateUsers\s*=\s*(.*)$/gm)) {
       const r = parsePrivateUsers(m[1] ?? '');
       if (r) out.push(r);
     }
   }
-  const subuid = await readFile('/etc/subuid', 'utf8').catch(() => '');
-  for (const line of subuid.split('\n')) {
-    const [, start, count] = line.split(':');
-    if (start && count) out.push({ base: Number(start), size: Number(count) });
+  for (const f of ['/etc/subuid', '/etc/subgid']) out.push(...parseSubIdFile(await readFile(f, 'utf8').catch(() => '')));
+  return out;
+}
+
+/**
+ * Ranges in use right now: nspawn's lock files for the bases it picked, and the maps of
+ * every process in a user namespace (deduplicated; a few ms for a few hundred processes).
+ */
+export async function rangesInUse(procDir = '/proc', nspawnLockDir = '/run/systemd/nspawn-uid'): Promise<UidRange[]> {
+  const seen = new Set<string>();
+  const out: UidRange[] = [];
+  const add = (r: UidRange): void => {
+    const k = `${r.base}:${r.size}`;
+    if (!seen.has(k)) {
+      seen.add(k);
+      out.push(r);
+    }
+  };
+  for (const f of await readdir(nspawnLockDir).catch(() => [] as string[])) {
+    if (/^\d+$/.test(f)) add({ base: Number(f), size: RANGE_SIZE });
+  }
+  // Synchronous reads: a few hundred tiny procfs files cost ~10 µs each this way, several
+  // times less than through the thread pool, and this runs once per create.
+  let pids: string[] = [];
+  try {
+    pids = readdirSync(procDir).filter((p) => /^\d+$/.test(p));
+  } catch {
+    // no /proc: nothing to learn from it
+  }
+  for (const p of pids) {
+    for (const m of ['uid_map', 'gid_map']) {
+      let text = '';
+      try {
+        text = readFileSync(join(procDir, p, m), 'utf8');
+      } catch {
+        continue; // exited meanwhile
+      }
+      for (const r of parseIdMap(text)) add(r);
+    }
   }
   return out;
+}
+
+/** Where in-flight range claims live (per boot). */
+export function rangeClaimDir(): string {
+  return `${process.env.BERTH_RUN_DIR ?? '/run/berth'}/uid`;
+}
+
+/** Bases claimed by creators that are still alive (claims of dead ones are ignored). */
+export async function claimedRanges(dir = rangeClaimDir()): Promise<UidRange[]> {
+  const out: UidRange[] = [];
+  for (const f of await readdir(dir).catch(() => [] as string[])) {
+    if (!/^\d+$/.test(f)) continue;
+    if (await claimIsStale(join(dir, f))) continue;
+    out.push({ base: Number(f), size: RANGE_SIZE });
+  }
+  return out;
+}
+
+async function claimIsStale(path: string): Promise<boolean> {
+  const text = await readFile(path, 'utf8').catch(() => undefined);
+  if (text === undefined) return true;
+  try {
+    const o = JSON.parse(text) as { pid?: unknown; start?: unknown };
+    return typeof o.pid === 'number' && ownerIsDead({ pid: o.pid, start: typeof o.start === 'string' ? o.start : null });
+  } catch {
+    return false; // being written (the content appears with the link): not stale
+  }
+}
+
+/**
+ * Claims range for machine `name`: true when this process now owns it, false when another
+ * live creator does. A stale claim (its creator died) is taken over.
+ */
+export async function claimRange(r: UidRange, name: string, dir = rangeClaimDir()): Promise<boolean> {
+  await mkdir(dir, { recursive: true, mode: 0o755 });
+  const path = join(dir, String(r.base));
+  const tmp = join(dir, `.${r.base}.${process.pid}.${Math.random().toString(16).slice(2)}`);
+  await writeFile(tmp, JSON.stringify({ name, pid: process.pid, start: processStartTime('self') }));
+  try {
+    for (let attempt = 0; attempt < 2; attempt++) {
+      try {
+        await link(tmp, path);
+        return true;
+      } catch (e) {
+        if (!isErrno(e, 'EEXIST')) throw e;
+      }
+      if (!(await claimIsStale(path))) return false;
+      await unlink(path).catch(() => {});
+    }
+    return false;
+  } finally {
+    await unlink(tmp).catch(() => {});
+  }
+}
+
+/** Drops the claim on base (after the create failed, or when the machine is removed). */
+export async function releaseRange(base: number, dir = rangeClaimDir()): Promise<void> {
+  await unlink(join(dir, String(base))).catch(() => {});
+}
+
+/**
+ * Picks a range for name that nothing else uses or claims, and claims it. `taken` are the
+ * ranges already known to be in use (.nspawn files, subuid/subgid, /proc, nspawn's picks).
+ */
+export async function pickAndClaimRange(name: string, taken: readonly UidRange[], dir = rangeClaimDir()): Promise<UidRange> {
+  const avoid = [...taken, ...(await claimedRanges(dir))];
+  for (let i = 0; i < 1000; i++) {
+    const r = pickRange(name, avoid);
+    if (await claimRange(r, name, dir)) return r;
+    avoid.push(r);
+  }
+  throw new BerthError('NO_SPACE', 'no free UID range could be claimed for a new machine');
 }
