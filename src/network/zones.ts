@@ -92,7 +92,12 @@ async function createLocked(name: string, subnet?: string): Promise<Zone> {
   const z = zoneOf(name, chosen);
   try {
     await writeZoneFiles(z);
-    if (systemdRunning()) await run(['systemctl', 'daemon-reload'], { timeoutMs: 60_000, errorCode: 'FAILED_PRECONDITION' });
+    // A unit systemd has not loaded is read fresh from disk (by this `show`): no reload,
+    // unless systemd still holds an older copy (a zone of this name was loaded before).
+    if (systemdRunning()) {
+      const r = await run(['systemctl', 'show', '-p', 'NeedDaemonReload', '--value', '--', zoneUnit(name)], { reject: false, timeoutMs: 30_000 });
+      if (r.exitCode !== 0 || r.stdout.trim() !== 'no') await run(['systemctl', 'daemon-reload'], { timeoutMs: 60_000, errorCode: 'FAILED_PRECONDITION' });
+    }
   } catch (e) {
     await removeZoneFiles(name).catch(() => {});
     throw e;

@@ -52,7 +52,7 @@ describe(`${N} machines at once`, { timeout: 1_800_000 }, () => {
     const files = (await sh('ls /etc/systemd/nspawn')).stdout.trim().split('\n').sort();
     assert.deepEqual(files, names.map((n) => `${n}.nspawn`).sort());
     const dropIns = await sh('for d in /etc/systemd/system/systemd-nspawn@*.service.d; do ls $d | tr "\\n" " "; echo; done | sort | uniq -c');
-    assert.equal(dropIns.stdout.trim(), `${N} 10-berth-rootfs.conf 50-berth-lifecycle.conf 50-berth-resources.conf 50-berth-unit.conf`, 'every machine has its four drop-ins, none twice');
+    assert.equal(dropIns.stdout.trim(), `${N} 10-berth-rootfs.conf 50-berth-lifecycle.conf 50-berth-resources.conf 50-berth-unit.conf 60-berth-network.conf`, 'every machine has its five drop-ins (network: the default zone), none twice');
     assert.equal((await sh('ls -a /etc/systemd/nspawn /etc/systemd/system/systemd-nspawn@*.service.d | grep -c "\\.tmp$" || true')).stdout.trim(), '0', 'no temp file left');
 
     const ranges = (await sh("grep -h '^PrivateUsers=' /etc/systemd/nspawn/*.nspawn | cut -d= -f2")).stdout.trim().split('\n')
