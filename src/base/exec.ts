@@ -127,3 +127,18 @@ export function run(argv: readonly string[], opts: ExecOptions = {}): Promise<Ex
     });
   });
 }
+
+/**
+ * Forwards SIGINT, SIGTERM and SIGHUP that berth receives to an attached child. With `tty`
+ * the child has a terminal of its own in raw mode, where ^C is a byte for it, so SIGINT is
+ * not forwarded twice. Returns the function that stops forwarding.
+ */
+export function forwardSignals(child: ChildProcess, opts: { tty?: boolean } = {}): () => void {
+  const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((sig) => [sig, () => {
+    if (!(opts.tty && sig === 'SIGINT')) child.kill(sig);
+  }] as const);
+  for (const [sig, h] of handlers) process.on(sig, h);
+  return () => {
+    for (const [sig, h] of handlers) process.off(sig, h);
+  };
+}

@@ -14,6 +14,7 @@
 import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { BerthError } from '../base/errors.ts';
+import { forwardSignals } from '../base/exec.ts';
 import { execArgs, helperError, helperPath, HELPER_EXIT } from '../native/index.ts';
 import { parseNspawnWords, type UnitFile } from '../unit/index.ts';
 import { machinePaths, showMachine } from '../runtime/nspawn/index.ts';
@@ -70,14 +71,7 @@ export async function execInMachine(name: string, argv: string[], opts: ExecOpti
     child.stdio[3]?.on('data', (b: Buffer) => errs.push(b));
     // Signals reach the command through the helper (it forwards what a process sent it);
     // with -t, ^C is a byte on the command's own pseudo-terminal, so it is not forwarded.
-    const forward = (sig: NodeJS.Signals) => () => {
-      if (!(opts.tty && sig === 'SIGINT')) child.kill(sig);
-    };
-    const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((s) => [s, forward(s)] as const);
-    for (const [s, h] of handlers) process.on(s, h);
-    const done = () => {
-      for (const [s, h] of handlers) process.off(s, h);
-    };
+    const done = forwardSignals(child, { tty: opts.tty });
     child.on('error', (e) => {
       done();
       reject(new BerthError('FAILED_PRECONDITION', `berth-helper: ${e.message}`, { cause: e }));

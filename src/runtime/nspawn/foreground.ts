@@ -15,7 +15,7 @@ import { BerthError } from '../../base/errors.ts';
 import { mountRootfs, umountRootfs, type RootfsPlan } from './rootfs.ts';
 import { systemdIsPid1 } from './systemd.ts';
 import { setup as networkSetup, teardown as networkTeardown, type RuntimeNetwork } from '../../network/index.ts';
-import { run } from '../../base/exec.ts';
+import { forwardSignals, run } from '../../base/exec.ts';
 import type { VolumeStep, VolumeSteps } from './translate-volumes.ts';
 
 export interface ForegroundOptions {
@@ -62,14 +62,7 @@ export async function runForeground(o: ForegroundOptions): Promise<number> {
     if (o.network) await networkSetup(o.network);
     return await new Promise<number>((resolve, reject) => {
       const child = spawn(argv[0] as string, argv.slice(1), { stdio: [o.stdin || o.tty ? 'inherit' : 'ignore', 'inherit', 'inherit'] });
-      const forward = (sig: NodeJS.Signals) => () => {
-        if (!(o.tty && sig === 'SIGINT')) child.kill(sig);
-      };
-      const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((s) => [s, forward(s)] as const);
-      for (const [s, h] of handlers) process.on(s, h);
-      const done = () => {
-        for (const [s, h] of handlers) process.off(s, h);
-      };
+      const done = forwardSignals(child, { tty: o.tty });
       child.on('error', (e) => {
         done();
         reject(new BerthError('FAILED_PRECONDITION', `systemd-nspawn: ${e.message}`, { cause: e }));
