@@ -26,10 +26,7 @@ NETJ=$OUT/net.jsonl
 : > "$NETJ"
 net_row() { jq -nc --arg name "$1" --arg value "$2" --arg unit "$3" --arg note "$4" '{name:$name, value:$value, unit:$unit, note:$note}' >> "$NETJ"; }
 
-node --import tsx "$HERE/testhost.mts" "$NT/testhost" "$lay" > "$OUT/err/net-testhost.txt" 2>&1 &
-NET_TH_PID=$!
-for _ in $(seq 600); do [ -s "$NT/testhost/leader" ] || ! kill -0 $NET_TH_PID 2>/dev/null && break; sleep 0.1; done
-L=$(cat "$NT/testhost/leader" 2>/dev/null)
+boot_testhost NET_TH_PID "$NT/testhost" "$lay" net
 if [ -z "$L" ]; then
   bench_log "test host did not come up: $(error_line "$OUT/err/net-testhost.txt")"
   row net-start-berth net busybox berth failed "test host did not boot" "" ""

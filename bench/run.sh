@@ -97,6 +97,18 @@ error_line() {
 }
 
 # row NAME SECTION IMAGE TOOL STATUS ERROR CMD PREPARE [LOAD PSI]
+# boot_testhost PIDVAR DIR LAYOUT NAME: boots a test host (bench/testhost.mts) in the
+# background for one section, stores its pid in PIDVAR (finish() powers it off) and waits
+# up to 90 s for it; L is its leader's pid, empty when it did not come up (log in
+# $OUT/err/NAME-testhost.txt).
+boot_testhost() {
+  node --import tsx "$HERE/testhost.mts" "$2" "$3" > "$OUT/err/$4-testhost.txt" 2>&1 &
+  local pid=$!
+  printf -v "$1" '%s' "$pid"
+  for _ in $(seq 900); do [ -s "$2/leader" ] || ! kill -0 "$pid" 2>/dev/null && break; sleep 0.1; done
+  L=$(cat "$2/leader" 2>/dev/null)
+}
+
 row() {
   jq -nc --arg name "$1" --arg section "$2" --arg image "$3" --arg tool "$4" --arg status "$5" \
     --arg error "$6" --arg cmd "$7" --arg prepare "$8" --arg load "${9:-$(cut -d' ' -f1-3 /proc/loadavg)}" \

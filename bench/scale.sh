@@ -56,10 +56,7 @@ measure scale-runrm-podman scale busybox podman "$RUNS_SCALE_FAST" 2 "$PODMAN ru
 
 # ---- berth in a test host, podman here
 bench_log "booting a test host for the scale rows"
-node --import tsx "$HERE/testhost.mts" "$SC/testhost" "$lay" > "$OUT/err/scale-testhost.txt" 2>&1 &
-SCALE_TESTHOST_PID=$!
-for _ in $(seq 900); do [ -s "$SC/testhost/leader" ] || ! kill -0 $SCALE_TESTHOST_PID 2>/dev/null && break; sleep 0.1; done
-L=$(cat "$SC/testhost/leader" 2>/dev/null)
+boot_testhost SCALE_TESTHOST_PID "$SC/testhost" "$lay" scale
 if [ -z "$L" ]; then
   bench_log "test host did not come up: $(error_line "$OUT/err/scale-testhost.txt")"
   row scale-rund-berth scale busybox berth failed "test host did not boot: $(error_line "$OUT/err/scale-testhost.txt")" "" ""

@@ -51,10 +51,7 @@ measure start-node start - node "$RUNS_START" 2 "node -e 0"
 # ---- detached, in a test host
 if [ -d "$BENCH_DIR/images/busybox" ]; then
   bench_log "booting a test host for the detached rows"
-  node --import tsx "$HERE/testhost.mts" "$ST/testhost" "$BENCH_DIR/images/busybox" > "$OUT/err/start-testhost.txt" 2>&1 &
-  TESTHOST_PID=$!
-  for _ in $(seq 600); do [ -s "$ST/testhost/leader" ] || ! kill -0 $TESTHOST_PID 2>/dev/null && break; sleep 0.1; done
-  L=$(cat "$ST/testhost/leader" 2>/dev/null)
+  boot_testhost TESTHOST_PID "$ST/testhost" "$BENCH_DIR/images/busybox" start
   if [ -n "$L" ]; then
     IN="nsenter -t $L -a"
     BIN="$IN $ROOT/bin/berth"
