@@ -83,6 +83,34 @@ export interface RuntimeLogsOptions {
   /** Last N lines only. */
   lines?: number;
   follow?: boolean;
+  /** journalctl --since syntax. */
+  since?: string;
+}
+
+/** One row of `berth ps`: what a runtime can say about all its containers in one go. */
+export interface ContainerSummary extends ContainerState {
+  /** Image reference the container was created from. */
+  image?: string;
+  /** The command it runs (entrypoint + cmd). */
+  command: string[];
+  /** The unit's ActiveState/SubState words as systemd says them. */
+  activeState: string;
+  subState: string;
+  /** UnitFileState (enabled, disabled, linked, ...), when known. */
+  enabled?: string;
+  /** When the unit entered its current state (ISO 8601), when known. */
+  since?: string;
+}
+
+/** Foreground run: the container's process gets berth's stdio, and berth waits for it. */
+export interface RuntimeAttachOptions {
+  tty?: boolean;
+  stdin?: boolean;
+}
+
+/** What enable() has to tell the user (e.g. "lingering is off: it starts at your login, not at boot"). */
+export interface EnableResult {
+  warnings: string[];
 }
 
 /** One backend. Every method is safe to call on a name the runtime does not know (NOT_FOUND). */
@@ -108,6 +136,20 @@ export interface Runtime {
   logs(name: string, opts?: RuntimeLogsOptions): AsyncIterable<string>;
   /** Images and snapshots in use by this runtime's containers. */
   gcRoots(): Promise<GcRoots>;
+  /** Every container of this runtime (for this owner) with its state, in one pass: `ps` must not cost per container. */
+  summaries(): Promise<ContainerSummary[]>;
+  /**
+   * Runs a created container in the foreground: its first process gets berth's stdio (a
+   * terminal with tty, stdin only with stdin), berth's SIGINT/SIGTERM go to it, and the
+   * promise resolves with its exit status (128+N for a signal). Same isolation, limits and
+   * network as start(). The container is left created (the caller removes it for --rm).
+   */
+  runAttached(name: string, opts?: RuntimeAttachOptions): Promise<number>;
+  /** Start at boot (nspawn: machines.target.wants; bwrap: default.target.wants of the user's manager). */
+  enable(name: string): Promise<EnableResult>;
+  disable(name: string): Promise<void>;
+  /** The container's published ports (empty when none). */
+  ports(name: string): Promise<PortMapping[]>;
 }
 
 /** What every backend is built from; backends add their own fields through `options`. */

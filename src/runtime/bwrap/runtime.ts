@@ -24,7 +24,8 @@ import type { ContainerSpec } from '../../container/spec.ts';
 import { validateMachineName } from '../../container/names.ts';
 import { parseUnit, serializeUnit, type UnitFile } from '../../unit/unit-file.ts';
 import type {
-  ContainerState, GcRoots, Runtime, RuntimeContext, RuntimeCreateOptions, RuntimeExecOptions, RuntimeLogsOptions,
+  ContainerState, ContainerSummary, EnableResult, GcRoots, PortMapping, Runtime, RuntimeAttachOptions, RuntimeContext, RuntimeCreateOptions,
+  RuntimeExecOptions, RuntimeLogsOptions,
 } from '../runtime.ts';
 import { checkTun, probeHost, probeStoreFilesystem, type HostFacts } from './host.ts';
 import { LAUNCHER_SCRIPT } from './launcher.ts';
@@ -278,6 +279,41 @@ export class BwrapRuntime implements Runtime {
       c.on('error', (e) => reject(new BerthError('FAILED_PRECONDITION', `setpriv/nsenter: ${e.message}`, { cause: e })));
       c.on('close', (code, sig) => resolve(code ?? 128 + ((sig && (osConstants.signals as Record<string, number>)[sig]) || 0)));
     });
+  }
+
+  async summaries(): Promise<ContainerSummary[]> {
+    const out: ContainerSummary[] = [];
+    for (const n of await this.list()) {
+      const st = await this.state(n).catch(() => undefined);
+      if (!st) continue;
+      const u = await this.readDropIn(n);
+      out.push({ ...st, image: u?.get('X-Berth', 'Image'), command: [], activeState: st.status === 'running' ? 'active' : 'inactive', subState: '' });
+    }
+    return out;
+  }
+
+  // The first cut of the four verbs below; the rootless branch replaces them.
+  async runAttached(name: string, _opts: RuntimeAttachOptions = {}): Promise<number> {
+    await this.requireKnown(name);
+    throw new BerthError('UNSUPPORTED', 'attached run of a user container is not built yet: use run -d and logs -f');
+  }
+
+  async enable(name: string): Promise<EnableResult> {
+    const unit = await this.requireKnown(name);
+    const r = await this.systemctl(['enable', '--', unit]);
+    if (r.exitCode !== 0) throw new BerthError('FAILED_PRECONDITION', `enable ${name}: ${r.stderr.trim()}`);
+    return { warnings: [] };
+  }
+
+  async disable(name: string): Promise<void> {
+    const unit = await this.requireKnown(name);
+    const r = await this.systemctl(['disable', '--', unit]);
+    if (r.exitCode !== 0) throw new BerthError('FAILED_PRECONDITION', `disable ${name}: ${r.stderr.trim()}`);
+  }
+
+  async ports(name: string): Promise<PortMapping[]> {
+    await this.requireKnown(name);
+    return [];
   }
 
   async *logs(name: string, opts: RuntimeLogsOptions = {}): AsyncIterable<string> {
