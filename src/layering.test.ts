@@ -14,8 +14,9 @@ const RANK: Record<string, number> = {
   dbus: 2,
   image: 3, runtime: 3,
   machine: 4,
-  cli: 5,
-  'main.ts': 6,
+  manager: 5,
+  cli: 6,
+  'main.ts': 7,
 };
 
 const SRC = dirname(new URL(import.meta.url).pathname);

@@ -5,14 +5,11 @@
  * root and rootless stores).
  */
 import { homedir } from 'node:os';
-import { join, resolve } from 'node:path';
 import type { GlobalOptions } from './program.ts';
+import { storeRootFor } from '../manager/services.ts';
 
 export function storeRoot(g: GlobalOptions): string {
-  if (g.root) return resolve(g.root);
-  if (process.env.BERTH_ROOT) return resolve(process.env.BERTH_ROOT);
-  if (process.getuid?.() === 0) return '/var/lib/berth';
-  return join(process.env.XDG_DATA_HOME || join(homedir(), '.local', 'share'), 'berth');
+  return storeRootFor({ root: g.root, env: process.env, uid: process.getuid?.() ?? 0, home: homedir() });
 }
 
 export function isTTY(s: NodeJS.WriteStream): boolean {

@@ -54,35 +54,37 @@ export function addMachineCommands(program: Command): void {
   // belongs to the container, so global options must come before the subcommand (as Podman).
   program.enablePositionalOptions();
   runOptions(program.command('run').description('create and run a container (attached, or as a systemd service with -d)')
-    .option('-d, --detach', 'run as systemd-nspawn@NAME.service and return once it is active'))
+    .option('-d, --detach', 'run in the background as a systemd service (root: systemd-nspawn@NAME.service, a user: berth-sandbox@NAME.service) and return once it is active'))
     .action(lazy(runMod, 'runCommand'));
   runOptions(program.command('create').description('create a container (settings, drop-ins) without starting it'))
     .action(lazy(runMod, 'createCommand'));
 
   program.command('start').description('start containers (systemctl start systemd-nspawn@NAME)').argument('<name...>')
-    .action(lazy(machine, 'startCommand'));
+    .option('--user <name>', "refused: a user's containers are changed by that user").action(lazy(machine, 'startCommand'));
   program.command('stop').description('stop containers').argument('<name...>')
-    .option('-t, --time <seconds>', 'seconds to wait before SIGKILL').action(lazy(machine, 'stopCommand'));
+    .option('-t, --time <seconds>', 'seconds to wait before SIGKILL').option('--user <name>', "refused: a user's containers are changed by that user").action(lazy(machine, 'stopCommand'));
   program.command('restart').description('restart containers').argument('<name...>')
-    .option('-t, --time <seconds>', 'seconds to wait before SIGKILL').action(lazy(machine, 'restartCommand'));
+    .option('-t, --time <seconds>', 'seconds to wait before SIGKILL').option('--user <name>', "refused: a user's containers are changed by that user").action(lazy(machine, 'restartCommand'));
   program.command('kill').description("send a signal to containers' main process").argument('<name...>')
-    .option('-s, --signal <sig>', 'signal (default SIGKILL)').action(lazy(machine, 'killCommand'));
+    .option('-s, --signal <sig>', 'signal (default SIGKILL)').option('--user <name>', "refused: a user's containers are changed by that user").action(lazy(machine, 'killCommand'));
   program.command('rm').description('remove containers: unit state, files, mount, upper dir').argument('<name...>')
-    .option('-f, --force', 'kill running containers first; no error for missing ones').action(lazy(machine, 'rmCommand'));
+    .option('-f, --force', 'kill running containers first; no error for missing ones').option('--user <name>', "refused: a user's containers are changed by that user").action(lazy(machine, 'rmCommand'));
   program.command('rename').description('rename a stopped container').argument('<old>').argument('<new>')
     .action(lazy(machine, 'renameCommand'));
   for (const name of ['ps', 'ls']) {
     program.command(name).description('list containers (running; -a for all)')
       .option('-a, --all', 'include stopped containers').option('--json', 'JSON output').option('-q, --quiet', 'names only')
+      .option('--user <name>', "root: show that user's containers (read-only)")
+      .addHelpText('after', "\nRoot's list shows root's containers only; a user's are listed by that user, or by root with --user NAME.")
       .action(lazy(ps, 'psCommand'));
   }
   program.command('status').description('unit state, machine registration, resources and recent log lines').argument('<name>')
-    .option('-n, --lines <n>', 'journal lines to show').option('--json', 'JSON output').action(lazy(machine, 'statusCommand'));
+    .option('-n, --lines <n>', 'journal lines to show').option('--json', 'JSON output').option('--user <name>', "root: show that user's containers (read-only)").action(lazy(machine, 'statusCommand'));
   program.command('logs').description("a container's output, from the journal").argument('<name>')
     .option('-f, --follow', 'keep following').option('-n, --tail <n>', 'last N lines').option('--since <time>', 'since a time (journalctl syntax)')
-    .action(lazy(machine, 'logsCommand'));
+    .option('--user <name>', "root: show that user's containers (read-only)").action(lazy(machine, 'logsCommand'));
   program.command('inspect').description('containers as JSON: settings, drop-ins, unit and machine properties').argument('<name...>')
-    .action(lazy(machine, 'inspectCommand'));
+    .option('--user <name>', "root: show that user's containers (read-only)").action(lazy(machine, 'inspectCommand'));
   program.command('exec').description('run a command in a running container').argument('<name>').argument('<command...>')
     .option('-i, --interactive', 'keep stdin connected').option('-t, --tty', 'allocate a terminal')
     .option('-u, --user <user[:group]>', 'user').option('-w, --workdir <dir>', 'working directory')
@@ -90,8 +92,8 @@ export function addMachineCommands(program: Command): void {
     .action(lazy(machine, 'execCommand'));
   program.command('shell').description('a shell in a running container').argument('<name>').argument('[command...]')
     .action(lazy(machine, 'shellCommand'));
-  program.command('enable').description('start containers at boot (machines.target.wants)').argument('<name...>')
-    .action(lazy(machine, 'enableCommand'));
+  program.command('enable').description('start containers at boot (root: machines.target.wants; a user: default.target.wants, with lingering)').argument('<name...>')
+    .option('--user <name>', "refused: a user's containers are changed by that user").action(lazy(machine, 'enableCommand'));
   program.command('disable').description('do not start containers at boot').argument('<name...>')
-    .action(lazy(machine, 'disableCommand'));
+    .option('--user <name>', "refused: a user's containers are changed by that user").action(lazy(machine, 'disableCommand'));
 }

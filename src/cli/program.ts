@@ -14,6 +14,7 @@ export interface GlobalOptions {
   root?: string;
   debug?: boolean;
   snapshotFormat?: string;
+  runtime?: string;
 }
 
 function parseBool(v: string): boolean {
@@ -38,6 +39,7 @@ export function buildProgram(): Command {
     .option('--root <dir>', 'image store and state directory (env BERTH_ROOT; default /var/lib/berth)')
     .option('--debug', 'print causes and stack traces of errors')
     .addOption(new Option('--snapshot-format <format>', 'format of new layer snapshots (env BERTH_SNAPSHOT_FORMAT)').choices(['erofs', 'dir']))
+    .option('--runtime <name>', 'container runtime: nspawn (root, the default) or bwrap (a user, the default) (env BERTH_RUNTIME)')
     .showHelpAfterError('(run with --help for usage)')
     .exitOverride()
     .hook('preAction', (cmd) => {

@@ -69,6 +69,11 @@ export interface PortMapping {
 
 export interface RuntimeCreateOptions {
   publish?: PortMapping[];
+  /**
+   * The caller starts (or runs attached) the container right after create(): a backend may
+   * keep what it prepared (nspawn: the mounted rootfs) instead of undoing it. A hint only.
+   */
+  startSoon?: boolean;
 }
 
 export interface RuntimeExecOptions {
@@ -136,8 +141,11 @@ export interface Runtime {
   logs(name: string, opts?: RuntimeLogsOptions): AsyncIterable<string>;
   /** Images and snapshots in use by this runtime's containers. */
   gcRoots(): Promise<GcRoots>;
-  /** Every container of this runtime (for this owner) with its state, in one pass: `ps` must not cost per container. */
-  summaries(): Promise<ContainerSummary[]>;
+  /**
+   * Every container of this runtime (for this owner) with its state, in one pass: `ps` must
+   * not cost per container. `detail` (ps --json) may add per-container reads (since, PIDs).
+   */
+  summaries(opts?: { detail?: boolean }): Promise<ContainerSummary[]>;
   /**
    * Runs a created container in the foreground: its first process gets berth's stdio (a
    * terminal with tty, stdin only with stdin), berth's SIGINT/SIGTERM go to it, and the

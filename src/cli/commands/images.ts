@@ -47,8 +47,8 @@ export async function inspectCommand(refs: string[], _flags: unknown, g: GlobalO
 
 export async function removeCommand(refs: string[], flags: { force?: boolean }, g: GlobalOptions): Promise<void> {
   const { store } = await openServices(g, { unpack: false });
-  const { imagesInUse } = await import('../../machine/index.ts');
-  const uses = await imagesInUse();
+  const { openManager } = await import('../manager.ts');
+  const uses = (await (await openManager(g)).imageUsers()).map((u) => ({ machine: u.container, digest: u.digest }));
   let missing: BerthError | undefined;
   for (const r of refs) {
     try {
@@ -76,14 +76,8 @@ export async function removeCommand(refs: string[], flags: { force?: boolean }, 
 }
 
 export async function pruneCommand(_flags: unknown, g: GlobalOptions): Promise<void> {
-  const { pruneStore } = await import('../../image/maintenance.ts');
-  const { imagesInUse } = await import('../../machine/index.ts');
-  const svc = await openServices(g);
-  const uses = await imagesInUse();
-  const r = await pruneStore(svc, {
-    manifests: uses.map((u) => u.digest as Digest),
-    chainIds: uses.flatMap((u) => u.chainIds as Digest[]),
-  });
+  const { openManager } = await import('../manager.ts');
+  const r = await (await openManager(g)).prune();
   process.stdout.write(`Removed ${r.blobs} blobs and ${r.snapshots} snapshots, freed ${humanBytes(r.freedBytes)}\n`);
 }
 

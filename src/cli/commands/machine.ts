@@ -1,24 +1,16 @@
 /**
  * @module cli/commands/machine
- * Lifecycle and view commands on existing machines: start, stop, restart, kill, rm,
- * rename, enable, disable, ls/ps, inspect, status, logs, exec, shell. Thin: parsing of
- * numbers and output formatting here, the work in src/machine.
+ * Lifecycle and view commands on existing containers: start, stop, restart, kill, rm,
+ * rename, enable, disable, inspect, status, logs, exec, shell. Thin: parsing of numbers
+ * and output formatting here, the work in the manager (src/manager) and the runtime it
+ * picked for the caller. `--user NAME` (root) opens a read-only view of that user's.
  */
 import type { GlobalOptions } from '../program.ts';
-import { storeRoot } from '../context.ts';
-import { formatTable } from '../table.ts';
 import { BerthError, isBerthError } from '../../base/errors.ts';
-import { SnapshotStore } from '../../snapshot/index.ts';
-import {
-  disableMachine, enableMachine, execInMachine, formatStatus, inspectMachine, machineExists, machineStatus, killMachine, removeMachine, renameMachine,
-  restartMachine, startMachine, stopMachine, streamLogs, type MachineContext,
-} from '../../machine/index.ts';
-import { machinePaths } from '../../runtime/nspawn/index.ts';
+import { openManager } from '../manager.ts';
 
-async function context(g: GlobalOptions): Promise<MachineContext> {
-  // rm and rename need the store's directories, not the opened content store.
-  const root = storeRoot(g);
-  return { berthRoot: root, snapshots: new SnapshotStore(`${root}/snapshots`) };
+interface UserFlag {
+  user?: string;
 }
 
 function seconds(v: string | undefined, flag: string): number | undefined {
@@ -43,71 +35,79 @@ async function each(names: string[], fn: (n: string) => Promise<void>, echo = tr
   if (last) throw isBerthError(last) ? new BerthError(last.code, 'some containers failed') : last;
 }
 
-export async function startCommand(names: string[], _f: unknown): Promise<void> {
-  await each(names, (n) => startMachine(n));
+export async function startCommand(names: string[], f: UserFlag, g: GlobalOptions): Promise<void> {
+  const m = await openManager(g, { asUser: f.user });
+  await each(names, (n) => m.start(n));
 }
 
-export async function stopCommand(names: string[], f: { time?: string }): Promise<void> {
+export async function stopCommand(names: string[], f: { time?: string } & UserFlag, g: GlobalOptions): Promise<void> {
   const t = seconds(f.time, '--time');
-  await each(names, (n) => stopMachine(n, { timeoutSec: t }));
+  const m = await openManager(g, { asUser: f.user });
+  await each(names, (n) => m.stop(n, { timeoutSec: t }));
 }
 
-export async function restartCommand(names: string[], f: { time?: string }): Promise<void> {
+export async function restartCommand(names: string[], f: { time?: string } & UserFlag, g: GlobalOptions): Promise<void> {
   const t = seconds(f.time, '--time');
-  await each(names, (n) => restartMachine(n, { timeoutSec: t }));
+  const m = await openManager(g, { asUser: f.user });
+  await each(names, (n) => m.restart(n, { timeoutSec: t }));
 }
 
-export async function killCommand(names: string[], f: { signal?: string }): Promise<void> {
+export async function killCommand(names: string[], f: { signal?: string } & UserFlag, g: GlobalOptions): Promise<void> {
   const sig = f.signal ?? 'SIGKILL';
-  await each(names, (n) => killMachine(n, /^\d+$/.test(sig) || sig.startsWith('SIG') ? sig : `SIG${sig}`));
+  const m = await openManager(g, { asUser: f.user });
+  await each(names, (n) => m.kill(n, /^\d+$/.test(sig) || sig.startsWith('SIG') ? sig : `SIG${sig}`));
 }
 
-export async function rmCommand(names: string[], f: { force?: boolean }, g: GlobalOptions): Promise<void> {
-  const ctx = await context(g);
-  await each(names, (n) => removeMachine(ctx, n, { force: f.force }));
+export async function rmCommand(names: string[], f: { force?: boolean } & UserFlag, g: GlobalOptions): Promise<void> {
+  const m = await openManager(g, { asUser: f.user });
+  await each(names, (n) => m.remove(n, { force: f.force }));
 }
 
 export async function renameCommand(from: string, to: string, _f: unknown, g: GlobalOptions): Promise<void> {
-  await renameMachine(await context(g), from, to);
+  await (await openManager(g)).rename(from, to);
 }
 
-export async function enableCommand(names: string[]): Promise<void> {
-  await each(names, (n) => enableMachine(n));
+export async function enableCommand(names: string[], f: UserFlag, g: GlobalOptions): Promise<void> {
+  const m = await openManager(g, { asUser: f.user });
+  await each(names, async (n) => {
+    const r = await m.enable(n);
+    for (const w of r.warnings) process.stderr.write(`berth: ${n}: ${w}\n`);
+  });
 }
 
-export async function disableCommand(names: string[]): Promise<void> {
-  await each(names, (n) => disableMachine(n));
+export async function disableCommand(names: string[], f: UserFlag, g: GlobalOptions): Promise<void> {
+  const m = await openManager(g, { asUser: f.user });
+  await each(names, (n) => m.disable(n));
 }
 
-export async function inspectCommand(names: string[]): Promise<void> {
+export async function inspectCommand(names: string[], f: UserFlag, g: GlobalOptions): Promise<void> {
+  const m = await openManager(g, { asUser: f.user });
   const out = [];
-  for (const n of names) {
-    machinePaths(n);
-    out.push(await inspectMachine(n));
-  }
+  for (const n of names) out.push(await m.inspect(n));
   process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
 }
 
-export async function statusCommand(name: string, f: { lines?: string; json?: boolean }): Promise<void> {
+export async function statusCommand(name: string, f: { lines?: string; json?: boolean } & UserFlag, g: GlobalOptions): Promise<void> {
   const lines = f.lines === undefined ? undefined : Number(f.lines);
   if (lines !== undefined && !Number.isSafeInteger(lines)) throw new BerthError('INVALID_ARGUMENT', `-n: expected a number, got ${f.lines}`);
-  if (!(await machineExists(name))) throw new BerthError('NOT_FOUND', `no such container: ${name}`, { details: { name } });
-  const s = await machineStatus(name, { lines });
-  process.stdout.write(f.json ? `${JSON.stringify(s, null, 2)}\n` : formatStatus(s));
+  const m = await openManager(g, { asUser: f.user });
+  const s = await m.status(name, { lines });
+  process.stdout.write(f.json ? `${JSON.stringify(s.data, null, 2)}\n` : s.text);
 }
 
-export async function logsCommand(name: string, f: { follow?: boolean; tail?: string; since?: string }): Promise<void> {
-  machinePaths(name);
-  if (!(await machineExists(name))) throw new BerthError('NOT_FOUND', `no such container: ${name}`);
+export async function logsCommand(name: string, f: { follow?: boolean; tail?: string; since?: string } & UserFlag, g: GlobalOptions): Promise<void> {
   const lines = f.tail === undefined || f.tail === 'all' ? undefined : Number(f.tail);
   if (lines !== undefined && !Number.isSafeInteger(lines)) throw new BerthError('INVALID_ARGUMENT', `-n: expected a number, got ${f.tail}`);
-  await streamLogs(name, { follow: f.follow, lines, since: f.since });
+  const m = await openManager(g, { asUser: f.user });
+  for await (const line of m.logs(name, { follow: f.follow, lines, since: f.since })) process.stdout.write(`${line}\n`);
 }
 
-export async function execCommand(name: string, argv: string[], f: { interactive?: boolean; tty?: boolean; user?: string; workdir?: string; env?: string[] }): Promise<void> {
-  process.exitCode = await execInMachine(name, argv, { stdin: f.interactive, tty: f.tty, user: f.user, cwd: f.workdir, env: f.env });
+export async function execCommand(name: string, argv: string[], f: { interactive?: boolean; tty?: boolean; user?: string; workdir?: string; env?: string[] }, g: GlobalOptions): Promise<void> {
+  const m = await openManager(g);
+  process.exitCode = await m.exec(name, argv, { stdin: f.interactive, tty: f.tty, user: f.user, cwd: f.workdir, env: f.env });
 }
 
-export async function shellCommand(name: string, argv: string[]): Promise<void> {
-  process.exitCode = await execInMachine(name, argv.length ? argv : ['/bin/sh'], { stdin: true, tty: process.stdin.isTTY === true });
+export async function shellCommand(name: string, argv: string[], _f: unknown, g: GlobalOptions): Promise<void> {
+  const m = await openManager(g);
+  process.exitCode = await m.exec(name, argv.length ? argv : ['/bin/sh'], { stdin: true, tty: process.stdin.isTTY === true });
 }

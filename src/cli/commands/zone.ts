@@ -8,9 +8,7 @@ import { BerthError } from '../../base/errors.ts';
 import {
   createZone, listAttachments, listZones, machinesInZone, portLines, readZone, removeZone, validateZoneName, zoneState,
 } from '../../network/index.ts';
-import { machinePaths } from '../../runtime/nspawn/index.ts';
-import { existsSync } from 'node:fs';
-import { networkOf, readSettings } from '../../machine/index.ts';
+import type { GlobalOptions } from '../program.ts';
 
 export async function zoneCreateCommand(name: string, f: { subnet?: string }): Promise<void> {
   const z = await createZone(name, { subnet: f.subnet });
@@ -51,16 +49,16 @@ export async function zoneRmCommand(names: string[]): Promise<void> {
   }
 }
 
-export async function portCommand(name: string, privatePort: string | undefined, f: { json?: boolean }): Promise<void> {
-  const p = machinePaths(name);
-  if (!existsSync(p.nspawnFile)) throw new BerthError('NOT_FOUND', `no such container: ${name}`, { details: { name } });
-  const v = await networkOf(name, await readSettings(name));
-  let ports = v.ports;
+export async function portCommand(name: string, privatePort: string | undefined, f: { json?: boolean }, g: GlobalOptions): Promise<void> {
+  const { openManager } = await import('../manager.ts');
+  const m = await openManager(g);
+  let ports = await m.ports(name);
   if (privatePort !== undefined) {
     const [num, proto = 'tcp'] = privatePort.split('/');
     ports = ports.filter((x) => String(x.containerPort) === num && x.protocol === proto);
     if (ports.length === 0) throw new BerthError('NOT_FOUND', `no public port ${privatePort} published for ${name}`);
   }
-  if (f.json) process.stdout.write(`${JSON.stringify(ports, null, 2)}\n`);
-  else process.stdout.write(portLines({ ...v, ports }).map((l) => `${l}\n`).join(''));
+  const shown = ports.map((p) => ({ hostIp: p.hostIp ?? '0.0.0.0', hostPort: p.hostPort, containerPort: p.containerPort, protocol: p.protocol }));
+  if (f.json) process.stdout.write(`${JSON.stringify(shown, null, 2)}\n`);
+  else process.stdout.write(portLines({ mode: 'zone', ports: shown, aliases: [], dns: [] }).map((l) => `${l}\n`).join(''));
 }

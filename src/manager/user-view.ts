@@ -1,0 +1,177 @@
+/**
+ * @module manager/user-view
+ * Root's read-only look at one user's containers (`berth ps|status|logs --user NAME`):
+ * the user's bwrap units in ~NAME/.config/systemd/user, their state from that user's own
+ * manager (`systemctl --user -M NAME@`, one `show` call for all of them), their output from
+ * the journal by _SYSTEMD_USER_UNIT= and _UID=. It implements the Runtime seam so the
+ * manager's views work unchanged; every verb that would change something refuses with
+ * PERMISSION_DENIED (root acting inside a user's manager is not berth's business: the user
+ * runs berth themselves).
+ */
+import { spawn } from 'node:child_process';
+import { readdir, readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { BerthError } from '../base/errors.ts';
+import { isDigest, type Digest } from '../base/digest.ts';
+import { run } from '../base/exec.ts';
+import { isValidMachineName } from '../container/names.ts';
+import { parseUnit, type UnitFile } from '../unit/unit-file.ts';
+import type { ContainerState, ContainerStatus, ContainerSummary, EnableResult, GcRoots, PortMapping, Runtime, RuntimeLogsOptions } from '../runtime/runtime.ts';
+
+export interface Account {
+  name: string;
+  uid: number;
+  gid: number;
+  home: string;
+}
+
+const USER_NAME = /^[a-z_][a-z0-9_.-]{0,31}$/i;
+const UNIT = (name: string) => `berth-sandbox@${name}.service`;
+const DROPIN = '50-berth.conf';
+
+/** One /etc/passwd line (getent) → the account; NOT_FOUND for an unknown user. */
+export function parsePasswdLine(line: string, name: string): Account {
+  const f = line.trim().split(':');
+  if (f.length < 7 || f[0] !== name || !/^\d+$/.test(f[2]!) || !/^\d+$/.test(f[3]!) || !f[5]!.startsWith('/')) {
+    throw new BerthError('NOT_FOUND', `no such user: ${name}`, { details: { user: name } });
+  }
+  return { name, uid: Number(f[2]), gid: Number(f[3]), home: f[5]! };
+}
+
+export async function lookupAccount(name: string): Promise<Account> {
+  if (!USER_NAME.test(name)) throw new BerthError('INVALID_ARGUMENT', `--user: "${name}" is not a user name`, { details: { user: name } });
+  const r = await run(['getent', 'passwd', '--', name], { reject: false, timeoutMs: 10_000 });
+  if (r.exitCode !== 0) throw new BerthError('NOT_FOUND', `no such user: ${name}`, { details: { user: name } });
+  return parsePasswdLine(r.stdout.split('\n')[0] ?? '', name);
+}
+
+/** `systemctl show` output of several units (blank-line separated blocks) → property maps by Id. */
+export function parseShowBlocks(text: string): Map<string, Record<string, string>> {
+  const out = new Map<string, Record<string, string>>();
+  for (const block of text.split(/\n\s*\n/)) {
+    const p: Record<string, string> = {};
+    for (const l of block.split('\n')) {
+      const i = l.indexOf('=');
+      if (i > 0) p[l.slice(0, i)] = l.slice(i + 1);
+    }
+    if (p.Id) out.set(p.Id, p);
+  }
+  return out;
+}
+
+function statusOf(active: string | undefined): ContainerStatus {
+  if (active === 'failed') return 'failed';
+  if (active === 'active' || active === 'activating' || active === 'deactivating' || active === 'reloading') return 'running';
+  return 'created';
+}
+
+export class UserView implements Runtime {
+  readonly name = 'bwrap';
+  readonly unitDir: string;
+
+  constructor(readonly account: Account) {
+    this.unitDir = join(account.home, '.config', 'systemd', 'user');
+  }
+
+  private refuse(verb: string): never {
+    throw new BerthError('PERMISSION_DENIED', `--user ${this.account.name} is a read-only view (ps, status, logs): ${verb} a user's container as that user (e.g. \`sudo -u ${this.account.name} berth ${verb} …\`)`, { details: { user: this.account.name } });
+  }
+
+  create(): Promise<void> { return this.refuse('create'); }
+  start(): Promise<void> { return this.refuse('start'); }
+  stop(): Promise<void> { return this.refuse('stop'); }
+  kill(): Promise<void> { return this.refuse('kill'); }
+  remove(): Promise<void> { return this.refuse('rm'); }
+  exec(): Promise<number> { return this.refuse('exec'); }
+  runAttached(): Promise<number> { return this.refuse('run'); }
+  enable(): Promise<EnableResult> { return this.refuse('enable'); }
+  disable(): Promise<void> { return this.refuse('disable'); }
+
+  async list(): Promise<string[]> {
+    const out: string[] = [];
+    for (const d of await readdir(this.unitDir).catch(() => [] as string[])) {
+      const m = /^berth-sandbox@(.+)\.service\.d$/.exec(d);
+      if (m && isValidMachineName(m[1]!) && (await readdir(join(this.unitDir, d)).catch(() => [] as string[])).includes(DROPIN)) out.push(m[1]!);
+    }
+    return out.sort();
+  }
+
+  private async dropIn(name: string): Promise<UnitFile | undefined> {
+    const text = await readFile(join(this.unitDir, `${UNIT(name)}.d`, DROPIN), 'utf8').catch(() => undefined);
+    try {
+      return text === undefined ? undefined : parseUnit(text);
+    } catch {
+      return undefined;
+    }
+  }
+
+  /** One `systemctl --user -M NAME@ show` for all units. */
+  private async show(names: string[]): Promise<Map<string, Record<string, string>>> {
+    if (names.length === 0) return new Map();
+    const r = await run(['systemctl', '--user', '-M', `${this.account.name}@`, 'show', '-p', 'Id,ActiveState,SubState,MainPID,UnitFileState', '--', ...names.map(UNIT)], { reject: false, timeoutMs: 30_000 });
+    if (r.exitCode !== 0 && r.stdout.trim() === '') {
+      throw new BerthError('FAILED_PRECONDITION', `cannot reach ${this.account.name}'s systemd user manager: ${r.stderr.trim()} (is it running? \`loginctl enable-linger ${this.account.name}\` keeps it running)`, { details: { user: this.account.name } });
+    }
+    return parseShowBlocks(r.stdout);
+  }
+
+  private async requireKnown(name: string): Promise<void> {
+    if (!isValidMachineName(name) || !(await this.list()).includes(name)) {
+      throw new BerthError('NOT_FOUND', `no such container of user ${this.account.name}: ${name}`, { details: { name, user: this.account.name } });
+    }
+  }
+
+  async state(name: string): Promise<ContainerState> {
+    await this.requireKnown(name);
+    const p = (await this.show([name])).get(UNIT(name)) ?? {};
+    const pid = Number(p.MainPID ?? 0);
+    return { name, runtime: this.name, unit: UNIT(name), status: statusOf(p.ActiveState), ...(pid > 0 ? { pid } : {}) };
+  }
+
+  async summaries(): Promise<ContainerSummary[]> {
+    const names = await this.list();
+    const props = await this.show(names);
+    return Promise.all(names.map(async (n) => {
+      const p = props.get(UNIT(n)) ?? {};
+      const u = await this.dropIn(n);
+      const pid = Number(p.MainPID ?? 0);
+      const image = u?.get('X-Berth', 'Image')?.replaceAll('%%', '%');
+      return {
+        name: n, runtime: this.name, unit: UNIT(n), status: statusOf(p.ActiveState), ...(pid > 0 ? { pid } : {}),
+        ...(image ? { image } : {}), command: [], activeState: p.ActiveState ?? 'inactive', subState: p.SubState ?? 'dead',
+        ...(p.UnitFileState ? { enabled: p.UnitFileState } : {}),
+      };
+    }));
+  }
+
+  async *logs(name: string, opts: RuntimeLogsOptions = {}): AsyncIterable<string> {
+    await this.requireKnown(name);
+    const args = [`_SYSTEMD_USER_UNIT=${UNIT(name)}`, `_UID=${this.account.uid}`, '-o', 'cat', '--no-pager', '-q'];
+    if (opts.lines !== undefined) args.push('-n', String(opts.lines));
+    if (opts.follow) args.push('-f');
+    if (opts.since) args.push('--since', opts.since);
+    const c = spawn('journalctl', args, { stdio: ['ignore', 'pipe', 'inherit'] });
+    try {
+      for await (const line of createInterface({ input: c.stdout })) yield line;
+    } finally {
+      if (c.exitCode === null) c.kill();
+    }
+  }
+
+  async gcRoots(): Promise<GcRoots> {
+    const roots: GcRoots = { manifests: [], chainIds: [] };
+    for (const n of await this.list()) {
+      const u = await this.dropIn(n);
+      const d = u?.get('X-Berth', 'Digest');
+      if (d && isDigest(d)) roots.manifests.push(d as Digest);
+      for (const c of u?.getAll('X-Berth', 'ChainId') ?? []) if (isDigest(c)) roots.chainIds.push(c as Digest);
+    }
+    return roots;
+  }
+
+  async ports(name: string): Promise<PortMapping[]> {
+    await this.requireKnown(name);
+    return [];
+  }
+}
