@@ -13,7 +13,6 @@ import { readFile } from 'node:fs/promises';
 import { BerthError, isBerthError } from '../base/errors.ts';
 import { trace } from '../base/trace.ts';
 import type { Digest } from '../base/digest.ts';
-import { generateName } from '../container/names.ts';
 import type { ContainerSpec } from '../container/spec.ts';
 import type { PullEvent, PullResult } from '../image/pull.ts';
 import type { LocalImage } from '../image/local.ts';
@@ -22,7 +21,7 @@ import type {
 } from '../runtime/runtime.ts';
 import { BACKENDS, BACKEND_NAMES, loadRuntimes } from './backends.ts';
 import { chooseRuntime, runtimesFor } from './choose.ts';
-import { publishedPorts, specFromFlags, type RunRequestFlags } from './flags.ts';
+import type { RunRequestFlags } from './flags.ts';
 import { openServices, registryFor, storeRootFor, type RegistryFlags, type Services } from './services.ts';
 
 export interface ManagerOptions {
@@ -135,6 +134,7 @@ export class Manager {
   }
 
   private async freeName(): Promise<string> {
+    const { generateName } = await import('../container/names.ts');
     const taken = new Set<string>();
     let name = generateName((n) => taken.has(n));
     while (await this.exists(name)) {
@@ -164,6 +164,7 @@ export class Manager {
     const envFiles: Array<{ path: string; text: string }> = [];
     for (const path of req.flags.envFile ?? []) envFiles.push({ path, text: await readFile(path, 'utf8') });
     const network = await BACKENDS[this.runtimeName]!.network();
+    const { specFromFlags } = await import('./flags.ts');
     return specFromFlags({
       image: { name: image.name, digest: image.digest, id: image.id, chainIds: chainIds(image.config.rootfs.diff_ids), config: image.config },
       ref: req.image, args: req.args, flags: req.flags, name, envFiles, environ: this.o.env, network,
@@ -174,6 +175,7 @@ export class Manager {
     const name = req.flags.name ?? (await this.freeName());
     trace('name chosen');
     const spec = await this.buildSpec(req, name);
+    const { publishedPorts } = await import('./flags.ts');
     await this.runtime.create(spec, { publish: publishedPorts(spec), startSoon });
     trace('container created');
     return spec;
