@@ -51,7 +51,7 @@ export interface RunFlags {
   boot?: boolean;
   tty?: boolean;
   stdin?: boolean;
-  userns?: 'pick' | 'host';
+  userns?: 'private' | 'host';
   network?: ContainerSpec['network'];
   labels?: Record<string, string>;
 }
@@ -78,7 +78,7 @@ export function buildSpec(image: ImageForSpec, flags: RunFlags): ContainerSpec {
     resources: {},
     restart: flags.restart ?? 'no',
     boot,
-    userns: flags.userns ?? 'pick',
+    userns: flags.userns ?? 'private',
     network: flags.network ?? { mode: 'zone' },
     labels: { ...(cfg.Labels ?? {}), ...(flags.labels ?? {}) },
   };

@@ -104,8 +104,12 @@ export interface ContainerSpec {
   stopTimeoutSec?: number;
   /** Run the image's own init (--boot). */
   boot: boolean;
-  /** 'pick': private UID/GID range with idmapped mounts; 'host': no user namespace. */
-  userns: 'pick' | 'host';
+  /**
+   * 'private': the container has its own user namespace, its root an unprivileged ID range
+   * the runtime chooses (nspawn: a fixed 65536-ID range it picks, with idmapped lowers;
+   * bwrap: the user and their subordinate IDs); 'host': no user namespace of its own.
+   */
+  userns: 'private' | 'host';
   network: NetworkSpec;
   /** Free-form labels recorded in the .nspawn file's comments for `berth inspect`. */
   labels: Record<string, string>;

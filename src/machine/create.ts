@@ -125,14 +125,14 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
   const nspawn = toNspawnFile(spec, { initHostPath: spec.boot ? undefined : findInit(), setuserHostPath: setuser, network });
   const dropIns = toServiceDropIns(spec, { network, volumeKinds }).map((d) => ({ file: d.file, text: serializeUnit(d.unit) }));
   const helper = helperPath();
-  const inUse = spec.userns === 'pick' ? await rangesInUse() : [];
+  const inUse = spec.userns === 'private' ? await rangesInUse() : [];
   trace('create: translated, helpers in place, ranges in use read');
   // Another machine of this name (berth's, machinectl's, a unit): refuse before any work.
   if (await machineExists(spec.name)) throw alreadyExists(spec.name);
   return withLock(machineLock(ctx, spec.name), async () => {
     // The claims, without a global lock: the UID range by an exclusive claim file, then the
     // name by creating the .nspawn file exclusively (it carries the range from then on).
-    const range = spec.userns === 'pick' ? await pickAndClaimRange(spec.name, [...inUse, ...(await takenRanges(nspawnDir()))]) : undefined;
+    const range = spec.userns === 'private' ? await pickAndClaimRange(spec.name, [...inUse, ...(await takenRanges(nspawnDir()))]) : undefined;
     if (range) {
       nspawn.set('Exec', 'PrivateUsers', `${range.base}:${range.size}`);
       nspawn.set('Files', 'PrivateUsersOwnership', 'off');

@@ -144,7 +144,7 @@ export function specFromFlags(i: {
     boot: f.boot,
     tty: f.tty,
     stdin: f.interactive,
-    userns: f.userns === 'host' ? 'host' : 'pick',
+    userns: f.userns === 'host' ? 'host' : 'private',
     network,
   };
   const { chainIds } = i.image;

@@ -107,7 +107,7 @@ export function toSandboxCommand(spec: ContainerSpec, opts: BwrapOptions): Sandb
   validateMachineName(spec.name);
   const bin = { ...DEFAULT_BINARIES, ...opts.binaries };
   if (spec.boot) unsupported('boot', 'a user container runs one command, not an init system (no --boot with bwrap)');
-  if (spec.userns !== 'pick') unsupported('userns', 'a user container always has its own user namespace (no --userns=host)');
+  if (spec.userns === 'host') unsupported('userns', 'a user container always has its own user namespace (no --userns=host)');
   const net = NETWORK_MODES[spec.network.mode] ?? unsupported('network', `mode "${spec.network.mode}" is not available to a user's container (use none, host or the default private network)`);
   const publish = opts.publish ?? [];
   if (publish.length > 0 && net !== 'pasta') invalid('publish', `ports can be published only with the private network (network mode is ${spec.network.mode})`);

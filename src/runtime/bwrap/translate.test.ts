@@ -30,7 +30,7 @@ export const BASE: ContainerSpec = {
   resources: {},
   restart: 'no',
   boot: false,
-  userns: 'pick',
+  userns: 'private',
   network: { mode: 'link' },
   labels: {},
 };

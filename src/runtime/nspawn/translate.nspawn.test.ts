@@ -18,7 +18,7 @@ import { volumeSteps } from './translate-volumes.ts';
 const enabled = process.env.BERTH_TEST_NSPAWN === '1' && process.getuid?.() === 0 && existsSync('/bin/busybox');
 const D = `sha256:${'a'.repeat(64)}` as never;
 
-for (const userns of ['host', 'pick'] as const) test(`hostile args, env and bind paths arrive byte-exact in a real nspawn container (userns ${userns})`, { skip: !enabled }, () => {
+for (const userns of ['host', 'private'] as const) test(`hostile args, env and bind paths arrive byte-exact in a real nspawn container (userns ${userns})`, { skip: !enabled }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'berth-nspawn-'));
   try {
     const root = join(dir, 'bb');

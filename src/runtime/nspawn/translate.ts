@@ -110,7 +110,7 @@ function writeExec(u: UnitFile, spec: ContainerSpec, opts: NspawnTranslateOption
     if (user !== undefined) u.set('Exec', 'User', user);
   }
   if (kill !== undefined) u.set('Exec', 'KillSignal', kill);
-  u.set('Exec', 'PrivateUsers', spec.userns === 'pick' ? 'pick' : 'no');
+  u.set('Exec', 'PrivateUsers', spec.userns === 'private' ? 'pick' : 'no');
   u.set('Exec', 'NotifyReady', 'no');
   if (spec.hostname !== undefined) u.set('Exec', 'Hostname', checkHostname('hostname', spec.hostname));
 }
@@ -135,7 +135,7 @@ function dedupeEnv(env: readonly string[]): string[] {
 function writeFiles(u: UnitFile, spec: ContainerSpec, opts: NspawnTranslateOptions): void {
   u.set('Files', 'ReadOnly', yn(spec.readOnlyRoot));
   // Never chown the image: idmapped mounts keep start time independent of image size.
-  if (spec.userns === 'pick') u.set('Files', 'PrivateUsersOwnership', 'map');
+  if (spec.userns === 'private') u.set('Files', 'PrivateUsersOwnership', 'map');
   if (!spec.boot && opts.initHostPath !== undefined) {
     const src = checkAbsPath('init', opts.initHostPath);
     u.add('Files', 'BindReadOnly', `${escapeNspawnPath(src)}:${escapeNspawnPath(INIT_TARGET)}`);
@@ -144,7 +144,7 @@ function writeFiles(u: UnitFile, spec: ContainerSpec, opts: NspawnTranslateOptio
       u.add('Files', 'BindReadOnly', `${escapeNspawnPath(helper)}:${escapeNspawnPath(SETUSER_TARGET)}`);
     }
   }
-  spec.mounts.forEach((m, i) => writeMount(u, spec.name, m, i, spec.userns === 'pick'));
+  spec.mounts.forEach((m, i) => writeMount(u, spec.name, m, i, spec.userns === 'private'));
 }
 
 function writeMount(u: UnitFile, name: string, m: MountSpec, i: number, privateUsers: boolean): void {
