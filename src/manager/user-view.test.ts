@@ -1,0 +1,26 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { isBerthError } from '../base/errors.ts';
+import { lookupAccount, parsePasswdLine, parseShowBlocks } from './user-view.ts';
+
+test('passwd lines: the account of exactly that name, or NOT_FOUND', () => {
+  assert.deepEqual(parsePasswdLine('tuser:x:1000:1000:,,,:/home/tuser:/bin/bash\n', 'tuser'), { name: 'tuser', uid: 1000, gid: 1000, home: '/home/tuser' });
+  for (const [line, name] of [['', 'tuser'], ['other:x:1:1::/home/o:/bin/sh', 'tuser'], ['tuser:x:abc:1::/h:/bin/sh', 'tuser'], ['tuser:x:1:1::relative:/bin/sh', 'tuser']] as const) {
+    assert.throws(() => parsePasswdLine(line, name), (e) => isBerthError(e, 'NOT_FOUND'), line);
+  }
+});
+
+test('--user NAME must look like a user name before anything is asked', async () => {
+  for (const bad of ['../etc', 'a b', '-rf', '', 'x'.repeat(40), 'a/b', 'root\n']) {
+    await assert.rejects(lookupAccount(bad), (e) => isBerthError(e, 'INVALID_ARGUMENT') && /not a user name/.test((e as Error).message), JSON.stringify(bad));
+  }
+  await assert.rejects(lookupAccount('no-such-user-berth'), (e) => isBerthError(e, 'NOT_FOUND'));
+  assert.equal((await lookupAccount('root')).uid, 0);
+});
+
+test('systemctl show of several units: one property map per Id', () => {
+  const m = parseShowBlocks('Id=berth-sandbox@a.service\nActiveState=active\nMainPID=42\n\nId=berth-sandbox@b.service\nActiveState=inactive\nMainPID=0\n\nActiveState=stray\n');
+  assert.deepEqual([...m.keys()], ['berth-sandbox@a.service', 'berth-sandbox@b.service']);
+  assert.equal(m.get('berth-sandbox@a.service')?.MainPID, '42');
+  assert.equal(parseShowBlocks('').size, 0);
+});
