@@ -10,10 +10,14 @@ import { openServices as open, type Services } from '../manager/services.ts';
 
 export { registryFor, registriesConfPaths, type RegistryFlags, type Services } from '../manager/services.ts';
 
+/** The store for the image commands that are not pulls (those go through the manager). */
 export async function openServices(g: GlobalOptions, opts: { unpack?: boolean } = {}): Promise<Services> {
+  const { BACKENDS } = await import('../manager/backends.ts');
+  const { chooseRuntime } = await import('../manager/choose.ts');
+  const runtime = chooseRuntime({ uid: process.getuid?.() ?? 0, flag: g.runtime, env: process.env.BERTH_RUNTIME, known: Object.keys(BACKENDS) });
   return open({
-    root: storeRoot(g), unpack: opts.unpack,
-    unpacker: process.getuid?.() === 0 ? 'snapshots' : 'rootless',
+    root: storeRoot(g), unpack: opts.unpack, snapshotStore: true,
+    unpacker: BACKENDS[runtime]!.unpacker,
     snapshotFormat: g.snapshotFormat ?? process.env.BERTH_SNAPSHOT_FORMAT,
     notice: (m) => process.stderr.write(`berth: ${m}\n`),
   });

@@ -326,7 +326,9 @@ export class Manager {
   async prune(): Promise<{ blobs: number; snapshots: number; freedBytes: number }> {
     if (this.o.asUser !== undefined) throw new BerthError('PERMISSION_DENIED', '--user is a read-only view: prune a user\'s store as that user');
     const { pruneStore } = await import('../image/maintenance.ts');
-    const svc = await this.services();
+    // Blobs always; snapshots where the store can list and remove them (root's snapshot
+    // store; a user's dir snapshots stay until the rootless unpacker can prune them).
+    const svc = await this.services({ unpack: BACKENDS[this.runtimeName]?.unpacker === 'snapshots' });
     const roots = await this.gcRoots();
     return pruneStore(svc, { manifests: roots.manifests as Digest[], chainIds: roots.chainIds as Digest[] });
   }

@@ -6,22 +6,28 @@
  * subordinate-ID mapping into a fresh directory, which is renamed into place as the dir
  * snapshot the bwrap runtime mounts: $STORE/snapshots/dir/<chainID hex>/fs. Files get their
  * final owners as they are written and are never chowned afterwards.
+ * Before tar sees a byte, every header of the layer goes through snapshot/validate's
+ * LayerValidator (the rules of root's unpacker: no `..`, nothing below a symlink, file or
+ * device of the same layer, no replaced symlinks or directories with content, no hardlinks
+ * out, size and entry limits), so a layer root refuses is refused here too.
  * Nothing is half-done: a failed layer leaves no snapshot (its work directory is removed
  * inside the same mapping, since its files belong to subordinate IDs).
  */
 import { createHash, randomBytes } from 'node:crypto';
-import { createWriteStream, existsSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
+import { extract } from 'tar-stream';
 import { digestHex, type Digest } from '../base/digest.ts';
 import { BerthError } from '../base/errors.ts';
 import { run } from '../base/exec.ts';
 import type { Descriptor } from '../oci/types.ts';
 import type { LayerUnpacker } from '../image/pull.ts';
 import type { IdRange } from '../runtime/bwrap/types.ts';
+import type { EntryHeader } from '../snapshot/validate.ts';
 
 export class RootlessUnpacker implements LayerUnpacker {
   private constructor(private readonly root: string, private readonly subuid: IdRange, private readonly subgid: IdRange) {}
@@ -78,6 +84,7 @@ export class RootlessUnpacker implements LayerUnpacker {
       else await pipeline(args.compressed, createDecompressor(compression), tap, out);
       const got = `${algo}:${hash.digest('hex')}`;
       if (got !== args.diffId) throw new BerthError('DIGEST_MISMATCH', `layer ${args.descriptor.digest}: uncompressed content is ${got}, the image config says ${args.diffId}`, { details: { expected: args.diffId, actual: got } });
+      await validateTar(tarFile);
       const { applyLayerRootless } = await import('../runtime/bwrap/layer-apply.ts');
       await applyLayerRootless({ subuid: this.subuid, subgid: this.subgid, dest: join(work, 'fs'), layer: tarFile });
       await rm(tarFile, { force: true });
@@ -94,4 +101,28 @@ export class RootlessUnpacker implements LayerUnpacker {
       throw e;
     }
   }
+}
+
+/** Every header of the (decompressed) layer through LayerValidator; throws its HOSTILE_LAYER / UNSUPPORTED. */
+async function validateTar(tarFile: string): Promise<void> {
+  const { LayerValidator } = await import('../snapshot/validate.ts');
+  const { defaultPolicy } = await import('../snapshot/types.ts');
+  const validator = new LayerValidator(defaultPolicy({ allowDevices: true, xattrPrefix: 'user.overlay.' }));
+  const parser = extract();
+  // The first refusal is kept and the rest of the archive drained (destroying a tar-stream
+  // parser from its own entry callback leaves an error without a listener).
+  let refusal: unknown;
+  parser.on('entry', (h, stream, next) => {
+    if (refusal === undefined) {
+      try {
+        validator.check(h as unknown as EntryHeader);
+      } catch (e) {
+        refusal = e;
+      }
+    }
+    stream.on('end', () => next());
+    stream.resume();
+  });
+  await pipeline(createReadStream(tarFile), parser);
+  if (refusal !== undefined) throw refusal;
 }

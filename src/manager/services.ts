@@ -27,6 +27,11 @@ export interface ServiceOptions {
   /** How layers become snapshots: root's snapshot store, or unpacked inside the user's mapping. */
   unpacker?: 'snapshots' | 'rootless';
   notice?: (message: string) => void;
+  /**
+   * The caller needs the whole SnapshotStore (fsck, import, image mount), which only root's
+   * snapshot store has: with the rootless unpacker this is UNSUPPORTED.
+   */
+  snapshotStore?: boolean;
 }
 
 /** `--root DIR` beats `BERTH_ROOT`, which beats /var/lib/berth (root) or $XDG_DATA_HOME/berth (a user), as Podman splits them. */
@@ -47,6 +52,9 @@ export async function openServices(o: ServiceOptions): Promise<Services> {
   let unpacker: LayerUnpacker | undefined;
   if (o.unpack !== false) {
     if (o.unpacker === 'rootless') {
+      if (o.snapshotStore) {
+        throw new BerthError('UNSUPPORTED', "this command works on root's snapshot store only; a user's dir snapshots are made by `berth pull` (fsck, import and image mount of a user's store are not built yet)");
+      }
       const { RootlessUnpacker } = await import('./rootless-unpacker.ts');
       unpacker = await RootlessUnpacker.open(o.root);
     } else {

@@ -16,6 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot, useTestHost, type TestHost } from '../testhost/index.ts';
 import { buildImage } from '../fixtures/images.ts';
+import { buildHostile, hostileCases } from '../fixtures/hostile-images.ts';
 import { EXIT_CODES } from '../../src/base/errors.ts';
 
 const NAME = `rlcli-${process.pid}`;
@@ -223,5 +224,30 @@ describe('berth as an unprivileged user: the CLI through the manager and the bwr
     await refused('tuser', ['status', 'web'], 'NOT_FOUND', /no such container: web/);
     await ok('root', ['rm', '-f', 'rootbox']);
     await ok('tuser2', ['rm', '-f', 'other']);
+  });
+
+  test('hostile images pulled as tuser: refused or harmless, never a write outside the store (the canary in tuser\'s home)', async () => {
+    const h = host();
+    const canary = '/home/tuser/canary';
+    await sh(h, `mkdir -p ${canary} && echo keep > ${canary}/keep && chown -R tuser: ${canary}`);
+    const before = (await h.exec(['sh', '-c', `find /home/tuser -path ${STORE} -prune -o -print | sort; cat ${canary}/keep`])).stdout;
+    // registry-storable cases (manifest edits need the fault proxy): layer tricks and config fields
+    const cases = hostileCases(canary).map((c, i) => ({ c, i })).filter(({ c }) => !c.manifest && !c.served);
+    const results: string[] = [];
+    for (const { c, i } of cases) {
+      const b = await buildHostile(join(shared, 'hostile'), c, i);
+      await h.exec(['skopeo', 'copy', '-q', '--insecure-policy', '--dest-tls-verify=false', '--dest-no-creds', `oci:${b.layoutDir}:${b.tag}`, `docker://127.0.0.1:${PORT}/hostile:${i}`], { timeoutMs: 60_000 });
+      const r = await berth('tuser', ['pull', '-q', '--tls-verify=false', `127.0.0.1:${PORT}/hostile:${i}`]);
+      results.push(`${r.exitCode === c.code ? 'ok  ' : 'DIFF'} ${i} ${c.name}: exit ${r.exitCode} (want ${c.code}) ${r.stderr.trim().split('\n')[0] ?? ''}`);
+      // the attack's target is untouched, nothing new appeared outside the store
+      assert.equal((await h.exec(['sh', '-c', `find /home/tuser -path ${STORE} -prune -o -print | sort; cat ${canary}/keep`])).stdout, before, c.name);
+      // and the verdict is root's: the same exit code
+      assert.equal(r.exitCode, c.code, `${c.name}: ${r.stderr}`);
+      // a refused pull leaves no snapshot in progress behind
+      if (r.exitCode !== 0) assert.equal((await h.exec(['sh', '-c', `ls -A ${STORE}/snapshots/work 2>/dev/null | wc -l`])).stdout.trim(), '0', c.name);
+    }
+    console.log(`# hostile pulls as tuser (exit code against the root path's):\n${results.map((l) => `#   ${l}`).join('\n')}`);
+    // 'lower layer d -> canary, upper layer writes d/pwned' is harmless: its pwned is a file of its own snapshot
+    assert.equal((await h.exec(['sh', '-c', `find / -xdev -path ${STORE}/snapshots -prune -o -name pwned -print 2>/dev/null`])).stdout.trim(), '');
   });
 });
