@@ -24,3 +24,10 @@ test('--runtime beats BERTH_RUNTIME; both must name a runtime that works for the
   refused({ uid: 0, known, flag: 'runc' }, 'INVALID_ARGUMENT', /unknown runtime "runc" \(known: bwrap, nspawn\)/);
   refused({ uid: 0, known, flag: '../x' }, 'INVALID_ARGUMENT', /unknown runtime/);
 });
+
+test('zones are the nspawn runtime\'s: a user\'s runtime refuses `berth zone` clearly', async () => {
+  const { requireZones, BACKEND_NAMES } = await import('./backends.ts');
+  assert.deepEqual(BACKEND_NAMES, ['bwrap', 'nspawn']);
+  requireZones('nspawn');
+  assert.throws(() => requireZones('bwrap'), (e) => isBerthError(e, 'UNSUPPORTED') && /network zones belong to root's containers/.test((e as Error).message));
+});

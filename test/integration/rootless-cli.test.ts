@@ -177,6 +177,9 @@ describe('berth as an unprivileged user: the CLI through the manager and the bwr
     await refused('tuser', ['--runtime', 'nspawn', 'ps'], 'PERMISSION_DENIED', /nspawn runtime .*needs root/);
     await refused('tuser', ['ps', '--user', 'root'], 'PERMISSION_DENIED', /only root may look at another user's containers/);
     await refused('tuser', ['ps', '--user', 'tuser2'], 'PERMISSION_DENIED', /only root may/);
+    // root's zones (and the machines in them) are not a user's business
+    await refused('tuser', ['zone', 'ls'], 'UNSUPPORTED', /network zones belong to root's containers/);
+    await refused('tuser', ['network', 'inspect', 'berth'], 'UNSUPPORTED', /network zones belong to root's containers/);
     // tuser2 sees nothing of tuser's
     assert.doesNotMatch(await ok('tuser2', ['ps', '-a']), /^web\s/m);
     await refused('tuser2', ['exec', 'web', 'true'], 'NOT_FOUND', /no such container: web/);

@@ -10,12 +10,21 @@ import {
 } from '../../network/index.ts';
 import type { GlobalOptions } from '../program.ts';
 
-export async function zoneCreateCommand(name: string, f: { subnet?: string }): Promise<void> {
+/** The caller's runtime must have zones (root's nspawn); a user's gets a clear refusal. */
+async function zonesOnly(g: GlobalOptions): Promise<void> {
+  const { BACKENDS, requireZones } = await import('../../manager/backends.ts');
+  const { chooseRuntime } = await import('../../manager/choose.ts');
+  requireZones(chooseRuntime({ uid: process.getuid?.() ?? 0, flag: g.runtime, env: process.env.BERTH_RUNTIME, known: Object.keys(BACKENDS) }));
+}
+
+export async function zoneCreateCommand(name: string, f: { subnet?: string }, g: GlobalOptions): Promise<void> {
+  await zonesOnly(g);
   const z = await createZone(name, { subnet: f.subnet });
   process.stdout.write(`${z.name}\n`);
 }
 
-export async function zoneLsCommand(f: { json?: boolean; quiet?: boolean }): Promise<void> {
+export async function zoneLsCommand(f: { json?: boolean; quiet?: boolean }, g: GlobalOptions): Promise<void> {
+  await zonesOnly(g);
   const zones = await listZones();
   const atts = await listAttachments();
   const rows = await Promise.all(zones.map(async (z) => {
@@ -27,7 +36,8 @@ export async function zoneLsCommand(f: { json?: boolean; quiet?: boolean }): Pro
   else process.stdout.write(formatTable(['ZONE', 'SUBNET', 'GATEWAY', 'BRIDGE', 'STATE', 'MACHINES'], rows.map((r) => [r.name, r.subnet, r.gateway, r.bridge, r.state, String(r.machines.length)])));
 }
 
-export async function zoneInspectCommand(names: string[]): Promise<void> {
+export async function zoneInspectCommand(names: string[], _f: unknown, g: GlobalOptions): Promise<void> {
+  await zonesOnly(g);
   const out = [];
   for (const n of names) {
     const z = await readZone(validateZoneName(n));
@@ -42,7 +52,8 @@ export async function zoneInspectCommand(names: string[]): Promise<void> {
   process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
 }
 
-export async function zoneRmCommand(names: string[]): Promise<void> {
+export async function zoneRmCommand(names: string[], _f: unknown, g: GlobalOptions): Promise<void> {
+  await zonesOnly(g);
   for (const n of names) {
     await removeZone(validateZoneName(n), machinesInZone);
     process.stdout.write(`${n}\n`);
