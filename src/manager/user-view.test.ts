@@ -24,3 +24,11 @@ test('systemctl show of several units: one property map per Id', () => {
   assert.equal(m.get('berth-sandbox@a.service')?.MainPID, '42');
   assert.equal(parseShowBlocks('').size, 0);
 });
+
+test('the drop-in dump read as the user: name/text pairs, odd names and duplicates dropped', async () => {
+  const { parseDropInDump } = await import('./user-view.ts');
+  const m = parseDropInDump('berth-sandbox@web.service.d\0[X-Berth]\nImage=a\n\0berth-sandbox@../x.service.d\0evil\0berth-sandbox@web.service.d\0second\0other.d\0x\0berth-sandbox@db.service.d\0\0');
+  assert.deepEqual([...m.entries()], [['web', '[X-Berth]\nImage=a\n'], ['db', '']]);
+  assert.equal(parseDropInDump('').size, 0);
+  assert.equal(parseDropInDump('berth-sandbox@half.service.d').size, 0, 'a name without its text (cut off) is dropped');
+});

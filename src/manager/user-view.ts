@@ -9,7 +9,6 @@
  * runs berth themselves).
  */
 import { spawn } from 'node:child_process';
-import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { BerthError } from '../base/errors.ts';
@@ -60,6 +59,17 @@ export function parseShowBlocks(text: string): Map<string, Record<string, string
   return out;
 }
 
+/** `DIR\0TEXT\0` pairs (see readDropIns) → drop-in text by container name; odd names are dropped. */
+export function parseDropInDump(out: string): Map<string, string> {
+  const parts = out.split('\0');
+  const m = new Map<string, string>();
+  for (let i = 0; i + 1 < parts.length; i += 2) {
+    const name = /^berth-sandbox@(.+)\.service\.d$/.exec(parts[i]!)?.[1];
+    if (name !== undefined && isValidMachineName(name) && !m.has(name)) m.set(name, parts[i + 1]!);
+  }
+  return m;
+}
+
 function statusOf(active: string | undefined): ContainerStatus {
   if (active === 'failed') return 'failed';
   if (active === 'active' || active === 'activating' || active === 'deactivating' || active === 'reloading') return 'running';
@@ -69,6 +79,7 @@ function statusOf(active: string | undefined): ContainerStatus {
 export class UserView implements Runtime {
   readonly name = 'bwrap';
   readonly unitDir: string;
+  private cache: Promise<Map<string, string>> | undefined;
 
   constructor(readonly account: Account) {
     this.unitDir = join(account.home, '.config', 'systemd', 'user');
@@ -88,17 +99,36 @@ export class UserView implements Runtime {
   enable(): Promise<EnableResult> { return this.refuse('enable'); }
   disable(): Promise<void> { return this.refuse('disable'); }
 
+  /**
+   * The user's containers and their drop-ins, read *as the user* (setpriv to their UID and
+   * GID, no supplementary groups): everything below their home is theirs to arrange, so a
+   * symlink `50-berth.conf -> /etc/shadow` or a `.config -> /root` gets root's berth only
+   * what the user could read anyway. Regular files only, at most 64 KiB each, 10 s for all
+   * (a FIFO swapped in meanwhile ends in the timeout, not a hang).
+   */
+  private async readDropIns(): Promise<Map<string, string>> {
+    this.cache ??= (async () => {
+      const script = `cd -- "$1" 2>/dev/null || exit 0
+for d in berth-sandbox@*.service.d; do
+  f="$d/${DROPIN}"
+  [ -f "$f" ] || continue
+  printf '%s\\0' "$d"; head -c 65536 -- "$f" | tr -d '\\000'; printf '\\0'
+done`;
+      const r = await run(['setpriv', `--reuid=${this.account.uid}`, `--regid=${this.account.gid}`, '--clear-groups', '--', 'sh', '-c', script, 'berth-user-view', this.unitDir], {
+        reject: false, timeoutMs: 10_000, env: { PATH: '/usr/bin:/bin', LC_ALL: 'C' },
+      });
+      if (r.exitCode !== 0) throw new BerthError('FAILED_PRECONDITION', `reading ${this.account.name}'s units as ${this.account.name} failed: ${r.stderr.trim() || `exit ${r.exitCode}`}`, { details: { user: this.account.name } });
+      return parseDropInDump(r.stdout);
+    })();
+    return this.cache;
+  }
+
   async list(): Promise<string[]> {
-    const out: string[] = [];
-    for (const d of await readdir(this.unitDir).catch(() => [] as string[])) {
-      const m = /^berth-sandbox@(.+)\.service\.d$/.exec(d);
-      if (m && isValidMachineName(m[1]!) && (await readdir(join(this.unitDir, d)).catch(() => [] as string[])).includes(DROPIN)) out.push(m[1]!);
-    }
-    return out.sort();
+    return [...(await this.readDropIns()).keys()].sort();
   }
 
   private async dropIn(name: string): Promise<UnitFile | undefined> {
-    const text = await readFile(join(this.unitDir, `${UNIT(name)}.d`, DROPIN), 'utf8').catch(() => undefined);
+    const text = (await this.readDropIns()).get(name);
     try {
       return text === undefined ? undefined : parseUnit(text);
     } catch {

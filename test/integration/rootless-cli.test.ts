@@ -200,6 +200,19 @@ describe('berth as an unprivileged user: the CLI through the manager and the bwr
     await refused('root', ['stop', 'web', '--user', 'tuser'], 'PERMISSION_DENIED', /read-only view/);
     await refused('root', ['rm', '-f', 'web', '--user', 'tuser'], 'PERMISSION_DENIED', /read-only view/);
     await refused('root', ['ps', '--user', 'nosuchuser'], 'NOT_FOUND', /no such user: nosuchuser/);
+    // tuser's unit dir is tuser's to arrange: root's view reads it as tuser, so a drop-in that
+    // is a symlink to a root-only file shows nothing of it, and a FIFO does not hang root's berth
+    const units = '/home/tuser/.config/systemd/user';
+    await sh(host(), `printf '[X-Berth]\\nImage=ROOT-ONLY-SECRET\\n' > /root/berth-secret.conf && chmod 600 /root/berth-secret.conf`);
+    await host().run(['sh', '-euc', `mkdir -p ${units}/berth-sandbox@peek.service.d ${units}/berth-sandbox@fifo.service.d
+ln -s /root/berth-secret.conf ${units}/berth-sandbox@peek.service.d/50-berth.conf
+mkfifo ${units}/berth-sandbox@fifo.service.d/50-berth.conf`], { user: 'tuser' });
+    const t0 = performance.now();
+    const peek = await ok('root', ['ps', '-a', '--json', '--user', 'tuser']);
+    assert.ok(performance.now() - t0 < 9000, 'root\'s view waited on the FIFO');
+    assert.doesNotMatch(peek, /ROOT-ONLY-SECRET/);
+    assert.doesNotMatch(peek, /"fifo"/);
+    await host().run(['rm', '-rf', `${units}/berth-sandbox@peek.service.d`, `${units}/berth-sandbox@fifo.service.d`], { user: 'tuser' });
     await refused('root', ['ps', '--user', '../etc'], 'INVALID_ARGUMENT', /not a user name/);
     assert.equal((await curl(`http://127.0.0.1:${HTTP_PORT}/index.html`)).trim(), 'hello-from-cli');
   });
