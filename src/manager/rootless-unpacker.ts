@@ -22,7 +22,7 @@ import { Transform, type Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { extract } from 'tar-stream';
 import { digestHex, type Digest } from '../base/digest.ts';
-import { BerthError } from '../base/errors.ts';
+import { BerthError, fromSystemError, isBerthError } from '../base/errors.ts';
 import { run } from '../base/exec.ts';
 import type { Descriptor } from '../oci/types.ts';
 import type { LayerUnpacker } from '../image/pull.ts';
@@ -71,17 +71,29 @@ export class RootlessUnpacker implements LayerUnpacker {
       const algo = args.diffId.slice(0, args.diffId.indexOf(':'));
       const hash = createHash(algo === 'sha512' ? 'sha512' : 'sha256');
       let bytes = 0;
+      // A decompression bomb stops at root's limit (the validator's maxBytes of file data,
+      // plus room for headers), before it fills the user's disk any further.
+      const { defaultPolicy } = await import('../snapshot/types.ts');
+      const cap = defaultPolicy().maxBytes + (1 << 30);
       const tap = new Transform({
         transform(chunk: Buffer, _enc, cb) {
           hash.update(chunk);
           bytes += chunk.length;
           args.onProgress?.(bytes);
+          if (bytes > cap) {
+            cb(new BerthError('HOSTILE_LAYER', `layer ${args.descriptor.digest} expands beyond ${cap} bytes (limit)`, { details: { limit: cap } }));
+            return;
+          }
           cb(null, chunk);
         },
       });
       const out = createWriteStream(tarFile, { mode: 0o600 });
-      if (compression === 'none') await pipeline(args.compressed, tap, out);
-      else await pipeline(args.compressed, createDecompressor(compression), tap, out);
+      try {
+        if (compression === 'none') await pipeline(args.compressed, tap, out);
+        else await pipeline(args.compressed, createDecompressor(compression), tap, out);
+      } catch (e) {
+        throw isBerthError(e) ? e : fromSystemError(e);
+      }
       const got = `${algo}:${hash.digest('hex')}`;
       if (got !== args.diffId) throw new BerthError('DIGEST_MISMATCH', `layer ${args.descriptor.digest}: uncompressed content is ${got}, the image config says ${args.diffId}`, { details: { expected: args.diffId, actual: got } });
       await validateTar(tarFile);
