@@ -11,3 +11,4 @@ export {
 export { imagesInUse, inspectMachine, listMachineNames, listMachineSummaries, networkOf, readSettings, type ImageUse, type MachineSummary } from './query.ts';
 export { formatBytes, formatStatus, machineStatus, parseAddresses, type MachineStatus } from './status.ts';
 export { execInMachine, streamLogs, type ExecOptions, type LogsOptions } from './access.ts';
+export { NspawnRuntime, createNspawnRuntime, type NspawnExtras, type NspawnSummary } from './runtime.ts';
