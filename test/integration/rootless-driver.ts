@@ -37,6 +37,12 @@ async function main(): Promise<unknown> {
       return applyLayerRootless({ subuid: f.subuid, subgid: f.subgid, dest: name, layer: json ?? '' });
     }
     case 'exec': return rt.exec(name, JSON.parse(json ?? '[]') as string[]);
+    // The container's own output goes to this process's stdout before the JSON line.
+    case 'run': return rt.runAttached(name, json ? (JSON.parse(json) as { tty?: boolean; stdin?: boolean }) : {});
+    case 'enable': return rt.enable(name);
+    case 'disable': return rt.disable(name);
+    case 'ports': return rt.ports(name);
+    case 'summaries': return rt.summaries();
     case 'logs': {
       const lines: string[] = [];
       for await (const l of rt.logs(name)) lines.push(l);
