@@ -24,7 +24,7 @@
  * (subid-range-too-small), not silently chowned.
  */
 import { randomBytes } from 'node:crypto';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, readdir, rename, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { spawn } from 'node:child_process';
@@ -103,6 +103,31 @@ while [ "$#" -ge 2 ]; do
 done
 `;
 
+/**
+ * Kills a sandbox started by sandboxedArgv: SIGKILL to bwrap's PID-namespace init takes
+ * every process of the namespace with it (and bwrap then exits). Killing only bwrap's
+ * monitor would orphan that init (bwrap 0.8's --die-with-parent does not reach it), and
+ * it would hold tar's stderr open for ever.
+ */
+function killSandbox(pid: number | undefined): void {
+  if (!pid) return;
+  const child = (p: number): number => {
+    try {
+      return Number(readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/)[0] || 0);
+    } catch {
+      return 0;
+    }
+  };
+  const init = child(pid);
+  for (const p of [init, pid]) {
+    try {
+      if (p > 0) process.kill(p, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+}
+
 const SKIPPABLE = [/Cannot mknod: Operation not permitted/, /Exiting with failure status due to previous errors/];
 
 export class RootlessDirSnapshotter implements Snapshotter {
@@ -155,7 +180,7 @@ export class RootlessDirSnapshotter implements Snapshotter {
       const fail = (e: unknown): void => {
         if (failed !== undefined) return;
         failed = e;
-        tar.kill('SIGKILL');
+        killSandbox(tar.pid);
         parser.destroy();
         input.destroy();
       };
@@ -198,7 +223,8 @@ export class RootlessDirSnapshotter implements Snapshotter {
         tar.stdin.end();
       });
       input.on('error', (e) => fail(e));
-      tar.on('close', (code) => {
+      // Not 'close': that also waits for every holder of tar's stderr.
+      tar.on('exit', (code) => {
         if (failed !== undefined) {
           reject(failed);
           return;
