@@ -293,6 +293,20 @@ export class RootlessDirSnapshotter implements Snapshotter {
       '--', 'rm', '-rf', '--one-file-system', '--', dir], { timeoutMs: 600_000 });
   }
 
+  /** Removes work areas of pulls whose process is gone (a killed `berth pull`); returns how many. */
+  async sweep(): Promise<number> {
+    let n = 0;
+    for (const d of await readdir(this.base).catch(() => [] as string[])) {
+      const m = /^\.tmp-[0-9a-f]{64}-(\d+)-[0-9a-f]{8}$/.exec(d);
+      if (!m) continue;
+      const pid = Number(m[1]);
+      if (pid === process.pid || existsSync(`/proc/${pid}`)) continue;
+      await this.removeTree(join(this.base, d)).catch(() => {});
+      n++;
+    }
+    return n;
+  }
+
   async mounts(chainId: Digest): Promise<string> {
     return join(this.path(chainId), 'fs');
   }
@@ -334,10 +348,12 @@ export interface RootlessLayerUnpacker {
 export function createRootlessUnpacker(opts: RootlessUnpackerOptions): RootlessLayerUnpacker {
   const snapshotter = new RootlessDirSnapshotter(opts);
   const policy = defaultPolicy({ allowDevices: true, xattrPrefix: 'user.overlay.', ...opts.policy });
+  let swept: Promise<number> | undefined;
   return {
     snapshotter,
     has: (chainId) => snapshotter.has(chainId),
     unpack: async (args) => {
+      await (swept ??= snapshotter.sweep().catch(() => 0));
       if (await snapshotter.has(args.chainId)) {
         args.compressed.destroy();
         return;

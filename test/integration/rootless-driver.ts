@@ -51,6 +51,16 @@ async function main(): Promise<unknown> {
     case 'exec': return rt.exec(name, JSON.parse(json ?? '[]') as string[]);
     // The container's own output goes to this process's stdout before the JSON line.
     case 'run': return rt.runAttached(name, json ? (JSON.parse(json) as { tty?: boolean; stdin?: boolean }) : {});
+    case 'run-rm': {
+      // What `berth run --rm` does after resolving the image: create, run attached, remove.
+      const { spec, publish } = JSON.parse(json ?? '{}') as { spec: ContainerSpec; publish?: [] };
+      await rt.create(spec, { publish });
+      try {
+        return await rt.runAttached(spec.name, {});
+      } finally {
+        await rt.remove(spec.name, { force: true });
+      }
+    }
     case 'enable': return rt.enable(name);
     case 'disable': return rt.disable(name);
     case 'ports': return rt.ports(name);

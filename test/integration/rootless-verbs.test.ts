@@ -75,7 +75,7 @@ describe('bwrap verbs for the manager and the rootless unpacker', { timeout: 300
     for (let i = 0; i < 50 && (await h.exec(['test', '-S', '/run/user/1000/bus'], { reject: false })).exitCode !== 0; i++) await new Promise((r) => setTimeout(r, 100));
     const mk = await asUser(['sh', '-euc', [
       `mkdir -p ${LOWER}/bin ${LOWER}/etc ${LOWER}/tmp ${STORE}/snapshots/dir/${BIG}/fs/data ${CANARY}`, `cp /usr/bin/busybox ${LOWER}/bin/`,
-      `for a in sh ls echo sleep cat tty test kill; do ln -s busybox ${LOWER}/bin/$a; done`, `echo keep > ${CANARY}/keep`,
+      `for a in sh ls echo sleep cat tty test kill touch; do ln -s busybox ${LOWER}/bin/$a; done`, `echo keep > ${CANARY}/keep`,
       // The big image: busybox plus 20,000 files, in one snapshot.
       `cp -a ${LOWER}/. ${STORE}/snapshots/dir/${BIG}/fs/`,
       `cd ${STORE}/snapshots/dir/${BIG}/fs/data && seq 1 20000 | xargs touch`,
@@ -91,14 +91,16 @@ describe('bwrap verbs for the manager and the rootless unpacker', { timeout: 300
     assert.deepEqual((ok(await drv('state', 'fg')) as { status: string; exitCode: number }), { name: 'fg', runtime: 'bwrap', unit: 'berth-sandbox@fg.service', status: 'exited', exitCode: 7 });
     // SIGINT to berth: forwarded to the payload, which traps it.
     ok(await drv('create', 'trap', { spec: spec('trap', ['sh', '-c', 'trap "echo got-int; exit 5" INT; echo ready; while :; do sleep 0.2; done'], 'link') }));
-    const script = `${DRIVER.join(' ')} run trap & p=$!; sleep 2.5; kill -INT $p; wait $p`;
-    const t = await asUser(['sh', '-c', script]);
+    // Signal once the container has said it is ready (no sleeps: this VM is often loaded).
+    const signalWhenReady = (name: string, sig: string) => `o=/home/tuser/${name}.out; ${DRIVER.join(' ')} run ${name} > $o 2>&1 & p=$!; i=0; ` +
+      `while ! grep -q '^ready' $o && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; kill -${sig} $p; wait $p; cat $o`;
+    const t = await asUser(['sh', '-c', signalWhenReady('trap', 'INT')], 120_000);
     assert.match(t.stdout, /^ready$/m);
     assert.match(t.stdout, /^got-int$/m);
     assert.match(t.stdout, /"ok":true,"value":5/);
     // SIGTERM to berth, payload without a handler: killed by it, 143.
-    ok(await drv('create', 'term', { spec: spec('term', ['sleep', '100']) }));
-    const k = await asUser(['sh', '-c', `${DRIVER.join(' ')} run term & p=$!; sleep 2.5; kill -TERM $p; wait $p`]);
+    ok(await drv('create', 'term', { spec: spec('term', ['sh', '-c', 'echo ready; exec sleep 100']) }));
+    const k = await asUser(['sh', '-c', signalWhenReady('term', 'TERM')], 120_000);
     assert.match(k.stdout, /"ok":true,"value":143/);
     assert.equal(await leftovers(), '');
     const units = await asUser(['systemctl', '--user', 'list-units', '--all', '--no-legend', 'berth-run-*']);
@@ -112,8 +114,10 @@ describe('bwrap verbs for the manager and the rootless unpacker', { timeout: 300
 
   test('attached run with a terminal: job control in the container, Ctrl-C stops the foreground job only', async () => {
     ok(await drv('create', 'tty', { spec: spec('tty', ['sh', '-i']) }));
-    const keys = "sleep 3; printf 'test -t 0 && echo is-a-tty\\r'; sleep 0.5; printf 'sleep 30\\r'; sleep 0.5; printf '\\003'; sleep 0.5; printf 'echo after-ctrl-c\\r'; sleep 0.5; printf 'exit 4\\r'; sleep 1";
-    const r = await asUser(['sh', '-c', `(${keys}) | script -qec ${q(`${DRIVER.join(' ')} run tty '{"tty":true,"stdin":true}'`)} /dev/null`]);
+    // Typed ahead is fine (the pty buffers it); Ctrl-C only once `sleep 30` runs (it touched /ready1 first).
+    const keys = `printf 'test -t 0 && echo is-a-tty; touch /ready1; sleep 30\\r'; i=0; while [ ! -e ${STORE}/sandboxes/tty/upper/ready1 ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; ` +
+      "sleep 0.5; printf '\\003'; sleep 0.5; printf 'echo after-ctrl-c\\r'; sleep 0.5; printf 'exit 4\\r'; sleep 1";
+    const r = await asUser(['sh', '-c', `(${keys}) | script -qec ${q(`${DRIVER.join(' ')} run tty '{"tty":true,"stdin":true}'`)} /dev/null`], 120_000);
     assert.match(r.stdout, /^is-a-tty\r?$/m);
     assert.match(r.stdout, /^after-ctrl-c\r?$/m);
     assert.match(r.stdout, /"ok":true,"value":4/);
@@ -233,7 +237,12 @@ describe('bwrap verbs for the manager and the rootless unpacker', { timeout: 300
       return { file, meta: { diffId: l.diffId, digest: l.digest, mediaType: l.mediaType, size: l.size, chainId: chainIds([l.diffId])[0]! } };
     };
     const good = await put('good', entries);
+    // The work area of a pull that was killed (its pid is gone) is swept by the next one.
+    const dead = (await asUser(['sh', '-c', 'echo $$'])).stdout.trim();
+    const stale = `${STORE}/snapshots/dir/.tmp-${'f'.repeat(64)}-${dead}-0badc0de`;
+    assert.equal((await asUser(['mkdir', '-p', `${stale}/fs/x`])).exitCode, 0);
     assert.equal((ok(await drv('unpack', good.file, good.meta)) as { has: boolean }).has, true);
+    assert.equal((await h.exec(['test', '-e', stale], { reject: false })).exitCode, 1, 'stale work area swept');
     const fs = `${STORE}/snapshots/dir/${good.meta.chainId.slice(7)}/fs`;
     const st = (await h.exec(['sh', '-c', `cd ${fs} && stat -c '%n %u:%g %a %F' www www/f bin/suid gone/old && getfattr -d -m- www/f op 2>/dev/null; ls -A dev`])).stdout;
     assert.match(st, /^www 100032:100032 755 directory$/m);

@@ -13,7 +13,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { constants as osConstants, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -130,7 +130,7 @@ export class BwrapRuntime implements Runtime {
     for (const [i, d] of opts.paths.lowerDirs.entries()) {
       if (!existsSync(d)) throw new BerthError('NOT_FOUND', `layer ${spec.image.chainIds[i]} of ${spec.image.ref} has no dir snapshot at ${d}; pull the image as this user`, { details: { path: d } });
     }
-    await probeStoreFilesystem(join(this.storeRoot, 'sandboxes'));
+    await this.checkStoreFilesystem(join(this.storeRoot, 'sandboxes'));
     const p = opts.paths;
     // Another user must not read or enter a user's containers' files.
     await mkdir(join(this.storeRoot, 'sandboxes'), { recursive: true, mode: 0o700 });
@@ -149,6 +149,19 @@ export class BwrapRuntime implements Runtime {
       await rm(join(this.storeRoot, 'sandboxes', name), { recursive: true, force: true });
       throw e;
     }
+  }
+
+  /**
+   * probeStoreFilesystem (a real overlay mount in a user namespace) once per filesystem:
+   * the device it passed on is remembered in sandboxes/.overlay-ok, so a store that moves
+   * to another filesystem is probed again.
+   */
+  private async checkStoreFilesystem(dir: string): Promise<void> {
+    const marker = join(dir, '.overlay-ok');
+    const dev = (await stat(dir).catch(() => undefined))?.dev;
+    if (dev !== undefined && (await readFile(marker, 'utf8').catch(() => '')) === String(dev)) return;
+    await probeStoreFilesystem(dir);
+    await writeFile(marker, String((await stat(dir)).dev)).catch(() => {});
   }
 
   private async daemonReload(): Promise<void> {
@@ -195,15 +208,19 @@ export class BwrapRuntime implements Runtime {
     const unit = unitName(name);
     const known = existsSync(this.dropInPath(name));
     if (!known && !opts.force) throw new BerthError('NOT_FOUND', `no such container: ${name}`, { details: { name } });
-    if (known && (await this.state(name)).status === 'running') {
+    // One show for both units; only the systemctl calls the state calls for (run --rm pays for each).
+    const props = await this.show([unit, attachedUnitName(name)]);
+    const st = known ? await this.stateFrom(name, props) : undefined;
+    if (st?.status === 'running') {
       if (!opts.force) throw new BerthError('FAILED_PRECONDITION', `container ${name} is running; stop it first or use --force`);
-      for (const u of [unit, attachedUnitName(name)]) {
-        await this.systemctl(['kill', '--signal=SIGKILL', '--', u]);
-        await this.systemctl(['stop', '--', u]);
-      }
+      await this.systemctl(['kill', '--signal=SIGKILL', '--', st.unit]);
+      await this.systemctl(['stop', '--', st.unit]);
     }
-    await this.systemctl(['disable', '--', unit]);
-    await this.systemctl(['reset-failed', '--', unit]);
+    const main = props.get(unit);
+    if (!known || (main?.UnitFileState ?? '') !== 'disabled') await this.systemctl(['disable', '--', unit]);
+    if (!known || main?.ActiveState === 'failed' || props.get(attachedUnitName(name))?.ActiveState === 'failed') {
+      await this.systemctl(['reset-failed', '--', unit, attachedUnitName(name)]);
+    }
     const dir = join(this.storeRoot, 'sandboxes', validateMachineName(name));
     if (existsSync(dir)) {
       // The upper dir holds files of subordinate IDs (and overlay's 000 work dir): remove inside the mapping.
@@ -365,20 +382,22 @@ export class BwrapRuntime implements Runtime {
    */
   async runAttached(name: string, opts: RuntimeAttachOptions = {}): Promise<number> {
     await this.requireKnown(name);
-    if ((await this.state(name)).status === 'running') throw new BerthError('FAILED_PRECONDITION', `container ${name} is already running`, { details: { name } });
+    const props = await this.show([unitName(name), attachedUnitName(name)]);
+    if ((await this.stateFrom(name, props)).status === 'running') throw new BerthError('FAILED_PRECONDITION', `container ${name} is already running`, { details: { name } });
     const template = await readFile(join(this.unitDir, TEMPLATE_NAME), 'utf8').then((t) => parseUnit(t), () => undefined);
     const drop = await this.readDropIn(name);
     if (!template || !drop) throw new BerthError('FAILED_PRECONDITION', `container ${name}: its unit files cannot be read; remove and create it again`, { details: { name } });
     const tty = opts.tty === true;
     if (tty && !process.stdin.isTTY) throw new BerthError('INVALID_ARGUMENT', 'a terminal (-t) was asked for, but stdin is not a terminal');
     const run = toAttachedRun(template, drop, { name, tty, stdin: opts.stdin === true });
-    await this.systemctl(['reset-failed', '--', run.unit]);
+    if (props.get(run.unit)?.ActiveState === 'failed') await this.systemctl(['reset-failed', '--', run.unit]);
     await rm(this.paths(name).exitFile, { force: true });
     const child = spawn(run.argv[0]!, run.argv.slice(1), {
       stdio: tty || opts.stdin ? 'inherit' : ['ignore', 'inherit', 'inherit'],
       detached: !tty,
     });
     let interrupts = 0;
+    let early: NodeJS.Signals | undefined;
     const forward = (sig: NodeJS.Signals) => () => {
       if (sig === 'SIGINT' && ++interrupts > 1) {
         void this.systemctl(['kill', '--signal=SIGKILL', '--', run.unit]);
@@ -387,28 +406,38 @@ export class BwrapRuntime implements Runtime {
       void (async () => {
         const main = Number((await this.show([run.unit])).get(run.unit)?.MainPID ?? 0);
         const payload = main > 0 ? await this.payloadPid(main) : 0;
+        if (payload === 0) {
+          // Still starting (launcher, pasta): there is nobody to deliver it to; stop the run.
+          early ??= sig;
+          await this.systemctl(['stop', '--', run.unit]);
+          return;
+        }
         try {
-          if (payload > 0) {
-            process.kill(payload, sig);
-            return;
-          }
+          process.kill(payload, sig);
         } catch {
           // A payload running as a subordinate ID: the user's manager signals it.
+          await this.systemctl(['kill', `--signal=${sig}`, '--', run.unit]);
         }
-        await this.systemctl(['kill', `--signal=${sig}`, '--', run.unit]);
       })();
     };
     const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((s) => [s, forward(s)] as const);
     for (const [s, h] of handlers) process.on(s, h);
     try {
+      let killed = false;
       const rc = await new Promise<number>((resolve, reject) => {
         child.on('error', (e) => reject(new BerthError('FAILED_PRECONDITION', `systemd-run: ${e.message}`, { cause: e })));
-        child.on('close', (code, sig) => resolve(code ?? 128 + ((sig && (osConstants.signals as Record<string, number>)[sig]) || 0)));
+        child.on('close', (code, sig) => {
+          killed = code === null;
+          resolve(code ?? 128 + ((sig && (osConstants.signals as Record<string, number>)[sig]) || 0));
+        });
       });
-      // systemd-run is gone: make sure the service (and anything left in its cgroup) is too.
-      await this.systemctl(['stop', '--', run.unit]);
+      // --wait returns once the service is gone; if systemd-run itself was killed, stop it
+      // (and whatever is left in its cgroup) here.
+      if (killed) await this.systemctl(['stop', '--', run.unit]);
       const last = (await readFile(this.paths(name).exitFile, 'utf8').catch(() => '')).trim().split(' ');
-      return (last.length >= 3 ? exitStatusOf(last[1]!, last[2]!) : undefined) ?? rc;
+      const status = (last.length >= 3 ? exitStatusOf(last[1]!, last[2]!) : undefined) ?? rc;
+      // Interrupted before the container's process existed: report the signal, not the launcher's 125.
+      return early !== undefined && status !== 0 ? 128 + (osConstants.signals as Record<string, number>)[early]! : status;
     } finally {
       for (const [s, h] of handlers) process.off(s, h);
     }
