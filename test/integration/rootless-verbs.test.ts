@@ -41,7 +41,7 @@ function spec(name: string, args: string[], network: 'link' | 'private' = 'priva
   };
 }
 
-describe('bwrap verbs for the manager and the rootless unpacker', { timeout: 300_000 }, () => {
+describe('bwrap verbs for the manager and the rootless unpacker', { timeout: 600_000 }, () => {
   const layers = mkdtempSync(join(tmpdir(), 'berth-rlverbs-'));
   chmodSync(layers, 0o755);
   after(() => rmSync(layers, { recursive: true, force: true }));
@@ -76,6 +76,7 @@ describe('bwrap verbs for the manager and the rootless unpacker', { timeout: 300
     const mk = await asUser(['sh', '-euc', [
       `mkdir -p ${LOWER}/bin ${LOWER}/etc ${LOWER}/tmp ${STORE}/snapshots/dir/${BIG}/fs/data ${CANARY}`, `cp /usr/bin/busybox ${LOWER}/bin/`,
       `for a in sh ls echo sleep cat tty test kill touch; do ln -s busybox ${LOWER}/bin/$a; done`, `echo keep > ${CANARY}/keep`,
+      `echo 'test -t 0 && echo is-a-tty; touch /ready0' > ${LOWER}/ready.sh`,
       // The big image: busybox plus 20,000 files, in one snapshot.
       `cp -a ${LOWER}/. ${STORE}/snapshots/dir/${BIG}/fs/`,
       `cd ${STORE}/snapshots/dir/${BIG}/fs/data && seq 1 20000 | xargs touch`,
@@ -113,10 +114,12 @@ describe('bwrap verbs for the manager and the rootless unpacker', { timeout: 300
   });
 
   test('attached run with a terminal: job control in the container, Ctrl-C stops the foreground job only', async () => {
-    ok(await drv('create', 'tty', { spec: spec('tty', ['sh', '-i']) }));
-    // Typed ahead is fine (the pty buffers it); Ctrl-C only once `sleep 30` runs (it touched /ready1 first).
-    const keys = `printf 'test -t 0 && echo is-a-tty; touch /ready1; sleep 30\\r'; i=0; while [ ! -e ${STORE}/sandboxes/tty/upper/ready1 ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; ` +
-      "sleep 0.5; printf '\\003'; sleep 0.5; printf 'echo after-ctrl-c\\r'; sleep 0.5; printf 'exit 4\\r'; sleep 1";
+    // ash drops what is typed before its first prompt: its $ENV script (run just before
+    // that prompt) says when it is there; Ctrl-C only once `sleep 30` runs (it touched /ready1).
+    ok(await drv('create', 'tty', { spec: { ...spec('tty', ['sh', '-i']), process: { args: ['sh', '-i'], env: ['PATH=/bin', 'ENV=/ready.sh'], cwd: '/', tty: true, stdin: true } } }));
+    const marker = (f: string) => `i=0; while [ ! -e ${STORE}/sandboxes/tty/upper/${f} ] && [ $i -lt 900 ]; do sleep 0.1; i=$((i+1)); done`;
+    const keys = `${marker('ready0')}; sleep 1; printf 'touch /ready1; sleep 30\\r'; ${marker('ready1')}; ` +
+      "sleep 0.5; printf '\\003'; sleep 1.5; printf 'echo after-ctrl-c\\r'; sleep 1; printf 'exit 4\\r'; sleep 1";
     const r = await asUser(['sh', '-c', `(${keys}) | script -qec ${q(`${DRIVER.join(' ')} run tty '{"tty":true,"stdin":true}'`)} /dev/null`], 120_000);
     assert.match(r.stdout, /^is-a-tty\r?$/m);
     assert.match(r.stdout, /^after-ctrl-c\r?$/m);
