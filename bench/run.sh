@@ -20,9 +20,9 @@
 #            running), 100 `run -d` and 100 `rm -f` at once, `run -d` until active,
 #            `run --rm --network=none`, resident memory per machine; berth in a test host,
 #            podman on this VM (podman cannot run in the test host)
-#   rootless `berth run --rm` as an unprivileged user (test host, user manager) vs rootless
-#            `podman run --rm` as a user with subordinate IDs (bench/rootless.sh; not in
-#            the default list: it creates users and boots a test host, ~2-3 min)
+#   rootless `berth run --rm` vs rootless `podman run --rm`, both as the unprivileged
+#            user tuser in a test host (bench/rootless.sh; not in the default list: it
+#            boots a test host and creates the user there, ~2-3 min)
 #   help     this text
 #   (no section: pull start net scale)
 #
