@@ -20,6 +20,9 @@
 #            running), 100 `run -d` and 100 `rm -f` at once, `run -d` until active,
 #            `run --rm --network=none`, resident memory per machine; berth in a test host,
 #            podman on this VM (podman cannot run in the test host)
+#   rootless `berth run --rm` vs rootless `podman run --rm`, both as the unprivileged
+#            user tuser in a test host (bench/rootless.sh; not in the default list: it
+#            boots a test host and creates the user there, ~2-3 min)
 #   help     this text
 #   (no section: pull start net scale)
 #
@@ -42,12 +45,12 @@ ROOT=$(dirname "$HERE")
 . "$HERE/lib.sh"
 BENCH_TAG=bench
 
-usage() { sed -n '2,35p' "$0" | sed 's/^# \{0,1\}//'; }
+usage() { sed -n '2,38p' "$0" | sed 's/^# \{0,1\}//'; }
 
 sections=()
 for a in "$@"; do
   case $a in
-    pull|startup|start|net|scale) sections+=("$a") ;;
+    pull|startup|start|net|scale|rootless) sections+=("$a") ;;
     help|-h|--help) usage; exit 0 ;;
     *) echo "unknown section: $a" >&2; usage >&2; exit 2 ;;
   esac
@@ -275,6 +278,11 @@ fi
 if want scale; then
   # shellcheck source=bench/scale.sh
   . "$HERE/scale.sh"
+fi
+
+if want rootless; then
+  # shellcheck source=bench/rootless.sh
+  . "$HERE/rootless.sh"
 fi
 
 echo "loadavg at end: $(cat /proc/loadavg)   duration: $(( $(date +%s) - T_START )) s" >> "$OUT/env.txt"

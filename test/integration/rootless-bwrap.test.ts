@@ -205,6 +205,15 @@ describe('rootless bwrap containers as systemd user units', { timeout: 300_000 }
     assert.notEqual(enter.exitCode, 0);
     const read = await asUser('tuser2', ['ls', `${STORE}/sandboxes/web/upper`]);
     assert.notEqual(read.exitCode, 0);
+    // Names are per user: tuser2's verbs never reach tuser's web.
+    for (const verb of ['stop', 'rm', 'ports', 'enable']) assert.equal((await drv('tuser2', verb, 'web')).code, 'NOT_FOUND', verb);
+    assert.equal((await drv('tuser2', 'exec', 'web', ['true'])).code, 'NOT_FOUND');
+    // Nor do the tools underneath: signals, tuser's manager, tuser's journal.
+    assert.notEqual((await asUser('tuser2', ['kill', '-TERM', String(st.pid)])).exitCode, 0);
+    assert.notEqual((await asUser('tuser2', ['systemctl', '--user', '-M', 'tuser@', 'stop', 'berth-sandbox@web.service'])).exitCode, 0);
+    const journal = await asUser('tuser2', ['journalctl', '--user', '-u', 'berth-sandbox@web.service', '--no-pager', '-o', 'cat']);
+    assert.doesNotMatch(journal.stdout, /httpd|GET|index\.html/);
+    assert.equal((ok(await drv('tuser', 'state', 'web')) as { status: string }).status, 'running');
     void h;
   });
 

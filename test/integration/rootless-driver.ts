@@ -13,6 +13,9 @@ import { userInfo } from 'node:os';
 import { defaultRuntimes } from '../../src/runtime/index.ts';
 import { applyLayerRootless, probeHost } from '../../src/runtime/bwrap/index.ts';
 import type { ContainerSpec } from '../../src/container/spec.ts';
+import type { Digest } from '../../src/base/digest.ts';
+import { createRootlessUnpacker } from '../../src/snapshot/rootless-unpack.ts';
+import { createReadStream } from 'node:fs';
 
 const [verb, name = '', json] = process.argv.slice(2);
 const store = join(process.env.XDG_DATA_HOME ?? join(process.env.HOME ?? '/', '.local/share'), 'berth');
@@ -36,7 +39,32 @@ async function main(): Promise<unknown> {
       const f = await probeHost({ user: { name: userInfo().username, uid: userInfo().uid, gid: userInfo().gid } });
       return applyLayerRootless({ subuid: f.subuid, subgid: f.subgid, dest: name, layer: json ?? '' });
     }
+    case 'unpack': {
+      // name = layer blob file, json = { chainId, diffId, digest, mediaType, size }: the rootless LayerUnpacker.
+      const f = await probeHost({ user: { name: userInfo().username, uid: userInfo().uid, gid: userInfo().gid } });
+      const l = JSON.parse(json ?? '{}') as { chainId: Digest; diffId: Digest; digest: Digest; mediaType: string; size: number };
+      const u = createRootlessUnpacker({ root: store, idmap: { subuid: f.subuid, subgid: f.subgid } });
+      const t0 = performance.now();
+      await u.unpack({ chainId: l.chainId, diffId: l.diffId, descriptor: { mediaType: l.mediaType, digest: l.digest, size: l.size }, compressed: createReadStream(name) });
+      return { ms: Math.round(performance.now() - t0), has: await u.has(l.chainId) };
+    }
     case 'exec': return rt.exec(name, JSON.parse(json ?? '[]') as string[]);
+    // The container's own output goes to this process's stdout before the JSON line.
+    case 'run': return rt.runAttached(name, json ? (JSON.parse(json) as { tty?: boolean; stdin?: boolean }) : {});
+    case 'run-rm': {
+      // What `berth run --rm` does after resolving the image: create, run attached, remove.
+      const { spec, publish } = JSON.parse(json ?? '{}') as { spec: ContainerSpec; publish?: [] };
+      await rt.create(spec, { publish });
+      try {
+        return await rt.runAttached(spec.name, {});
+      } finally {
+        await rt.remove(spec.name, { force: true });
+      }
+    }
+    case 'enable': return rt.enable(name);
+    case 'disable': return rt.disable(name);
+    case 'ports': return rt.ports(name);
+    case 'summaries': return rt.summaries();
     case 'logs': {
       const lines: string[] = [];
       for await (const l of rt.logs(name)) lines.push(l);

@@ -12,7 +12,8 @@
  *     so the check cannot race with it,
  *  3. for the private network: binds a new network namespace to a file, lets pasta
  *     configure it (pasta forks into the background once the namespace is up, so the
- *     payload never starts without its network) and enters it,
+ *     payload never starts without its network) and enters it; pasta's own messages are
+ *     kept for the failure report only,
  *  4. execs bwrap, which becomes the unit's main process.
  * Arguments have a fixed arity, so no value is ever parsed as shell code:
  *   LOWERS UPPER WORK MERGED CHECK NET NETNS TCP UDP -- BWRAP_ARGV...
@@ -49,8 +50,10 @@ case $net in
   pasta)
     : > "$netns" || fail "cannot create $netns"
     unshare --net="$netns" true || fail "cannot create the network namespace"
-    pasta --config-net --quiet --netns "$netns" -t "$tcp" -u "$udp" -T none -U none --no-map-gw ||
-      fail "pasta could not set up the network (is /dev/net/tun usable by this user?)"
+    # pasta's notes ("No external routable interface for IPv6") would land on an attached
+    # run's terminal; they matter only when it fails. It closes its stdio once it daemonises.
+    msg=$(pasta --config-net --quiet --netns "$netns" -t "$tcp" -u "$udp" -T none -U none --no-map-gw 2>&1) ||
+      fail "pasta could not set up the network (is /dev/net/tun usable by this user?): $msg"
     exec nsenter --net="$netns" -- "$@" ;;
   *) fail "unknown network mode $net" ;;
 esac

@@ -13,7 +13,7 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, readdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { constants as osConstants, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -29,7 +29,9 @@ import type {
 } from '../runtime.ts';
 import { checkTun, probeHost, probeStoreFilesystem, type HostFacts } from './host.ts';
 import { LAUNCHER_SCRIPT } from './launcher.ts';
-import { DROPIN_FILE, TEMPLATE_NAME, toMachineDropIn, toTemplateUnit, unitName } from './translate-unit.ts';
+import {
+  attachedUnitName, commandOfDropIn, DROPIN_FILE, portsOfDropIn, TEMPLATE_NAME, toAttachedRun, toMachineDropIn, toTemplateUnit, unitName,
+} from './translate-unit.ts';
 import type { BwrapOptions, SandboxPaths } from './types.ts';
 
 export interface BwrapRuntimeOptions {
@@ -48,12 +50,21 @@ function currentUser(): { name: string; uid: number; gid: number } {
   return { name: u.username, uid: u.uid, gid: u.gid };
 }
 
-async function writeIfChanged(path: string, text: string, mode = 0o644): Promise<void> {
-  if ((await readFile(path, 'utf8').catch(() => undefined)) === text) return;
+/** systemd's EXIT_CODE/EXIT_STATUS words → a shell-style status (128+N for a signal). */
+function exitStatusOf(code: string, status: string): number | undefined {
+  if (code === 'exited') return /^\d+$/.test(status) ? Number(status) : undefined;
+  const sig = (osConstants.signals as Record<string, number>)[`SIG${status}`];
+  return sig === undefined ? undefined : 128 + sig;
+}
+
+/** Writes atomically unless the file already holds text; true when it wrote. */
+async function writeIfChanged(path: string, text: string, mode = 0o644): Promise<boolean> {
+  if ((await readFile(path, 'utf8').catch(() => undefined)) === text) return false;
   const tmp = `${path}.${process.pid}.tmp`;
   await writeFile(tmp, text, { mode });
   await chmod(tmp, mode);
   await rename(tmp, path);
+  return true;
 }
 
 export class BwrapRuntime implements Runtime {
@@ -121,7 +132,7 @@ export class BwrapRuntime implements Runtime {
     for (const [i, d] of opts.paths.lowerDirs.entries()) {
       if (!existsSync(d)) throw new BerthError('NOT_FOUND', `layer ${spec.image.chainIds[i]} of ${spec.image.ref} has no dir snapshot at ${d}; pull the image as this user`, { details: { path: d } });
     }
-    await probeStoreFilesystem(join(this.storeRoot, 'sandboxes'));
+    await this.checkStoreFilesystem(join(this.storeRoot, 'sandboxes'));
     const p = opts.paths;
     // Another user must not read or enter a user's containers' files.
     await mkdir(join(this.storeRoot, 'sandboxes'), { recursive: true, mode: 0o700 });
@@ -131,15 +142,42 @@ export class BwrapRuntime implements Runtime {
       await mkdir(join(this.storeRoot, 'libexec'), { recursive: true });
       await writeIfChanged(p.launcher, LAUNCHER_SCRIPT, 0o755);
       await mkdir(this.unitDir, { recursive: true });
-      await writeIfChanged(template.path!, serializeUnit(template));
+      const templateChanged = await writeIfChanged(template.path!, serializeUnit(template));
       await mkdir(drop.dir, { recursive: true });
       await writeIfChanged(join(drop.dir, drop.file), serializeUnit(drop.unit));
-      await this.daemonReload();
+      await this.reloadIfNeeded(unitName(name), templateChanged);
     } catch (e) {
       await rm(drop.dir, { recursive: true, force: true });
       await rm(join(this.storeRoot, 'sandboxes', name), { recursive: true, force: true });
       throw e;
     }
+  }
+
+  /**
+   * probeStoreFilesystem (a real overlay mount in a user namespace) once per filesystem:
+   * the device it passed on is remembered in sandboxes/.overlay-ok, so a store that moves
+   * to another filesystem is probed again.
+   */
+  private async checkStoreFilesystem(dir: string): Promise<void> {
+    const marker = join(dir, '.overlay-ok');
+    const dev = (await stat(dir).catch(() => undefined))?.dev;
+    if (dev !== undefined && (await readFile(marker, 'utf8').catch(() => '')) === String(dev)) return;
+    await probeStoreFilesystem(dir);
+    await writeFile(marker, String((await stat(dir)).dev)).catch(() => {});
+  }
+
+  /**
+   * A daemon-reload costs the user's manager a re-read of every unit (0.5 s on this VM, the
+   * largest part of `run --rm`). A unit systemd has not loaded is read from disk when it is
+   * first referenced, and one it holds in memory says NeedDaemonReload=yes when its
+   * drop-ins differ from the disk; so reload only then, or when the shared template changed.
+   */
+  private async reloadIfNeeded(unit: string, force: boolean): Promise<void> {
+    if (!force) {
+      const r = await this.systemctl(['show', '-p', 'NeedDaemonReload', '--', unit]);
+      if (r.exitCode === 0 && r.stdout.trim() === 'NeedDaemonReload=no') return;
+    }
+    await this.daemonReload();
   }
 
   private async daemonReload(): Promise<void> {
@@ -149,6 +187,9 @@ export class BwrapRuntime implements Runtime {
 
   async start(name: string): Promise<void> {
     const unit = await this.requireKnown(name);
+    const st = await this.state(name);
+    if (st.status === 'running' && st.unit !== unit) throw new BerthError('FAILED_PRECONDITION', `container ${name} is running in the foreground (${st.unit})`, { details: { name } });
+    if (st.status === 'running') return;
     await this.systemctl(['reset-failed', '--', unit]);
     await rm(this.paths(name).exitFile, { force: true });
     const r = await this.systemctl(['start', '--', unit]);
@@ -159,7 +200,9 @@ export class BwrapRuntime implements Runtime {
   }
 
   async stop(name: string, opts: { timeoutSec?: number } = {}): Promise<void> {
-    const unit = await this.requireKnown(name);
+    await this.requireKnown(name);
+    // The unit that runs it: its own, or the transient one of a foreground run.
+    const unit = (await this.state(name)).unit;
     let timer: NodeJS.Timeout | undefined;
     if (opts.timeoutSec !== undefined) {
       timer = setTimeout(() => void this.systemctl(['kill', '--signal=SIGKILL', '--', unit]), opts.timeoutSec * 1000);
@@ -169,10 +212,11 @@ export class BwrapRuntime implements Runtime {
   }
 
   async kill(name: string, signal = 'SIGKILL'): Promise<void> {
-    const unit = await this.requireKnown(name);
+    await this.requireKnown(name);
     if (!/^SIG[A-Z0-9+-]{2,10}$/.test(signal)) throw new BerthError('INVALID_ARGUMENT', `"${signal}" is not a signal name`);
-    if ((await this.state(name)).status !== 'running') throw new BerthError('FAILED_PRECONDITION', `container ${name} is not running`);
-    const r = await this.systemctl(['kill', `--signal=${signal}`, '--', unit]);
+    const st = await this.state(name);
+    if (st.status !== 'running') throw new BerthError('FAILED_PRECONDITION', `container ${name} is not running`);
+    const r = await this.systemctl(['kill', `--signal=${signal}`, '--', st.unit]);
     if (r.exitCode !== 0) throw new BerthError('FAILED_PRECONDITION', `kill ${name}: ${r.stderr.trim()}`);
   }
 
@@ -180,13 +224,19 @@ export class BwrapRuntime implements Runtime {
     const unit = unitName(name);
     const known = existsSync(this.dropInPath(name));
     if (!known && !opts.force) throw new BerthError('NOT_FOUND', `no such container: ${name}`, { details: { name } });
-    if (known && (await this.state(name)).status === 'running') {
+    // One show for both units; only the systemctl calls the state calls for (run --rm pays for each).
+    const props = await this.show([unit, attachedUnitName(name)]);
+    const st = known ? await this.stateFrom(name, props) : undefined;
+    if (st?.status === 'running') {
       if (!opts.force) throw new BerthError('FAILED_PRECONDITION', `container ${name} is running; stop it first or use --force`);
-      await this.systemctl(['kill', '--signal=SIGKILL', '--', unit]);
-      await this.systemctl(['stop', '--', unit]);
+      await this.systemctl(['kill', '--signal=SIGKILL', '--', st.unit]);
+      await this.systemctl(['stop', '--', st.unit]);
     }
-    await this.systemctl(['disable', '--', unit]);
-    await this.systemctl(['reset-failed', '--', unit]);
+    const main = props.get(unit);
+    if (!known || (main?.UnitFileState ?? '') !== 'disabled') await this.systemctl(['disable', '--', unit]);
+    if (!known || st?.status === 'running' || main?.ActiveState === 'failed' || props.get(attachedUnitName(name))?.ActiveState === 'failed') {
+      await this.systemctl(['reset-failed', '--', unit, attachedUnitName(name)]);
+    }
     const dir = join(this.storeRoot, 'sandboxes', validateMachineName(name));
     if (existsSync(dir)) {
       // The upper dir holds files of subordinate IDs (and overlay's 000 work dir): remove inside the mapping.
@@ -195,26 +245,58 @@ export class BwrapRuntime implements Runtime {
         `--map-groups=${f.subgid.start},1,${f.subgid.count}`, '--', 'rm', '-rf', '--one-file-system', '--', dir], { timeoutMs: 120_000 });
     }
     await rm(join(this.unitDir, `${unit}.d`), { recursive: true, force: true });
-    await this.daemonReload();
+    // No daemon-reload: the unit is stopped, not failed and not enabled, so systemd drops
+    // it from memory on its own, and a later create() of the name reloads if it did not.
+  }
+
+  /**
+   * One `systemctl --user show` for the given units: Id → properties. A container's state
+   * comes from its unit or, while it runs in the foreground, from its transient
+   * berth-run-NAME.service.
+   */
+  private async show(units: string[]): Promise<Map<string, Record<string, string>>> {
+    const out = new Map<string, Record<string, string>>();
+    if (units.length === 0) return out;
+    const r = await this.systemctl(['show', '--timestamp=unix', '-p', 'Id,ActiveState,SubState,MainPID,UnitFileState,StateChangeTimestamp', '--', ...units]);
+    if (r.exitCode !== 0) throw new BerthError('FAILED_PRECONDITION', `systemctl --user show failed: ${r.stderr.trim()} (is the user's systemd running? loginctl enable-linger ${this.user.name})`);
+    for (const block of r.stdout.split(/\n\s*\n/)) {
+      const p: Record<string, string> = {};
+      for (const l of block.split('\n')) {
+        const i = l.indexOf('=');
+        if (i > 0) p[l.slice(0, i)] = l.slice(i + 1);
+      }
+      if (p.Id) out.set(p.Id, p);
+    }
+    return out;
+  }
+
+  /** State from the two units' properties and the exit file. */
+  private async stateFrom(name: string, props: Map<string, Record<string, string>>): Promise<ContainerState & { props: Record<string, string> }> {
+    const unit = unitName(name);
+    const attached = props.get(attachedUnitName(name));
+    const main = props.get(unit) ?? {};
+    if (attached && ACTIVE.has(attached.ActiveState ?? '')) {
+      const pid = Number(attached.MainPID ?? 0);
+      return { name, runtime: this.name, unit: attachedUnitName(name), status: 'running', ...(pid > 0 ? { pid } : {}), props: attached };
+    }
+    const active = main.ActiveState ?? 'unknown';
+    const pid = Number(main.MainPID ?? 0);
+    if (ACTIVE.has(active)) return { name, runtime: this.name, unit, status: 'running', ...(pid > 0 ? { pid } : {}), props: main };
+    // "$SERVICE_RESULT $EXIT_CODE $EXIT_STATUS" from ExecStopPost= (e.g. "success exited 0", "signal killed TERM").
+    const last = (await readFile(this.paths(name).exitFile, 'utf8').catch(() => '')).trim().split(' ');
+    if (last.length < 3) return { name, runtime: this.name, unit, status: active === 'failed' ? 'failed' : 'created', props: main };
+    const [result, code, st] = last as [string, string, string];
+    const exitCode = exitStatusOf(code, st);
+    return {
+      name, runtime: this.name, unit, status: active === 'failed' || (result !== 'success' && code !== 'exited') ? 'failed' : 'exited',
+      ...(exitCode !== undefined ? { exitCode } : {}), props: main,
+    };
   }
 
   async state(name: string): Promise<ContainerState> {
-    const unit = await this.requireKnown(name);
-    const r = await this.systemctl(['show', '-p', 'ActiveState,MainPID', '--', unit]);
-    const p = Object.fromEntries(r.stdout.split('\n').filter((l) => l.includes('=')).map((l) => [l.slice(0, l.indexOf('=')), l.slice(l.indexOf('=') + 1)]));
-    const active = p.ActiveState ?? 'unknown';
-    const pid = Number(p.MainPID ?? 0);
-    if (ACTIVE.has(active)) return { name, runtime: this.name, unit, status: 'running', ...(pid > 0 ? { pid } : {}) };
-    // "$SERVICE_RESULT $EXIT_CODE $EXIT_STATUS" from ExecStopPost= (e.g. "success exited 0", "signal killed TERM").
-    const last = (await readFile(this.paths(name).exitFile, 'utf8').catch(() => '')).trim().split(' ');
-    if (last.length < 3) return { name, runtime: this.name, unit, status: active === 'failed' ? 'failed' : 'created' };
-    const [result, code, st] = last as [string, string, string];
-    const sig = (osConstants.signals as Record<string, number>)[`SIG${st}`];
-    const exitCode = code === 'exited' ? Number(st) : sig !== undefined ? 128 + sig : undefined;
-    return {
-      name, runtime: this.name, unit, status: active === 'failed' || (result !== 'success' && code !== 'exited') ? 'failed' : 'exited',
-      ...(exitCode !== undefined && Number.isInteger(exitCode) ? { exitCode } : {}),
-    };
+    await this.requireKnown(name);
+    const { props: _p, ...st } = await this.stateFrom(name, await this.show([unitName(name), attachedUnitName(name)]));
+    return st;
   }
 
   async list(): Promise<string[]> {
@@ -281,28 +363,118 @@ export class BwrapRuntime implements Runtime {
     });
   }
 
+  /** One readdir, one `systemctl --user show` for every unit, one read of each drop-in and exit file. */
   async summaries(): Promise<ContainerSummary[]> {
+    const names = await this.list();
+    const props = await this.show(names.flatMap((n) => [unitName(n), attachedUnitName(n)]));
     const out: ContainerSummary[] = [];
-    for (const n of await this.list()) {
-      const st = await this.state(n).catch(() => undefined);
-      if (!st) continue;
+    for (const n of names) {
+      const { props: p, ...st } = await this.stateFrom(n, props);
       const u = await this.readDropIn(n);
-      out.push({ ...st, image: u?.get('X-Berth', 'Image'), command: [], activeState: st.status === 'running' ? 'active' : 'inactive', subState: '' });
+      const ts = Number(/^@(\d+)$/.exec(p.StateChangeTimestamp ?? '')?.[1] ?? NaN);
+      const enabled = props.get(unitName(n))?.UnitFileState;
+      out.push({
+        ...st, image: u?.get('X-Berth', 'Image')?.replace(/%%/g, '%'), command: u ? commandOfDropIn(u) : [],
+        activeState: p.ActiveState ?? 'unknown', subState: p.SubState ?? '',
+        ...(enabled ? { enabled } : {}), ...(Number.isFinite(ts) ? { since: new Date(ts * 1000).toISOString() } : {}),
+      });
     }
     return out;
   }
 
-  // The first cut of the four verbs below; the rootless branch replaces them.
-  async runAttached(name: string, _opts: RuntimeAttachOptions = {}): Promise<number> {
-    await this.requireKnown(name);
-    throw new BerthError('UNSUPPORTED', 'attached run of a user container is not built yet: use run -d and logs -f');
+  /** The payload: the child of bwrap's init, which is the child of bwrap (the unit's main process). */
+  private async payloadPid(mainPid: number): Promise<number> {
+    const child = async (pid: number): Promise<number> => Number((await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '')).trim().split(/\s+/)[0] || 0);
+    const init = await child(mainPid);
+    return init ? child(init) : 0;
   }
 
+  /**
+   * Foreground run (see toAttachedRun for why a transient service): `systemd-run --user
+   * --wait` of the unit's own command. Without a terminal, systemd-run gets a process group
+   * of its own, so a Ctrl-C reaches berth only, and berth forwards SIGINT/SIGTERM/SIGHUP to
+   * the container's first process (bwrap would not pass them on; a second SIGINT kills the
+   * whole run). With a terminal, Ctrl-C is a byte in the pty and reaches the payload there.
+   * The exit status is systemd's record (ExecStopPost=), so a signal gives 128+N.
+   */
+  async runAttached(name: string, opts: RuntimeAttachOptions = {}): Promise<number> {
+    await this.requireKnown(name);
+    const props = await this.show([unitName(name), attachedUnitName(name)]);
+    if ((await this.stateFrom(name, props)).status === 'running') throw new BerthError('FAILED_PRECONDITION', `container ${name} is already running`, { details: { name } });
+    const template = await readFile(join(this.unitDir, TEMPLATE_NAME), 'utf8').then((t) => parseUnit(t), () => undefined);
+    const drop = await this.readDropIn(name);
+    if (!template || !drop) throw new BerthError('FAILED_PRECONDITION', `container ${name}: its unit files cannot be read; remove and create it again`, { details: { name } });
+    const tty = opts.tty === true;
+    if (tty && !process.stdin.isTTY) throw new BerthError('INVALID_ARGUMENT', 'a terminal (-t) was asked for, but stdin is not a terminal');
+    const run = toAttachedRun(template, drop, { name, tty, stdin: opts.stdin === true });
+    if (props.get(run.unit)?.ActiveState === 'failed') await this.systemctl(['reset-failed', '--', run.unit]);
+    await rm(this.paths(name).exitFile, { force: true });
+    const child = spawn(run.argv[0]!, run.argv.slice(1), {
+      stdio: tty || opts.stdin ? 'inherit' : ['ignore', 'inherit', 'inherit'],
+      detached: !tty,
+    });
+    let interrupts = 0;
+    let early: NodeJS.Signals | undefined;
+    const forward = (sig: NodeJS.Signals) => () => {
+      if (sig === 'SIGINT' && ++interrupts > 1) {
+        void this.systemctl(['kill', '--signal=SIGKILL', '--', run.unit]);
+        return;
+      }
+      void (async () => {
+        const main = Number((await this.show([run.unit])).get(run.unit)?.MainPID ?? 0);
+        const payload = main > 0 ? await this.payloadPid(main) : 0;
+        if (payload === 0) {
+          // Still starting (launcher, pasta): there is nobody to deliver it to; stop the run.
+          early ??= sig;
+          await this.systemctl(['stop', '--', run.unit]);
+          return;
+        }
+        try {
+          process.kill(payload, sig);
+        } catch {
+          // A payload running as a subordinate ID: the user's manager signals it.
+          await this.systemctl(['kill', `--signal=${sig}`, '--', run.unit]);
+        }
+      })();
+    };
+    const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((s) => [s, forward(s)] as const);
+    for (const [s, h] of handlers) process.on(s, h);
+    try {
+      let killed = false;
+      const rc = await new Promise<number>((resolve, reject) => {
+        child.on('error', (e) => reject(new BerthError('FAILED_PRECONDITION', `systemd-run: ${e.message}`, { cause: e })));
+        child.on('close', (code, sig) => {
+          killed = code === null;
+          resolve(code ?? 128 + ((sig && (osConstants.signals as Record<string, number>)[sig]) || 0));
+        });
+      });
+      // --wait returns once the service is gone; if systemd-run itself was killed, stop it
+      // (and whatever is left in its cgroup) here.
+      if (killed) await this.systemctl(['stop', '--', run.unit]);
+      const last = (await readFile(this.paths(name).exitFile, 'utf8').catch(() => '')).trim().split(' ');
+      const status = (last.length >= 3 ? exitStatusOf(last[1]!, last[2]!) : undefined) ?? rc;
+      // Interrupted before the container's process existed: report the signal, not the launcher's 125.
+      return early !== undefined && status !== 0 ? 128 + (osConstants.signals as Record<string, number>)[early]! : status;
+    } finally {
+      for (const [s, h] of handlers) process.off(s, h);
+    }
+  }
+
+  /** Wanted by the user manager's default.target; warns when that manager does not run without a login. */
   async enable(name: string): Promise<EnableResult> {
     const unit = await this.requireKnown(name);
     const r = await this.systemctl(['enable', '--', unit]);
     if (r.exitCode !== 0) throw new BerthError('FAILED_PRECONDITION', `enable ${name}: ${r.stderr.trim()}`);
-    return { warnings: [] };
+    const warnings: string[] = [];
+    if (!(await this.lingering())) {
+      warnings.push(`lingering is off for ${this.user.name}: ${name} starts when ${this.user.name} logs in, not at boot, and stops at the last logout; to start it at boot: loginctl enable-linger ${this.user.name}`);
+    }
+    return { warnings };
+  }
+
+  /** Whether logind keeps the user's manager running without a session (/var/lib/systemd/linger/USER). */
+  async lingering(): Promise<boolean> {
+    return existsSync(join(this.opts.hostRoot ?? '/', 'var/lib/systemd/linger', this.user.name));
   }
 
   async disable(name: string): Promise<void> {
@@ -313,7 +485,8 @@ export class BwrapRuntime implements Runtime {
 
   async ports(name: string): Promise<PortMapping[]> {
     await this.requireKnown(name);
-    return [];
+    const u = await this.readDropIn(name);
+    return u ? portsOfDropIn(u) : [];
   }
 
   async *logs(name: string, opts: RuntimeLogsOptions = {}): AsyncIterable<string> {

@@ -17,7 +17,7 @@ import { validateMachineName } from '../../container/names.ts';
 import { escapeSpecifiers, quoteExecLine } from '../../unit/quote.ts';
 import { UnitFile } from '../../unit/unit-file.ts';
 import { toSandboxCommand } from './translate-argv.ts';
-import type { BwrapOptions } from './types.ts';
+import type { BwrapOptions, PortMapping } from './types.ts';
 
 export const TEMPLATE_NAME = 'berth-sandbox@.service';
 export const unitName = (name: string): string => `berth-sandbox@${validateMachineName(name)}.service`;
@@ -130,5 +130,129 @@ export function toMachineDropIn(spec: ContainerSpec, opts: BwrapOptions): Machin
   u.set('X-Berth', 'ImageId', spec.image.id);
   for (const c of spec.image.chainIds) u.add('X-Berth', 'ChainId', c);
   u.set('X-Berth', 'Network', cmd.net);
+  // What ps and port read back without asking anyone: the command (JSON, one line) and one
+  // "PROTO HOSTIP|* HOSTPORT CONTAINERPORT" per published port (toSandboxCommand checked them).
+  u.set('X-Berth', 'Command', JSON.stringify(spec.process.args));
+  for (const p of opts.publish ?? []) u.add('X-Berth', 'Port', `${p.protocol} ${p.hostIp ?? '*'} ${p.hostPort} ${p.containerPort}`);
   return { dir, file: DROPIN_FILE, unit: u };
+}
+
+/** The published ports an [X-Berth] section records (lines that do not parse are skipped). */
+export function portsOfDropIn(u: UnitFile): PortMapping[] {
+  const out: PortMapping[] = [];
+  for (const line of u.getAll('X-Berth', 'Port')) {
+    const m = /^(tcp|udp) (\*|[0-9A-Fa-f.:]+) (\d{1,5}) (\d{1,5})$/.exec(line);
+    if (!m) continue;
+    out.push({ ...(m[2] === '*' ? {} : { hostIp: m[2]! }), hostPort: Number(m[3]), containerPort: Number(m[4]), protocol: m[1] as 'tcp' | 'udp' });
+  }
+  return out;
+}
+
+/** The command an [X-Berth] section records ([] when absent or not a JSON string array). */
+export function commandOfDropIn(u: UnitFile): string[] {
+  try {
+    const v = JSON.parse(u.get('X-Berth', 'Command') ?? '[]') as unknown;
+    return Array.isArray(v) && v.every((a) => typeof a === 'string') ? v : [];
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * Splits an ExecStart=-style value of a unit file into words as systemd's
+ * extract_first_word(UNQUOTE|CUNESCAPE) + specifier expansion would, except that `$$` is
+ * kept (the words go to a transient unit, where systemd still turns `$$` into `$` at
+ * spawn time, but expands no specifiers). A specifier other than `%%` is refused: its value
+ * depends on the unit it sits in.
+ */
+export function parseExecWords(value: string, field = 'ExecStart'): string[] {
+  const words: string[] = [];
+  let i = 0;
+  const bad = (why: string): never => {
+    throw new BerthError('INVALID_ARGUMENT', `${field}: ${why}`, { details: { field } });
+  };
+  const ESC: Record<string, string> = { n: '\n', t: '\t', '\\': '\\', '"': '"', "'": "'", ' ': ' ', r: '\r', a: '\x07', b: '\b', f: '\f', v: '\v', s: ' ' };
+  while (i < value.length) {
+    while (i < value.length && /\s/.test(value[i]!)) i++;
+    if (i >= value.length) break;
+    let w = '';
+    let quote: string | undefined;
+    for (; i < value.length; i++) {
+      const c = value[i]!;
+      if (quote === undefined && /\s/.test(c)) break;
+      if (c === quote) { quote = undefined; continue; }
+      if (quote === undefined && (c === '"' || c === "'")) { quote = c; continue; }
+      if (c === '\\') {
+        const n = value[++i];
+        if (n === undefined) bad('ends in a backslash');
+        if (ESC[n!] === undefined) bad(`unsupported escape "\\${n}"`);
+        w += ESC[n!];
+        continue;
+      }
+      if (c === '%') {
+        if (value[i + 1] !== '%') bad(`specifier "%${value[i + 1] ?? ''}" cannot be carried into a transient unit`);
+        i++;
+        w += '%';
+        continue;
+      }
+      w += c;
+    }
+    if (quote !== undefined) bad('unterminated quote');
+    words.push(w);
+  }
+  return words;
+}
+
+/** One word for a transient unit's exec property (systemd-run -p): quotes and C escapes, no `%%`; `$$` passes as is. */
+function quoteTransientWord(s: string): string {
+  return `"${s.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n').replace(/\t/g, '\\t')}"`;
+}
+
+/** [Service] settings of template + drop-in that the foreground run carries over as they are. */
+const TRANSIENT_KEYS = ['Type', 'Environment', 'KillMode', 'KillSignal', 'TimeoutStopSec', 'IgnoreSIGPIPE', 'MemoryMax', 'CPUQuota', 'TasksMax', 'Slice'];
+
+export const attachedUnitName = (name: string): string => `berth-run-${validateMachineName(name)}.service`;
+
+export interface AttachedRun {
+  /** The transient service (berth-run-NAME.service). */
+  unit: string;
+  /** systemd-run argv. */
+  argv: string[];
+}
+
+/**
+ * A foreground run of the same sandbox: `systemd-run --user --wait --collect` of a transient
+ * *service* with the unit's own ExecStart= and settings (so isolation, limits and network are
+ * the drop-in's, whatever edits it has), its stdio passed through (`--pipe`) or a terminal
+ * of its own (`--pty`). A service and not a scope: when its first process ends, systemd
+ * kills what is left in its cgroup (pasta, a daemonised child), so nothing outlives the run
+ * even when berth itself is killed. With a terminal, bwrap's --new-session is dropped so
+ * the payload gets the pty as its controlling terminal (Ctrl-C reaches it); that pty is
+ * systemd-run's own, so TIOCSTI can only push input into the container itself.
+ */
+export function toAttachedRun(template: UnitFile, dropIn: UnitFile, opts: { name: string; tty: boolean; stdin: boolean }): AttachedRun {
+  const name = validateMachineName(opts.name);
+  const unit = attachedUnitName(name);
+  const last = (k: string): string | undefined => dropIn.getAll('Service', k).at(-1) ?? template.getAll('Service', k).at(-1);
+  const execStart = dropIn.getAll('Service', 'ExecStart').filter((v) => v !== '').at(-1);
+  if (execStart === undefined) throw new BerthError('FAILED_PRECONDITION', `container ${name}: its drop-in has no ExecStart=`, { details: { name } });
+  let argv = parseExecWords(execStart, 'ExecStart');
+  if (opts.tty) {
+    const b = argv.findIndex((a) => /(^|\/)bwrap$/.test(a));
+    const ns = argv.indexOf('--new-session', b);
+    if (b >= 0 && ns > b) argv = [...argv.slice(0, ns), ...argv.slice(ns + 1)];
+  }
+  const props: string[] = [];
+  for (const k of TRANSIENT_KEYS) {
+    const v = k === 'Environment' ? [...template.getAll('Service', k), ...dropIn.getAll('Service', k)] : [last(k)];
+    for (const one of v) if (one !== undefined && one !== '') props.push('-p', `${k}=${one}`);
+  }
+  for (const v of dropIn.getAll('Service', 'ExecStopPost').filter((x) => x !== '')) {
+    props.push('-p', `ExecStopPost=${parseExecWords(v, 'ExecStopPost').map(quoteTransientWord).join(' ')}`);
+  }
+  props.push('-p', `SyslogIdentifier=berth-${name}`, '-p', `Description=berth container ${name} (attached)`);
+  return {
+    unit,
+    argv: ['systemd-run', '--user', `--unit=${unit}`, '--quiet', '--wait', '--collect', opts.tty ? '--pty' : '--pipe', ...props, '--', ...argv],
+  };
 }

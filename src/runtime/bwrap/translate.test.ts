@@ -13,7 +13,7 @@ import { isBerthError } from '../../base/errors.ts';
 import type { ContainerSpec } from '../../container/spec.ts';
 import { serializeUnit, parseUnit } from '../../unit/unit-file.ts';
 import { PODMAN_DEFAULT_CAPS, toSandboxCommand } from './translate-argv.ts';
-import { toMachineDropIn, toTemplateUnit, unitName } from './translate-unit.ts';
+import { commandOfDropIn, parseExecWords, portsOfDropIn, toAttachedRun, toMachineDropIn, toTemplateUnit, unitName } from './translate-unit.ts';
 import type { BwrapOptions } from './types.ts';
 
 const DIR = join(import.meta.dirname, 'fixtures');
@@ -149,4 +149,55 @@ test('hostile values: every path with a separator or dot-dot is refused, never p
   }
   for (const name of ['../x', 'a/b', '.x', '']) assert.throws(() => toMachineDropIn({ ...BASE, name }, OPTS), (e) => isBerthError(e, 'INVALID_ARGUMENT'));
   assert.equal(unitName('web'), 'berth-sandbox@web.service');
+});
+
+test('X-Berth records the command and each published port; ports read back as they were given', () => {
+  const { spec, opts } = load('publish');
+  const u = parseUnit(serializeUnit(toMachineDropIn(spec, opts).unit));
+  assert.deepEqual(portsOfDropIn(u), opts.publish);
+  assert.deepEqual(commandOfDropIn(u), spec.process.args);
+  const inj = load('injection');
+  assert.deepEqual(commandOfDropIn(parseUnit(serializeUnit(toMachineDropIn(inj.spec, inj.opts).unit))), inj.spec.process.args);
+  // Hand-edited or foreign lines are skipped, never half-read.
+  const bad = parseUnit('[X-Berth]\nPort=tcp * 80\nPort=sctp * 1 2\nPort=tcp * 8080 80 extra\nPort=tcp $(x) 1 2\nCommand={"a":1}\n');
+  assert.deepEqual(portsOfDropIn(bad), []);
+  assert.deepEqual(commandOfDropIn(bad), []);
+});
+
+test('parseExecWords reads back what the drop-in wrote, keeping $$ for the transient unit', () => {
+  for (const name of ['basic', 'injection', 'mounts', 'publish', 'user']) {
+    const { spec, opts } = load(name);
+    const u = parseUnit(serializeUnit(toMachineDropIn(spec, opts).unit));
+    const want = toSandboxCommand(spec, opts).execStart.map((a) => a.replace(/\$/g, '$$$$'));
+    assert.deepEqual(parseExecWords(u.get('Service', 'ExecStart')!), want, name);
+  }
+  assert.deepEqual(parseExecWords(`a 'b c' "d\\"e" f%%g`), ['a', 'b c', 'd"e', 'f%g']);
+  for (const bad of ['"open', 'x %h', 'ends\\', 'a\\q']) assert.throws(() => parseExecWords(bad), (e) => isBerthError(e, 'INVALID_ARGUMENT'), bad);
+});
+
+test('attached run: a transient service with the unit\'s command and settings; a terminal drops --new-session only', () => {
+  const { spec, opts } = load('limits-delegated');
+  const template = parseUnit(serializeUnit(toTemplateUnit(opts)));
+  const drop = parseUnit(serializeUnit(toMachineDropIn(spec, opts).unit));
+  const plain = toAttachedRun(template, drop, { name: 'bb', tty: false, stdin: false });
+  assert.equal(plain.unit, 'berth-run-bb.service');
+  const sep = plain.argv.indexOf('--');
+  const head = plain.argv.slice(0, sep);
+  assert.deepEqual(head.slice(0, 7), ['systemd-run', '--user', '--unit=berth-run-bb.service', '--quiet', '--wait', '--collect', '--pipe']);
+  const props = head.flatMap((a, i) => (a === '-p' ? [head[i + 1]!] : []));
+  for (const p of ['Type=exec', 'KillMode=control-group', 'KillSignal=SIGTERM', 'TimeoutStopSec=10s', 'IgnoreSIGPIPE=no', 'SyslogIdentifier=berth-bb']) assert.ok(props.includes(p), p);
+  for (const k of ['MemoryMax=', 'CPUQuota=', 'TasksMax=']) assert.ok(props.some((p) => p.startsWith(k)), k);
+  assert.ok(!props.some((p) => /^(Restart|StandardInput)/.test(p)));
+  const stopPost = props.find((p) => p.startsWith('ExecStopPost='))!;
+  assert.match(stopPost, /\\"\$\$SERVICE_RESULT\\"/);
+  assert.match(stopPost, /printf \\"%s %s %s\\\\n\\"/);
+  assert.deepEqual(plain.argv.slice(sep + 1), toSandboxCommand(spec, opts).execStart);
+  const tty = toAttachedRun(template, drop, { name: 'bb', tty: true, stdin: true });
+  assert.ok(tty.argv.includes('--pty') && !tty.argv.includes('--pipe'));
+  assert.deepEqual(tty.argv.slice(tty.argv.indexOf('--') + 1), toSandboxCommand(spec, opts).execStart.filter((a) => a !== '--new-session'));
+  // A container argument that happens to read "--new-session" stays.
+  const odd = { ...spec, process: { ...spec.process, args: ['echo', '--new-session'] } };
+  const t2 = toAttachedRun(template, parseUnit(serializeUnit(toMachineDropIn(odd, opts).unit)), { name: 'bb', tty: true, stdin: false });
+  assert.deepEqual(t2.argv.slice(-2), ['echo', '--new-session']);
+  assert.throws(() => toAttachedRun(template, parseUnit('[Service]\nKillSignal=SIGTERM\n'), { name: 'bb', tty: false, stdin: false }), (e) => isBerthError(e, 'FAILED_PRECONDITION'));
 });
