@@ -18,7 +18,8 @@ import { firstFree, formatIPv4, isHostAddress, parseIPv4, parseSubnet } from './
 import { DEFAULT_ZONE, hostIfName, machineNetDir, machinesNetDir, netnsName, validateZoneName, zoneHostsDir } from './names.ts';
 import { clash, formatMapping, listenerClash, parseProcNet, pickHostPort, type Listener, type PortMapping } from './ports.ts';
 import { parseAttachment, serializeAttachment, validateDnsName } from './record.ts';
-import { machineFiles, runtimeNetwork, zoneHostsEntry } from './render.ts';
+import { machineFiles, runtimeNetwork as renderRuntime, zoneHostsEntry } from './render.ts';
+import { helperPath } from '../native/index.ts';
 import { requireTools } from './tools.ts';
 import type { Attachment, NetworkRequest, RuntimeNetwork } from './types.ts';
 import { networkLock, readZone, zoneForMachine } from './zones.ts';
@@ -137,6 +138,10 @@ export async function attachMachine(machine: string, req: NetworkRequest, opts: 
     }
     return a;
   });
+}
+
+function runtimeNetwork(a: Attachment): RuntimeNetwork {
+  return renderRuntime(a, helperPath());
 }
 
 async function removeFiles(a: Pick<Attachment, 'machine' | 'zone'>): Promise<void> {

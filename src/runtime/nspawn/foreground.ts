@@ -34,7 +34,7 @@ export interface ForegroundOptions {
 
 export function foregroundArgv(o: ForegroundOptions, withSystemd: boolean): string[] {
   // The same namespace entry as the unit's ExecStart= (see translate-dropins).
-  const enter = o.network ? ['nsenter', `--net=${o.network.netnsPath}`] : [];
+  const enter = o.network ? o.network.enter : [];
   const argv = [...enter, 'systemd-nspawn', '--quiet', `--machine=${o.name}`, `--directory=${o.plan.target}`];
   if (withSystemd) {
     argv.push('--register=yes');
