@@ -26,6 +26,14 @@ await build({
   logLevel: 'warning',
 });
 
+// esbuild escapes non-ASCII in strings and regexps (charset ascii) but not in comments.
+// One such character makes V8 hold the whole source as UTF-16: ~2 ms more to decode and
+// ~5 ms more to compile per start. Comments are the only place left, so escape them there.
+import { readFileSync, writeFileSync } from 'node:fs';
+const out = `${outdir}main.cjs`;
+const text = readFileSync(out, 'utf8');
+if (/[^\x00-\x7f]/.test(text)) writeFileSync(out, text.replace(/[^\x00-\x7f]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`));
+
 // berth-helper (native/*.c): the one static helper for every privileged syscall (mounts,
 // resolution inside a container root, exec, -u). berth installs nothing into its store:
 // machines' drop-ins name dist/libexec/berth-helper of this installation. Needs a C
