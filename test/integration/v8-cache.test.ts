@@ -8,7 +8,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../testhost/index.ts';
@@ -78,7 +78,9 @@ test('v8 cache: a corrupt, truncated, foreign or loosely owned cache is ignored 
       }, /another bundle/],
       ['group-readable and world-writable', () => { writeFileSync(path, good); chmodSync(path, 0o666); }, /root-only regular file/],
       ['a directory in its place', () => { rmSync(path); mkdirSync(path); }, /root-only regular file|EISDIR/],
+      ['a symlink to a file root owns', () => { rmSync(path, { recursive: true, force: true }); symlinkSync(join(base, 'victim'), path); }, /ELOOP/],
     ];
+    writeFileSync(join(base, 'victim'), good, { mode: 0o600 });
     for (const [what, spoil, why] of cases) {
       spoil();
       const r = berth(dir, ['--version']);
@@ -90,9 +92,11 @@ test('v8 cache: a corrupt, truncated, foreign or loosely owned cache is ignored 
         continue;
       }
       assert.equal(r.trace.at(-1)?.startsWith('written'), true, `${what}: replaced (${r.trace.join('; ')})`);
+      assert.equal(lstatSync(path).isFile(), true, `${what}: a regular file now`);
       assert.equal(statSync(path).mode & 0o777, 0o600, what);
       assert.deepEqual(berth(dir, ['--version']).trace, ['hit'], `${what}: the replacement is used`);
     }
+    assert.ok(readFileSync(join(base, 'victim')).equals(good), 'the symlink was replaced, its target never written');
   } finally {
     rmSync(base, { recursive: true, force: true });
   }
@@ -115,6 +119,19 @@ test('v8 cache: a directory others can write, or whose parent others can write, 
     assert.equal(r2.status, 0);
     assert.match(r2.trace.join('\n'), /^off: /);
     assert.deepEqual(cacheFiles(join(parent, 'c')), []);
+    // a symlinked cache directory (to a root-owned 0700 one) is not followed
+    const real = join(base, 'real');
+    mkdirSync(real, { mode: 0o700 });
+    symlinkSync(real, join(base, 'linked'));
+    const r3 = berth(join(base, 'linked'), ['--version']);
+    assert.equal(r3.status, 0);
+    assert.match(r3.trace.join('\n'), /^off: .*linked is not a root-owned directory/);
+    assert.deepEqual(cacheFiles(real), []);
+    // hostile command words never name a file outside the directory
+    const words = join(base, 'words');
+    berth(words, ['../../../etc/x']);
+    berth(words, ['--root', join(base, 'store'), 'IMAGES']);
+    assert.ok(cacheFiles(words).every((f) => /^[0-9a-f]{32}-[a-z][a-z0-9-]*\.bin$/.test(f)), cacheFiles(words).join(' '));
     // BERTH_V8_CACHE=0: neither read nor written
     const off = join(base, 'off');
     assert.deepEqual(berth(off, ['--version'], { BERTH_V8_CACHE: '0' }).trace, []);
