@@ -205,7 +205,7 @@ ver() { "$@" 2>&1 | head -n1; }
   echo "sections: ${sections[*]}   QUICK=${QUICK:-0}   runs per pull row: $RUNS_PULL (+$WARMUP_PULL warm-up, +1 probe)   startup runs: $RUNS_STARTUP"
   echo "date: $(date -u +%FT%TZ)   host: $(uname -r), $(nproc) CPUs, $(free -m | awk '/^Mem:/{print $2}') MiB, $(. /etc/os-release; echo "$PRETTY_NAME")"
   echo "bench dir: $BENCH_DIR on $(findmnt -n -o FSTYPE --target "$W") ($(findmnt -n -o SOURCE --target "$W"))   registry: http://$REG (docker-registry $(docker-registry --version 2>&1 | awk '{print $NF}'))"
-  echo "berth: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') (HEAD; the work tree may have uncommitted changes), $( [ -f "$ROOT/dist/main.js" ] && echo "dist/main.js (built)" || echo "no dist/: bin/berth runs the TypeScript sources through tsx")"
+  echo "berth: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo '?') (HEAD; the work tree may have uncommitted changes), $( [ -f "$ROOT/dist/main.cjs" ] && echo "dist/main.cjs (built)" || echo "no dist/: bin/berth runs the TypeScript sources through tsx")"
   echo "tools: node $(node --version), $(ver podman --version), $(ver skopeo --version), $(ver umoci --version), $(ver hyperfine --version), $(ver gzip --version), $(ver tar --version)"
   echo "loadavg at start: $(cat /proc/loadavg)"
 } > "$OUT/env.txt"

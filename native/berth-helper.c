@@ -12,6 +12,8 @@
  *   read ROOT PATH MAXBYTES                                                   bounded read inside ROOT
  *   exec --leader PID [--user U[:G]] [--cwd DIR] [--errfd N] -- CMD [ARG...]  enter a container
  *   setuser USER[:GROUP] -- CMD [ARG...]                                      (also as argv[0] "setuser")
+ *   netns-exec NETNS CONFIG -- CMD [ARG...]                                   configure a machine's netns, exec CMD in it
+ *   private-tmpfs DIR -- CMD [ARG...]                                         CMD in a private mount ns, a tmpfs on DIR
  *
  * Every failure is one line "berth-helper: STEP PATH: ERRNO_NAME (strerror)" and an exit
  * status per class (helper.h), so berth maps it to a BerthError naming the step and errno.
@@ -96,12 +98,13 @@ int main(int argc, char **argv) {
   const char *self = argc > 0 ? base_name(argv[0]) : "";
   /* Bound into containers as /run/host/berth/setuser: argv[0] selects the command. */
   if (strcmp(self, "setuser") == 0 || strcmp(self, "berth-setuser") == 0) return cmd_setuser(argc - 1, argv + 1);
-  if (argc < 2) usage("berth-helper mount|umount|mount-erofs|probe-erofs|mkdirs|read|exec|setuser ...");
+  if (argc < 2) usage("berth-helper mount|umount|mount-erofs|probe-erofs|mkdirs|read|exec|netns-exec|private-tmpfs|setuser ...");
   const char *cmd = argv[1];
   static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
     { "mount", cmd_mount }, { "umount", cmd_umount }, { "mount-erofs", cmd_mount_erofs },
     { "probe-erofs", cmd_probe_erofs }, { "mkdirs", cmd_mkdirs }, { "read", cmd_read },
-    { "exec", cmd_exec }, { "setuser", cmd_setuser },
+    { "exec", cmd_exec }, { "setuser", cmd_setuser }, { "netns-exec", cmd_netns_exec },
+    { "private-tmpfs", cmd_private_tmpfs },
   };
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
     if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 2, argv + 2);

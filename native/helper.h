@@ -73,6 +73,12 @@ int cmd_setuser(int argc, char **argv);
 /* exec.c */
 int cmd_exec(int argc, char **argv);
 
+/* netns.c */
+int cmd_netns_exec(int argc, char **argv);
+
+/* privrun.c */
+int cmd_private_tmpfs(int argc, char **argv);
+
 /* syscalls glibc 2.36 wraps only in conflicting headers */
 int sys_openat2(int dirfd, const char *path, int flags, unsigned long long resolve);
 #endif

@@ -48,4 +48,5 @@ async function main(): Promise<void> {
   }
 }
 
-await main();
+// Not a top-level await: the bundle is CommonJS (scripts/build.mjs); main() catches everything.
+void main();

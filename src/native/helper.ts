@@ -19,7 +19,7 @@ function candidates(): string[] {
   return [
     // the bundle: dist/*.js, helper in dist/libexec/
     fileURLToPath(new URL('./libexec/berth-helper', import.meta.url)),
-    // running from source (tests): src/native/ → dist/libexec/
+    // running from source (tests): src/native/ -> dist/libexec/
     fileURLToPath(new URL('../../dist/libexec/berth-helper', import.meta.url)),
   ];
 }

@@ -1,7 +1,8 @@
 /**
  * @module network/attach
  * A machine's attachment to a zone: allocated at create time under one lock (so 50
- * concurrent creates never collide), recorded in /etc/berth/machines/NAME/network.conf
+ * concurrent creates never collide; the lock covers only the allocation and the record,
+ * the generated files are written after it), recorded in /etc/berth/machines/NAME/network.conf
  * with the generated files beside it, its name in the zone's hosts directory (the
  * resolver sees it at once), freed on rm. Port conflicts — with another machine's
  * publications or a host process already listening — are refused here, before anything
@@ -18,9 +19,10 @@ import { firstFree, formatIPv4, isHostAddress, parseIPv4, parseSubnet } from './
 import { DEFAULT_ZONE, hostIfName, machineNetDir, machinesNetDir, netnsName, validateZoneName, zoneHostsDir } from './names.ts';
 import { clash, formatMapping, listenerClash, parseProcNet, pickHostPort, type Listener, type PortMapping } from './ports.ts';
 import { parseAttachment, serializeAttachment, validateDnsName } from './record.ts';
-import { machineFiles, runtimeNetwork, zoneHostsEntry } from './render.ts';
+import { machineFiles, runtimeNetwork as renderRuntime, zoneHostsEntry } from './render.ts';
+import { helperPath } from '../native/index.ts';
 import { requireTools } from './tools.ts';
-import type { Attachment, NetworkRequest, RuntimeNetwork } from './types.ts';
+import type { Attachment, NetworkRequest, RuntimeNetwork, Zone } from './types.ts';
 import { networkLock, readZone, zoneForMachine } from './zones.ts';
 
 function recordPath(machine: string): string {
@@ -29,25 +31,37 @@ function recordPath(machine: string): string {
 
 /** The machine's attachment, or undefined when it has none (host/private networking). */
 export async function readAttachment(machine: string): Promise<Attachment | undefined> {
+  return readAttachmentWith(machine, readZone);
+}
+
+async function readAttachmentWith(machine: string, zoneOf: (name: string) => Promise<Zone>): Promise<Attachment | undefined> {
   const path = recordPath(machine);
   const text = await readFile(path, 'utf8').catch(() => undefined);
   if (text === undefined) return undefined;
   const zm = /^\s*Zone\s*=\s*(\S+)\s*$/m.exec(text);
-  const zone = await readZone(validateZoneName(zm?.[1] ?? '', `${path}: Zone=`));
+  const zone = await zoneOf(validateZoneName(zm?.[1] ?? '', `${path}: Zone=`));
   return parseAttachment(text, path, machine, zone);
 }
 
-/** Every attachment on this host (all zones). */
+/** Every attachment on this host (all zones); each zone file is read once. */
 export async function listAttachments(): Promise<Attachment[]> {
   const out: Attachment[] = [];
-  for (const m of (await readdir(machinesNetDir()).catch(() => [] as string[])).sort()) {
+  const zones = new Map<string, Promise<Zone>>();
+  const zoneOnce = (name: string): Promise<Zone> => {
+    let z = zones.get(name);
+    if (!z) zones.set(name, (z = readZone(name)));
+    return z;
+  };
+  const names = (await readdir(machinesNetDir()).catch(() => [] as string[])).sort();
+  const read = await Promise.all(names.map(async (m) => {
     try {
-      const a = await readAttachment(m);
-      if (a) out.push(a);
+      return await readAttachmentWith(m, zoneOnce);
     } catch (e) {
       if (!isBerthError(e)) throw e;
+      return undefined;
     }
-  }
+  }));
+  for (const a of read) if (a) out.push(a);
   return out;
 }
 
@@ -75,14 +89,23 @@ export function checkListeners(ports: readonly PortMapping[], listeners: readonl
   for (const p of ports) if (listenerClash(p, listeners)) throw inUse(p, 'by a process on this host');
 }
 
-async function writeAttachment(a: Attachment, hostname: string): Promise<void> {
+/**
+ * The files generated from the attachment (ip batch, netns.conf, resolv.conf, hosts, nft
+ * rulesets, the zone resolver's entry). Only the machine itself uses them, so they are
+ * written outside the network lock: under it, only the record (network.conf), which is
+ * what allocations read.
+ */
+async function writeDerived(a: Attachment, hostname: string): Promise<void> {
   const dir = machineNetDir(a.machine);
-  await ensureDir(dir);
   const hostResolv = await readFile('/etc/resolv.conf', 'utf8').catch(() => '');
-  for (const [f, text] of Object.entries(machineFiles(a, hostResolv, hostname))) await writeFileAtomic(join(dir, f), text);
-  await writeFileAtomic(recordPath(a.machine), serializeAttachment(a));
+  await Promise.all(Object.entries(machineFiles(a, hostResolv, hostname)).map(([f, text]) => writeFileAtomic(join(dir, f), text)));
   await ensureDir(zoneHostsDir(a.zone.name));
   await writeFileAtomic(join(zoneHostsDir(a.zone.name), a.machine), zoneHostsEntry(a));
+}
+
+async function writeRecord(a: Attachment): Promise<void> {
+  await ensureDir(machineNetDir(a.machine));
+  await writeFileAtomic(recordPath(a.machine), serializeAttachment(a));
 }
 
 /**
@@ -97,7 +120,7 @@ export async function attachMachine(machine: string, req: NetworkRequest, opts: 
   requireTools();
   const zoneName = validateZoneName(req.zone ?? DEFAULT_ZONE, '--network');
   const aliases = (req.aliases ?? []).map((a) => validateDnsName(a));
-  return withLock(networkLock(), async () => {
+  const a = await withLock(networkLock(), async () => {
     const zone = await zoneForMachine(zoneName);
     const subnet = parseSubnet(zone.subnet);
     const others = (await listAttachments()).filter((a) => a.machine !== machine);
@@ -113,7 +136,7 @@ export async function attachMachine(machine: string, req: NetworkRequest, opts: 
       if (free === undefined) throw new BerthError('NO_SPACE', `network zone ${zone.name} (${zone.subnet}) has no free address`);
       address = free;
     }
-    const listeners = await hostListeners();
+    const listeners = (req.publish ?? []).length > 0 ? await hostListeners() : [];
     const used: PortMapping[] = [];
     for (const r of req.publish ?? []) {
       const m: PortMapping = { ...r, hostPort: r.hostPort === 0 ? pickHostPort(r, [...used, ...others.flatMap((a) => a.ports)], listeners) : r.hostPort };
@@ -130,33 +153,48 @@ export async function attachMachine(machine: string, req: NetworkRequest, opts: 
       dns: req.dns ?? [], addHosts,
     };
     try {
-      await writeAttachment(a, opts.hostname ?? machine);
+      await writeRecord(a);
     } catch (e) {
       await removeFiles(a).catch(() => {});
       throw e;
     }
     return a;
   });
+  try {
+    await writeDerived(a, opts.hostname ?? machine);
+  } catch (e) {
+    await removeFiles(a).catch(() => {});
+    throw e;
+  }
+  return a;
 }
 
+function runtimeNetwork(a: Attachment): RuntimeNetwork {
+  return renderRuntime(a, helperPath());
+}
+
+/** The machine's files, the record (what allocations read) last: its address is free only then. */
 async function removeFiles(a: Pick<Attachment, 'machine' | 'zone'>): Promise<void> {
   await rm(join(zoneHostsDir(a.zone.name), a.machine), { force: true });
+  await rm(recordPath(a.machine), { force: true });
   await rm(machineNetDir(a.machine), { recursive: true, force: true });
 }
 
-/** Frees the machine's address and ports (rm). Idempotent; leftovers of a crash are removed. */
+/**
+ * Frees the machine's address and ports (rm). Idempotent; leftovers of a crash are removed.
+ * No network lock: the caller holds the machine's own lock, and dropping a record can
+ * only make an address free (an allocation that still saw it just picks another).
+ */
 export async function detachMachine(machine: string): Promise<void> {
-  await withLock(networkLock(), async () => {
-    const a = await readAttachment(machine).catch(() => undefined);
-    if (a) {
-      // Leftovers of a killed attached run; a unit's ExecStopPost= already removed its own.
-      const rn = runtimeNetwork(a);
-      if (existsSync(rn.netnsPath)) await teardown(rn);
-      await removeFiles(a);
-    } else {
-      await rm(machineNetDir(machine), { recursive: true, force: true });
-    }
-  });
+  const a = await readAttachment(machine).catch(() => undefined);
+  if (a) {
+    // Leftovers of a killed attached run; a unit's ExecStopPost= already removed its own.
+    const rn = runtimeNetwork(a);
+    if (existsSync(rn.netnsPath)) await teardown(rn);
+    await removeFiles(a);
+  } else {
+    await rm(machineNetDir(machine), { recursive: true, force: true });
+  }
 }
 
 /** Moves a stopped machine's attachment to a new name: same zone, address and ports. */
@@ -165,7 +203,8 @@ export async function renameAttachment(from: string, to: string, opts: { hostnam
     const a = await readAttachment(from);
     if (!a) return undefined;
     const b: Attachment = { ...a, machine: to, hostIf: hostIfName(to), netns: netnsName(to) };
-    await writeAttachment(b, opts.hostname ?? to);
+    await writeRecord(b);
+    await writeDerived(b, opts.hostname ?? to);
     await removeFiles(a);
     return b;
   });

@@ -17,14 +17,20 @@ export {
   teardown,
 } from './attach.ts';
 export { isIPv4 } from './ipv4.ts';
-export { planRuntimeNetwork, runtimeNetwork } from './render.ts';
+export { planRuntimeNetwork } from './render.ts';
 
-import type { NetworkRequest, RuntimeNetwork } from './types.ts';
+import type { Attachment, NetworkRequest, RuntimeNetwork } from './types.ts';
 import { DEFAULT_ZONE as DZ } from './names.ts';
-import { planRuntimeNetwork as plan } from './render.ts';
+import { helperPath } from '../native/index.ts';
+import { planRuntimeNetwork as plan, runtimeNetwork as render } from './render.ts';
 
 /** The RuntimeNetwork a request will need, before allocation; undefined without a zone. */
 export function networkPlan(machine: string, req: NetworkRequest): RuntimeNetwork | undefined {
-  return req.mode === 'zone' ? plan(machine, req.zone ?? DZ, (req.publish ?? []).length > 0) : undefined;
+  return req.mode === 'zone' ? plan(machine, req.zone ?? DZ, (req.publish ?? []).length > 0, helperPath()) : undefined;
+}
+
+/** What a runtime executes for the attachment, with this installation's berth-helper. */
+export function runtimeNetwork(a: Attachment): RuntimeNetwork {
+  return render(a, helperPath());
 }
 export { attachmentView, portLines, viewLine, type NetworkView } from './view.ts';

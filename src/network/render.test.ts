@@ -41,7 +41,7 @@ test('machine files', () => {
 });
 
 test('runtime network and zone', () => {
-  golden('web.runtime', `${JSON.stringify(runtimeNetwork(att), null, 2)}\n`);
+  golden('web.runtime', `${JSON.stringify(runtimeNetwork(att, '/usr/lib/berth/dist/libexec/berth-helper'), null, 2)}\n`);
   golden('berth.zone.nft', zoneNft(zone));
   golden('berth.zone.service', serializeUnit(zoneUnitFile(zone)));
 });

@@ -5,9 +5,10 @@
  * and hosts file, and the RuntimeNetwork a runtime executes. No I/O.
  *
  * Why these mechanisms (see the README's "Networking" section for figures):
- * - A machine's network namespace is made by `ip netns add` before the runtime starts and
- *   entered by the runtime (`nsenter --net=`): its address, route and resolver are in place
- *   before the payload's first instruction, with no DHCP client in the image.
+ * - A machine's network namespace is made by `ip netns add` before the runtime starts; the
+ *   runtime is started through `berth-helper netns-exec`, which enters it, sets its
+ *   address, route and sysctls over rtnetlink and execs the runtime: all in place before
+ *   the payload's first instruction, with no DHCP client in the image.
  * - The namespace is owned by the host's user namespace, so container root cannot change its
  *   addresses or routes; `ip_unprivileged_port_start=0` inside lets it still bind port 80.
  * - Published ports are DNAT rules in a table per machine (`berth-m-NAME`): created
@@ -57,14 +58,19 @@ export function macFor(address: string): string {
   return ['02', 'b3', n >>> 24, (n >>> 16) & 255, (n >>> 8) & 255, n & 255].map((x) => (typeof x === 'string' ? x : x.toString(16).padStart(2, '0'))).join(':');
 }
 
-/** `ip -n NETNS -batch` lines: loopback, the MAC and address, the default route. */
-export function netnsIpBatch(a: Attachment): string {
+/**
+ * The namespace's own configuration, read by `berth-helper netns-exec` (native/netns.c)
+ * after it entered the namespace and before it execs the runtime: the link, its MAC,
+ * address and prefix, the default route. One helper call does over rtnetlink what an
+ * `ip -n NETNS -batch` file, an `nsenter … sysctl` and nsenter itself did (3 processes).
+ */
+export function netnsConfig(a: Attachment): string {
   return [
-    'link set lo up',
-    `link set ${CONTAINER_IF} address ${macFor(a.address)}`,
-    `addr add ${a.address}/${prefixLen(a.zone)} dev ${CONTAINER_IF}`,
-    `link set ${CONTAINER_IF} up`,
-    `route add default via ${a.zone.gateway}`,
+    `# Network namespace of machine ${a.machine} (zone ${a.zone.name}), for berth-helper netns-exec.`,
+    `link ${CONTAINER_IF}`,
+    `mac ${macFor(a.address)}`,
+    `address ${a.address}/${prefixLen(a.zone)}`,
+    `gateway ${a.zone.gateway}`,
     '',
   ].join('\n');
 }
@@ -238,7 +244,7 @@ export function zoneHostsEntry(a: Attachment): string {
 export function machineFiles(a: Attachment, hostResolvConf: string, hostname: string): FileSet {
   const f: FileSet = {
     'up.ip': hostIpBatch(a),
-    'netns.ip': netnsIpBatch(a),
+    'netns.conf': netnsConfig(a),
     'down.ip': downIpBatch(a),
     'resolv.conf': resolvConf(a, hostResolvConf),
     hosts: hostsFile(a, hostname),
@@ -251,22 +257,21 @@ export function machineFiles(a: Attachment, hostResolvConf: string, hostname: st
 }
 
 /** What a runtime executes for the attachment (files from machineFiles, in its directory). */
-export function runtimeNetwork(a: Attachment): RuntimeNetwork {
-  return planRuntimeNetwork(a.machine, a.zone.name, a.ports.length > 0);
+export function runtimeNetwork(a: Attachment, helper: string): RuntimeNetwork {
+  return planRuntimeNetwork(a.machine, a.zone.name, a.ports.length > 0, helper);
 }
 
 /**
  * The same, known before any allocation (it depends only on the names and on whether
  * ports are published), so a runtime's files can be translated before anything is written.
  */
-export function planRuntimeNetwork(machine: string, zone: string, hasPorts: boolean): RuntimeNetwork {
+export function planRuntimeNetwork(machine: string, zone: string, hasPorts: boolean, helper: string): RuntimeNetwork {
   const dir = machineNetDir(machine);
   const ns = netnsPath(machine);
-  const setup: string[][] = [
-    ['ip', '-batch', `${dir}/up.ip`],
-    ['ip', '-n', netnsName(machine), '-batch', `${dir}/netns.ip`],
-    ['nsenter', `--net=${ns}`, 'sysctl', '-q', '-w', 'net.ipv4.ip_unprivileged_port_start=0', 'net.ipv4.ping_group_range=0 2147483647'],
-  ];
+  // Per start: one `ip -batch` (namespace, veth, bridge port), one `nft -f` when ports
+  // are published, and the runtime itself started through `berth-helper netns-exec`,
+  // which configures the namespace from netns.conf and execs it (no process of its own).
+  const setup: string[][] = [['ip', '-batch', `${dir}/up.ip`]];
   const teardown: string[][] = [];
   if (hasPorts) {
     setup.push(['nft', '-f', `${dir}/ports.nft`]);
@@ -275,6 +280,7 @@ export function planRuntimeNetwork(machine: string, zone: string, hasPorts: bool
   teardown.push(['ip', '-force', '-batch', `${dir}/down.ip`]);
   return {
     netnsPath: ns,
+    enter: [helper, 'netns-exec', ns, `${dir}/netns.conf`, '--'],
     setup,
     teardown,
     files: [{ source: `${dir}/resolv.conf`, target: '/etc/resolv.conf' }, { source: `${dir}/hosts`, target: '/etc/hosts' }],

@@ -6,7 +6,8 @@
 import { accessSync, constants, existsSync } from 'node:fs';
 import { BerthError } from '../base/errors.ts';
 
-const TOOLS: Record<string, string> = { ip: 'iproute2', nft: 'nftables', nsenter: 'util-linux', sysctl: 'procps', dnsmasq: 'dnsmasq-base' };
+// sysctl: the zone unit's ExecStartPre=; a machine's own namespace needs only ip (and nft with ports).
+const TOOLS: Record<string, string> = { ip: 'iproute2', nft: 'nftables', sysctl: 'procps', dnsmasq: 'dnsmasq-base' };
 
 function onPath(cmd: string): boolean {
   const dirs = (process.env.PATH ?? '').split(':').concat(['/usr/sbin', '/sbin', '/usr/bin', '/bin']);

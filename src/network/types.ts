@@ -53,6 +53,11 @@ export interface Attachment {
 export interface RuntimeNetwork {
   /** A network namespace the runtime enters (the container shares it, no netns of its own). */
   netnsPath: string;
+  /**
+   * argv prefix the runtime's own command is appended to: it enters netnsPath, finishes
+   * the namespace's configuration and execs the rest (no process of its own).
+   */
+  enter: string[];
   /** Run in order before the payload starts; any failure fails the start. */
   setup: string[][];
   /** Run after the payload stopped (clean stop, crash or SIGKILL); failures are ignored. */

@@ -191,3 +191,87 @@ describe('berth-helper on this VM', () => {
     }
   });
 });
+
+describe('berth-helper netns-exec and private-tmpfs on this VM', () => {
+  // Everything happens in a network and mount namespace this test makes (unshare -n -m):
+  // its own /run/netns tmpfs, its own veth pair; nothing reaches the VM's network.
+  async function inOwnNetns(script: string): Promise<{ exitCode: number; stdout: string; stderr: string }> {
+    const r = await run(['unshare', '-n', '-m', '--propagation', 'private', 'sh', '-c',
+      `mkdir -p /run/netns && mount -t tmpfs berth-test /run/netns && printf 'netns add t\\nlink add tv type veth peer name eth0 netns t\\nlink set tv up\\n' | ip -batch - && ${script}`], { reject: false, timeoutMs: 30_000 });
+    return { exitCode: r.exitCode ?? -1, stdout: r.stdout, stderr: r.stderr };
+  }
+
+  test('netns-exec: MAC, address, route, sysctls set before CMD runs; a second run is idempotent', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-netns-'));
+    try {
+      const conf = join(dir, 'netns.conf');
+      await writeFile(conf, '# test\nlink eth0\nmac 02:b3:0a:c7:00:05\naddress 10.199.0.5/24\ngateway 10.199.0.1\n', { mode: 0o644 });
+      const show = 'ip -o addr show eth0; ip route; ip -o link show eth0; cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/net/ipv4/ping_group_range';
+      const r = await inOwnNetns(`${HELPER} netns-exec /run/netns/t ${conf} -- true && ${HELPER} netns-exec /run/netns/t ${conf} -- sh -c '${show}'`);
+      assert.equal(r.exitCode, 0, r.stderr);
+      assert.match(r.stdout, /inet 10\.199\.0\.5\/24 brd 10\.199\.0\.255 scope global eth0/);
+      assert.match(r.stdout, /^default via 10\.199\.0\.1 dev eth0/m);
+      assert.match(r.stdout, /link\/ether 02:b3:0a:c7:00:05/);
+      assert.match(r.stdout, /<[^>]*\bUP\b[^>]*>/);
+      assert.match(r.stdout, /^0\n0\s+2147483647\n$/m);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('netns-exec: a bad or loose config, a missing link or namespace: one line naming the step, nothing run', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-netns-'));
+    try {
+      const good = 'link eth0\nmac 02:b3:0a:c7:00:05\naddress 10.199.0.5/24\ngateway 10.199.0.1\n';
+      const cases: Array<[string, string, number, RegExp, { mode?: number; ns?: string }?]> = [
+        ['missing key', 'link eth0\n', 2, /netns config \S+: EINVAL \(needs link, mac, address and gateway\)/],
+        ['twice', `${good}link eth0\n`, 2, /EINVAL \(a key is given twice\)/],
+        ['unknown key', `${good}exec /bin/sh\n`, 2, /EINVAL \(unknown key\)/],
+        ['multicast mac', good.replace('02:b3', '03:b3'), 2, /mac: not a unicast/],
+        ['bad prefix', good.replace('/24', '/31'), 2, /address: not A\.B\.C\.D\/PREFIX/],
+        ['bad gateway', good.replace('10.199.0.1\n', '10.199.0.256\n'), 2, /gateway: not A\.B\.C\.D/],
+        ['NUL byte', `${good}\0`, 2, /contains a NUL byte/],
+        ['too big', `${good}#${'x'.repeat(5000)}\n`, 7, /EFBIG \(larger than 4 KiB\)/],
+        ['world-writable', good, 4, /EPERM \(must be owned by root and not group- or world-writable\)/, { mode: 0o666 }],
+        ['no such link', good.replace('link eth0', 'link eth9'), 5, /if_nametoindex eth9: ENODEV/],
+        ['no such namespace', good, 3, /open netns \/run\/netns\/nope: ENOENT/, { ns: '/run/netns/nope' }],
+        ['not a namespace', good, 1, /setns\(CLONE_NEWNET\) \/etc\/hostname: EINVAL/, { ns: '/etc/hostname' }],
+      ];
+      for (const [what, text, status, line, o] of cases) {
+        const conf = join(dir, `${what.replace(/\W/g, '-')}.conf`);
+        await writeFile(conf, text);
+        await run(['chmod', (o?.mode ?? 0o644).toString(8), conf]);
+        const r = await inOwnNetns(`${HELPER} netns-exec ${o?.ns ?? '/run/netns/t'} ${conf} -- sh -c 'echo RAN'`);
+        assert.equal(r.exitCode, status, `${what}: ${r.stderr}`);
+        assert.match(r.stderr, line, what);
+        assert.equal(r.stderr.trim().split('\n').length, 1, `${what}: one line`);
+        assert.doesNotMatch(r.stdout, /RAN/, `${what}: the command did not run`);
+      }
+      const fifo = join(dir, 'fifo');
+      await run(['mkfifo', fifo]);
+      const r = await inOwnNetns(`${HELPER} netns-exec /run/netns/t ${fifo} -- true`);
+      assert.equal(r.exitCode, 7);
+      assert.match(r.stderr, /netns config \S+fifo: EINVAL \(not a regular file\)/, 'a FIFO is refused without blocking');
+      const link = join(dir, 'link.conf');
+      await run(['ln', '-s', join(dir, 'missing-key.conf'), link]);
+      assert.match((await inOwnNetns(`${HELPER} netns-exec /run/netns/t ${link} -- true`)).stderr, /open netns config \S+link\.conf: ELOOP/, 'a symlinked config is refused');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('private-tmpfs: CMD sees a fresh 0755 tmpfs on DIR, the host does not; bad input is refused', async () => {
+    const r = await run([HELPER, 'private-tmpfs', '/run/berth-test-private/x', '--', 'sh', '-c', 'grep " /run/berth-test-private/x " /proc/self/mountinfo; stat -c %a /run/berth-test-private/x'], { timeoutMs: 10_000 });
+    assert.match(r.stdout, /tmpfs berth-nspawn rw,mode=755\n755\n$/);
+    assert.match(r.stdout, /nosuid,nodev/);
+    assert.doesNotMatch(await readFile('/proc/self/mountinfo', 'utf8'), /berth-test-private/);
+    await rm('/run/berth-test-private', { recursive: true, force: true });
+    const rel = await run([HELPER, 'private-tmpfs', 'relative', '--', 'true'], { reject: false });
+    assert.equal(rel.exitCode, 2);
+    assert.equal(rel.stderr, 'berth-helper: private-tmpfs relative: EINVAL (not an absolute path)\n');
+    const missing = await run([HELPER, 'private-tmpfs', '/run/berth-test-private/y', '--', '/nonexistent/cmd'], { reject: false });
+    assert.equal(missing.exitCode, 3);
+    assert.equal(missing.stderr, 'berth-helper: execvp /nonexistent/cmd: ENOENT (No such file or directory)\n');
+    await rm('/run/berth-test-private', { recursive: true, force: true });
+  });
+});

@@ -1,10 +1,10 @@
 /**
  * @module runtime/nspawn/files
  * Writes and removes a machine's files in systemd's places (see paths.ts). Writes are
- * atomic (temp + fsync + rename). Removal is thorough and idempotent, so `rm` and a
+ * atomic (temp + fsync + rename; one directory fsync per batch). Removal is thorough and idempotent, so `rm` and a
  * failed create leave no unit, drop-in, settings file, mount or directory behind.
  */
-import { link, open, readdir, rm, rmdir, unlink } from 'node:fs/promises';
+import { link, open, readdir, rename, rm, rmdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureDir, fsyncDir, isErrno, removeTree, tempPathFor, writeFileAtomic } from '../../base/fs.ts';
 import { fromSystemError } from '../../base/errors.ts';
@@ -24,12 +24,34 @@ export interface MachineFiles {
 /** Writes the .nspawn file and the drop-ins; replaces berth's drop-ins, keeps others. */
 export async function writeMachineFiles(p: MachinePaths, f: MachineFiles): Promise<void> {
   await ensureDir(join(p.nspawnFile, '..'));
-  await ensureDir(p.dropInDir);
-  for (const d of f.dropIns) {
-    if (!/^[\w.@-]+\.conf$/.test(d.file)) throw new Error(`bad drop-in name ${d.file}`);
-    await writeFileAtomic(join(p.dropInDir, d.file), d.text);
-  }
+  await writeDropIns(p, f.dropIns);
   await writeFileAtomic(p.nspawnFile, f.nspawnText);
+}
+
+/**
+ * Files of one directory, each atomically (temp + fsync + rename): all written and
+ * fsynced at once, renamed, then one fsync of the directory, instead of two fsyncs per
+ * file one after the other (a create writes 5-7 drop-ins). A failure removes the temps.
+ */
+async function writeFilesAtomic(dir: string, files: readonly DropInText[]): Promise<void> {
+  const temps = files.map((f) => ({ tmp: tempPathFor(join(dir, f.file)), path: join(dir, f.file), text: f.text }));
+  try {
+    await Promise.all(temps.map(async (t) => {
+      const fh = await open(t.tmp, 'wx', 0o644);
+      try {
+        await fh.writeFile(t.text);
+        await fh.chmod(0o644);
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    }));
+    for (const t of temps) await rename(t.tmp, t.path);
+    await fsyncDir(dir);
+  } catch (e) {
+    await Promise.all(temps.map((t) => unlink(t.tmp).catch(() => {})));
+    throw fromSystemError(e);
+  }
 }
 
 /**
@@ -68,8 +90,8 @@ export async function writeDropIns(p: MachinePaths, dropIns: DropInText[]): Prom
   await ensureDir(p.dropInDir);
   for (const d of dropIns) {
     if (!/^[\w.@-]+\.conf$/.test(d.file)) throw new Error(`bad drop-in name ${d.file}`);
-    await writeFileAtomic(join(p.dropInDir, d.file), d.text);
   }
+  await writeFilesAtomic(p.dropInDir, dropIns);
 }
 
 /** Removes settings, drop-ins (the whole .d dir: hand edits die with the machine), state. */

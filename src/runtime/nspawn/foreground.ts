@@ -34,7 +34,7 @@ export interface ForegroundOptions {
 
 export function foregroundArgv(o: ForegroundOptions, withSystemd: boolean): string[] {
   // The same namespace entry as the unit's ExecStart= (see translate-dropins).
-  const enter = o.network ? ['nsenter', `--net=${o.network.netnsPath}`] : [];
+  const enter = o.network ? o.network.enter : [];
   const argv = [...enter, 'systemd-nspawn', '--quiet', `--machine=${o.name}`, `--directory=${o.plan.target}`];
   if (withSystemd) {
     argv.push('--register=yes');
@@ -48,9 +48,9 @@ export function foregroundArgv(o: ForegroundOptions, withSystemd: boolean): stri
   // Without systemd, /run is usually not a tmpfs and nspawn then refuses to clean up
   // /run/systemd/nspawn/propagate/NAME ("Attempted to remove disk file system…") and
   // leaves it behind. Give nspawn a private tmpfs there (machinectl bind, its only user,
-  // needs machined anyway); sh execs nspawn, so signals still reach nspawn directly.
-  return ['unshare', '--mount', '--propagation', 'private', '--', 'sh', '-c',
-    'mkdir -p /run/systemd/nspawn && mount -t tmpfs -o mode=0755 berth-nspawn /run/systemd/nspawn && exec "$@"', 'sh', ...argv];
+  // needs machined anyway). berth-helper private-tmpfs execs nspawn (no process of its
+  // own; it replaced unshare + sh + mkdir + mount), so signals reach nspawn directly.
+  return [o.plan.helper, 'private-tmpfs', '/run/systemd/nspawn', '--', ...argv];
 }
 
 /** Runs the container attached; resolves with its exit status. */

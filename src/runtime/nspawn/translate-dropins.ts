@@ -37,8 +37,9 @@ export interface DropInOptions {
 
 /**
  * systemd 252's systemd-nspawn@.service ExecStart=, minus --network-veth (the .nspawn
- * file decides networking). A zone machine's ExecStart= is this, run through
- * `nsenter --net=` so nspawn and the container live in the namespace berth prepared:
+ * file decides networking). A zone machine's ExecStart= is this, run through the
+ * network's `enter` prefix (`berth-helper netns-exec NETNS CONFIG --`, which configures
+ * the namespace and execs nspawn), so nspawn and the container live in the namespace berth prepared:
  * nspawn's own --network-namespace-path= cannot be used with -U (nspawn joins it after
  * entering the user namespace: "Failed to join network namespace: Operation not permitted").
  */
@@ -54,7 +55,7 @@ export function networkDropIn(name: string, rn: RuntimeNetwork): UnitFile {
   }
   for (const argv of rn.setup) u.add('Service', 'ExecStartPre', execLine(argv));
   u.add('Service', 'ExecStart', '');
-  u.add('Service', 'ExecStart', execLine(['nsenter', `--net=${rn.netnsPath}`, ...NSPAWN_EXEC_START, `--machine=${name}`]));
+  u.add('Service', 'ExecStart', execLine([...rn.enter, ...NSPAWN_EXEC_START, `--machine=${name}`]));
   for (const argv of rn.teardown) u.add('Service', 'ExecStopPost', execLine(argv, true));
   return u;
 }

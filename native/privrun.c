@@ -1,0 +1,47 @@
+/*
+ * private-tmpfs DIR -- CMD [ARG...]
+ *
+ * Runs CMD in a mount namespace of its own (propagation private, so nothing mounted there
+ * reaches the host) with a fresh tmpfs (mode 0755, nosuid, nodev) on DIR, made if missing.
+ * An attached `berth run` on a host without systemd as PID 1 starts systemd-nspawn this
+ * way, with DIR = /run/systemd/nspawn: there /run is usually not a tmpfs, and nspawn then
+ * refuses to clean up /run/systemd/nspawn/propagate/NAME and leaves it behind. It replaces
+ * `unshare --mount --propagation private -- sh -c 'mkdir -p … && mount -t tmpfs … && exec "$@"'`
+ * (four processes: unshare, sh, mkdir, mount) with none: it execs CMD itself, so signals
+ * sent to it reach CMD directly. DIR is berth's own fixed path, never container content.
+ */
+#include "helper.h"
+#include <errno.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+static void mkdir_parents(const char *dir) {
+  char buf[4096];
+  size_t n = strlen(dir);
+  if (n == 0 || n >= sizeof buf || dir[0] != '/') fail_msg(HX_USAGE, "private-tmpfs", dir, "EINVAL", "not an absolute path");
+  memcpy(buf, dir, n + 1);
+  for (char *p = buf + 1;; p++) {
+    if (*p == '/' || *p == 0) {
+      char c = *p;
+      *p = 0;
+      if (mkdir(buf, 0755) != 0 && errno != EEXIST) fail(0, "mkdir", buf, errno);
+      *p = c;
+      if (c == 0) break;
+    }
+  }
+}
+
+int cmd_private_tmpfs(int argc, char **argv) {
+  if (argc < 3 || strcmp(argv[1], "--") != 0) usage("berth-helper private-tmpfs DIR -- CMD [ARG...]");
+  const char *dir = argv[0];
+  char **cmd = argv + 2;
+  if (unshare(CLONE_NEWNS) != 0) fail(0, "unshare(CLONE_NEWNS)", NULL, errno);
+  if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) fail(0, "mount(MS_REC|MS_PRIVATE)", "/", errno);
+  mkdir_parents(dir);
+  if (mount("berth-nspawn", dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") != 0) fail(0, "mount(tmpfs)", dir, errno);
+  execvp(cmd[0], cmd);
+  fail(errno == ENOENT ? HX_NOTFOUND : 0, "execvp", cmd[0], errno);
+}
