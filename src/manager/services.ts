@@ -5,6 +5,7 @@
  * configured from flags, auth files and registries.conf. Library modules never read
  * global state; this is where environment and flags become objects.
  */
+import { userInfo } from 'node:os';
 import { join, resolve } from 'node:path';
 import type { ContentStore } from '../content/types.ts';
 import type { LayerUnpacker, ManifestSource } from '../image/pull.ts';
@@ -55,8 +56,14 @@ export async function openServices(o: ServiceOptions): Promise<Services> {
       if (o.snapshotStore) {
         throw new BerthError('UNSUPPORTED', "this command works on root's snapshot store only; a user's dir snapshots are made by `berth pull` (fsck, import and image mount of a user's store are not built yet)");
       }
-      const { RootlessUnpacker } = await import('./rootless-unpacker.ts');
-      unpacker = await RootlessUnpacker.open(o.root);
+      // Dir snapshots unpacked inside the user's subordinate-ID mapping while the layer
+      // streams, tar confined by bwrap to the layer's work dir (snapshot/rootless-unpack).
+      // probeHost refuses first when the user has no subordinate range or newuidmap.
+      const { probeHost } = await import('../runtime/bwrap/host.ts');
+      const { createRootlessUnpacker } = await import('../snapshot/rootless-unpack.ts');
+      const u = userInfo();
+      const f = await probeHost({ user: { name: u.username, uid: u.uid, gid: u.gid } });
+      unpacker = createRootlessUnpacker({ root: o.root, idmap: { subuid: f.subuid, subgid: f.subgid } });
     } else {
       const snap = await import('../snapshot/index.ts').catch(() => undefined);
       const format = o.snapshotFormat;

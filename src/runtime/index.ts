@@ -1,14 +1,7 @@
 /**
  * @module runtime
- * The Runtime seam and the registry the manager looks backends up in. `bwrap` registers
- * here; `nspawn` (runtime/nspawn, the root backend) is to be registered the same way once
- * its machine/ shell is moved behind the interface.
+ * The Runtime seam and its registry. Backends live below it (runtime/bwrap; the nspawn
+ * Runtime is machine/runtime.ts, built on runtime/nspawn) and are registered by name by the
+ * manager (manager/backends.ts), which loads only the one a caller needs.
  */
 export * from './runtime.ts';
-import { createBwrapRuntime } from './bwrap/index.ts';
-import { RuntimeRegistry } from './runtime.ts';
-
-/** A registry holding every backend berth ships. */
-export function defaultRuntimes(): RuntimeRegistry {
-  return new RuntimeRegistry().register('bwrap', createBwrapRuntime);
-}

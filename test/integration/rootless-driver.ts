@@ -10,7 +10,7 @@
 import { join } from 'node:path';
 import { isBerthError } from '../../src/base/errors.ts';
 import { userInfo } from 'node:os';
-import { defaultRuntimes } from '../../src/runtime/index.ts';
+import { loadRuntimes } from '../../src/manager/backends.ts';
 import { applyLayerRootless, probeHost } from '../../src/runtime/bwrap/index.ts';
 import type { ContainerSpec } from '../../src/container/spec.ts';
 import type { Digest } from '../../src/base/digest.ts';
@@ -19,7 +19,7 @@ import { createReadStream } from 'node:fs';
 
 const [verb, name = '', json] = process.argv.slice(2);
 const store = join(process.env.XDG_DATA_HOME ?? join(process.env.HOME ?? '/', '.local/share'), 'berth');
-const rt = defaultRuntimes().create('bwrap', { storeRoot: store });
+const rt = (await loadRuntimes(['bwrap'])).create('bwrap', { storeRoot: store });
 
 async function main(): Promise<unknown> {
   switch (verb) {
