@@ -252,7 +252,7 @@ test('igzip and node:zlib give byte-identical images; corrupt gzip is CORRUPT wi
   const images: Buffer[] = [];
   for (const engine of ['igzip', 'node']) {
     const prev = process.env.BERTH_GZIP;
-    if (engine === 'node') process.env.BERTH_GZIP = 'node';
+    process.env.BERTH_GZIP = engine; // igzip even for this small layer
     try {
       const store = new SnapshotStore(join(work, `gz-${engine}`), { format: 'erofs' });
       await store.unpack({ chainId: d, diffId: d, descriptor: { mediaType: MT.ociLayerGzip, digest: sha256(gz), size: gz.length }, compressed: Readable.from([gz]) });
@@ -280,6 +280,47 @@ test('igzip and node:zlib give byte-identical images; corrupt gzip is CORRUPT wi
     }
   }
   assert.ok(images[0]!.equals(images[1]!), 'the writer is deterministic whatever inflates');
+});
+
+test('zstd -dc and zstd-napi give byte-identical images; corrupt, truncated and trailing-garbage zstd fail with both', async () => {
+  const { SnapshotStore } = await import('../../src/snapshot/store.ts');
+  const { sha256 } = await import('../../src/base/digest.ts');
+  const { MT } = await import('../../src/oci/media-types.ts');
+  const tar = rawTar(Array.from({ length: 300 }, (_, i) => ({ name: `z${i % 5}/f${i}`, body: Buffer.alloc(i * 41, i) })));
+  const tarPath = join(work, 'zs.tar');
+  await writeFile(tarPath, tar);
+  await run(['zstd', '-q', '-3', '-f', tarPath, '-o', `${tarPath}.zst`]);
+  const zst = await readFile(`${tarPath}.zst`);
+  const d = sha256(tar);
+  const bads: Array<[string, Buffer]> = [
+    ['flipped byte', Buffer.from(zst).fill(0x5a, Math.floor(zst.length / 2), Math.floor(zst.length / 2) + 8)],
+    ['truncated', zst.subarray(0, zst.length - 100)],
+    ['trailing garbage', Buffer.concat([zst, Buffer.from('not a zstd frame, just bytes after the last one')])],
+  ];
+  const images: Buffer[] = [];
+  for (const engine of ['zstd', 'napi']) {
+    const prev = process.env.BERTH_ZSTD;
+    if (engine === 'napi') process.env.BERTH_ZSTD = 'napi';
+    else delete process.env.BERTH_ZSTD;
+    try {
+      const store = new SnapshotStore(join(work, `zs-${engine}`), { format: 'erofs' });
+      await store.unpack({ chainId: d, diffId: d, descriptor: { mediaType: MT.ociLayerZstd, digest: sha256(zst), size: zst.length }, compressed: Readable.from([zst]) });
+      images.push(await readFile(store.layout.erofsImage(d)));
+      for (const [what, bad] of bads) {
+        const broken = new SnapshotStore(join(work, `zsbad-${engine}-${what.replace(/ /g, '-')}`), { format: 'erofs' });
+        await assert.rejects(
+          broken.unpack({ chainId: d, diffId: d, descriptor: { mediaType: MT.ociLayerZstd, digest: sha256(bad), size: bad.length }, compressed: Readable.from([bad]) }),
+          (e: unknown) => isBerthError(e, 'CORRUPT') || isBerthError(e, 'DIGEST_MISMATCH') || assert.fail(`${engine}, ${what}: ${String(e)}`),
+        );
+        assert.equal(await broken.has(d), false, `${engine}, ${what}: nothing committed`);
+        assert.deepEqual(await readdir(join(work, `zsbad-${engine}-${what.replace(/ /g, '-')}`, 'work')).catch(() => []), []);
+      }
+    } finally {
+      if (prev === undefined) delete process.env.BERTH_ZSTD;
+      else process.env.BERTH_ZSTD = prev;
+    }
+  }
+  assert.ok(images[0]!.equals(images[1]!), 'the writer is deterministic whatever decompresses zstd');
 });
 
 test('hostile headers: out-of-range ids and devices, lying PAX lengths, endless sparse maps, huge extended headers', async () => {
