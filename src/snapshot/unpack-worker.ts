@@ -15,13 +15,11 @@
  * cancellation (the input errors or closes early) it tells the worker to stop, and waits
  * for it to remove its partial image before it reports.
  *
- * The worker's entry is this very module: a worker started with our workerData key runs
- * `runWorker`. In the bundle, import.meta.url is the chunk that holds this module, so no
- * extra entry point is needed; under tsx (tests, BERTH_DEV=1) the worker gets tsx's
- * loader in its execArgv.
+ * The worker's entry is this very module (see startWorker): in the bundle,
+ * import.meta.url is the chunk that holds it, so no extra entry point is needed.
  */
 import { Readable } from 'node:stream';
-import { isMainThread, parentPort, Worker, workerData, type MessagePort } from 'node:worker_threads';
+import type { MessagePort, Worker } from 'node:worker_threads';
 import type { Digest } from '../base/digest.ts';
 import { BerthError, fromSystemError, isBerthError, type ErrorCode } from '../base/errors.ts';
 import type { Compression } from '../oci/media-types.ts';
@@ -66,15 +64,23 @@ export function useWorker(size: number): boolean {
   return size >= WORKER_MIN_BYTES;
 }
 
+/** Set by the worker's boot script: this module, loaded there, runs the job. */
+const WORKER_MARK = Symbol.for('berth.unpack-worker');
+
 /**
- * The bundle starts the worker on its own chunk. From sources (tests, BERTH_DEV=1) a worker
- * does not inherit tsx's module hooks on Node 20, so it registers them first, like
+ * The worker boots from a two-line script that marks the thread and imports this module
+ * (in the bundle: the chunk holding it). node:worker_threads is loaded only when a worker
+ * starts (~7 ms otherwise paid by every pull). From sources (tests, BERTH_DEV=1) a worker
+ * does not inherit tsx's module hooks on Node 20, so the script registers them first, as
  * bin/berth does.
  */
-function startWorker(url: URL, data: unknown): Worker {
-  if (!url.pathname.endsWith('.ts')) return new Worker(url, { workerData: data });
-  const api = import.meta.resolve('tsx/esm/api');
-  const boot = `import(${JSON.stringify(api)}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); })`;
+async function startWorker(url: URL, data: unknown): Promise<Worker> {
+  const { Worker } = await import('node:worker_threads');
+  const mark = `globalThis[Symbol.for(${JSON.stringify(WORKER_MARK.description)})] = true;`;
+  const load = `import(${JSON.stringify(url.href)})`;
+  const boot = url.pathname.endsWith('.ts')
+    ? `${mark} import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((m) => { m.register(); return ${load}; });`
+    : `${mark} ${load};`;
   return new Worker(boot, { eval: true, workerData: data });
 }
 
@@ -84,14 +90,32 @@ export function ingestInWorker(
   job: WorkerJob,
   onProgress?: (tarBytes: number) => void,
 ): Promise<{ result: IngestResult; diffId: Digest }> {
-  const url = new URL(import.meta.url);
-  let worker: Worker;
-  try {
-    worker = startWorker(url, { ...job, key: KEY });
-  } catch (e) {
-    compressed.destroy();
-    return Promise.reject(fromSystemError(e));
-  }
+  compressed.pause(); // until the worker is there to take it
+  let early: unknown;
+  const onEarly = (e: unknown) => {
+    early ??= e;
+  };
+  compressed.on('error', onEarly);
+  return startWorker(new URL(import.meta.url), { ...job, key: KEY }).then(
+    (worker) => {
+      compressed.off('error', onEarly);
+      return talk(worker, compressed, job, early, onProgress);
+    },
+    (e: unknown) => {
+      compressed.off('error', onEarly);
+      compressed.destroy();
+      throw fromSystemError(e);
+    },
+  );
+}
+
+function talk(
+  worker: Worker,
+  compressed: Readable,
+  job: WorkerJob,
+  early: unknown,
+  onProgress?: (tarBytes: number) => void,
+): Promise<{ result: IngestResult; diffId: Digest }> {
   return new Promise((resolve, reject) => {
     let queued = 0;
     let paused = false;
@@ -150,7 +174,7 @@ export function ingestInWorker(
       killTimer = setTimeout(() => void worker.terminate(), 10_000);
       killTimer.unref();
     };
-    const onInputError = (e: unknown) => cancel(isBerthError(e) ? e : fromSystemError(e));
+    const onInputError = (e: unknown) => cancel(onInputErrorValue(e));
     const onClose = () => {
       if (!inputDone) cancel(new BerthError('CANCELLED', `layer ${job.what}: input closed before its end`));
     };
@@ -194,8 +218,15 @@ export function ingestInWorker(
     compressed.once('end', onEnd);
     compressed.once('error', onInputError);
     compressed.once('close', onClose);
+    if (early !== undefined || compressed.destroyed) {
+      cancel(early !== undefined ? onInputErrorValue(early) : new BerthError('CANCELLED', `layer ${job.what}: input closed before its end`));
+    } else {
+      compressed.resume();
+    }
   });
 }
+
+const onInputErrorValue = (e: unknown): BerthError => (isBerthError(e) ? e : fromSystemError(e));
 
 /** The worker's side: input chunks from the port → inflateInto → writeLayerImage. */
 async function runWorker(port: MessagePort, job: WorkerJob): Promise<void> {
@@ -225,6 +256,8 @@ async function runWorker(port: MessagePort, job: WorkerJob): Promise<void> {
   port.close();
 }
 
-if (!isMainThread && parentPort && (workerData as { key?: string } | null)?.key === KEY) {
-  void runWorker(parentPort, workerData as WorkerJob);
+if ((globalThis as Record<symbol, unknown>)[WORKER_MARK] === true) {
+  void import('node:worker_threads').then(({ parentPort, workerData }) => {
+    if (parentPort && (workerData as { key?: string } | null)?.key === KEY) return runWorker(parentPort, workerData as WorkerJob);
+  });
 }
