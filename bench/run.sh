@@ -218,6 +218,10 @@ if want pull; then
     ref=$REG/$img:latest lay=$BENCH_DIR/images/$img
     measure "pull-berth-$img" pull "$img" berth "$RUNS_PULL" "$WARMUP_PULL" \
       "$BERTH pull --tls-verify=false $ref" "rm -rf --one-file-system $W/berth-root"
+    # big layers unpack in a worker thread; the same pull with everything on the main thread
+    # (only debian has a layer big enough for the worker)
+    [ "$img" = debian ] && measure "pull-berth-noworker-$img" pull "$img" berth-noworker "$RUNS_PULL" "$WARMUP_PULL" \
+      "env BERTH_UNPACK_WORKER=0 $BERTH pull --tls-verify=false $ref" "rm -rf --one-file-system $W/berth-root"
     # the other snapshot format (plain directories on ext4), to keep the default honest
     measure "pull-berth-dir-$img" pull "$img" berth-dir "$RUNS_PULL" "$WARMUP_PULL" \
       "$BERTH --snapshot-format dir pull --tls-verify=false $ref" "rm -rf --one-file-system $W/berth-root"

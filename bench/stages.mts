@@ -32,6 +32,9 @@ import { LayerValidator } from '../src/snapshot/validate.ts';
 import { SnapshotStore } from '../src/snapshot/store.ts';
 import { defaultPolicy } from '../src/snapshot/types.ts';
 
+// The stages are the pipeline's costs on the main thread. (A pull runs big layers in a
+// worker thread; under tsx a worker would also pay for compiling the sources again.)
+process.env.BERTH_UNPACK_WORKER ??= '0';
 const [benchDir, ...names] = process.argv.slice(2);
 if (!benchDir) throw new Error('usage: stages.mts BENCH_DIR [IMAGE...]');
 const images = names.length ? names : ['busybox', 'debian', 'many-small-files'];
