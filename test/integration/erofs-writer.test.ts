@@ -282,6 +282,54 @@ test('igzip and node:zlib give byte-identical images; corrupt gzip is CORRUPT wi
   assert.ok(images[0]!.equals(images[1]!), 'the writer is deterministic whatever inflates');
 });
 
+test('bytes after the last gzip member never change the tree: either engine rejects them or yields the clean image', async () => {
+  // igzip ignores trailing non-gzip bytes, node:zlib refuses them (like Go's gzip reader):
+  // which engine runs depends on the layer's size, so what matters is that neither turns
+  // trailing bytes into content
+  const { createGzip } = await import('node:zlib');
+  const { SnapshotStore } = await import('../../src/snapshot/store.ts');
+  const { sha256 } = await import('../../src/base/digest.ts');
+  const { MT } = await import('../../src/oci/media-types.ts');
+  const gzipOf = (b: Buffer) => new Promise<Buffer>((res) => {
+    const z = createGzip();
+    const parts: Buffer[] = [];
+    z.on('data', (x: Buffer) => parts.push(x));
+    z.on('end', () => res(Buffer.concat(parts)));
+    z.end(b);
+  });
+  const tar = rawTar([{ name: 'etc/passwd', body: 'root:x:0:0::/root:/bin/sh\n' }, { name: 'bin/sh', body: Buffer.alloc(5000, 7) }]);
+  const extra = rawTar([{ name: 'etc/shadow', body: 'root::0:::::\n' }]);
+  const gz = await gzipOf(tar);
+  const d = sha256(tar);
+  const variants: Array<[string, Buffer]> = [
+    ['text garbage', Buffer.concat([gz, Buffer.from('GARBAGE-NOT-GZIP')])],
+    ['zero padding', Buffer.concat([gz, Buffer.alloc(4096)])],
+    ['a truncated member', Buffer.concat([gz, Buffer.from([0x1f, 0x8b, 8, 0, 1, 2])])],
+    ['a second member with another file', Buffer.concat([gz, await gzipOf(extra)])],
+  ];
+  let clean: Buffer | undefined;
+  for (const engine of ['igzip', 'node']) {
+    const prev = process.env.BERTH_GZIP;
+    process.env.BERTH_GZIP = engine;
+    try {
+      const ok = new SnapshotStore(join(work, `trail-ok-${engine}`), { format: 'erofs' });
+      await ok.unpack({ chainId: d, diffId: d, descriptor: { mediaType: MT.ociLayerGzip, digest: sha256(gz), size: gz.length }, compressed: Readable.from([gz]) });
+      clean ??= await readFile(ok.layout.erofsImage(d));
+      for (const [what, blob] of variants) {
+        const store = new SnapshotStore(join(work, `trail-${engine}-${what.replace(/ /g, '-')}`), { format: 'erofs' });
+        const r = await store.unpack({ chainId: d, diffId: d, descriptor: { mediaType: MT.ociLayerGzip, digest: sha256(blob), size: blob.length }, compressed: Readable.from([blob]) })
+          .then(() => 'ok', (e: unknown) => (isBerthError(e, 'CORRUPT') || isBerthError(e, 'DIGEST_MISMATCH') ? 'refused' : assert.fail(`${engine}, ${what}: ${String(e)}`)));
+        if (r === 'ok') assert.ok((await readFile(store.layout.erofsImage(d))).equals(clean), `${engine}, ${what}: accepted, so it must be the clean image`);
+        else assert.equal(await store.has(d), false);
+        if (what.startsWith('a second member')) assert.equal(r, 'refused', `${engine}: a second member's file is content the diff ID does not cover`);
+      }
+    } finally {
+      if (prev === undefined) delete process.env.BERTH_GZIP;
+      else process.env.BERTH_GZIP = prev;
+    }
+  }
+});
+
 test('zstd -dc and zstd-napi give byte-identical images; corrupt, truncated and trailing-garbage zstd fail with both', async () => {
   const { SnapshotStore } = await import('../../src/snapshot/store.ts');
   const { sha256 } = await import('../../src/base/digest.ts');
