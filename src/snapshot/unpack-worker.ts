@@ -18,6 +18,7 @@
  * The worker's entry is this very module (see startWorker): in the bundle,
  * import.meta.url is the chunk that holds it, so no extra entry point is needed.
  */
+import { availableParallelism } from 'node:os';
 import { Readable } from 'node:stream';
 import type { MessagePort, Worker } from 'node:worker_threads';
 import type { Digest } from '../base/digest.ts';
@@ -55,13 +56,16 @@ type FromWorker =
 
 /**
  * Whether a layer of `size` compressed bytes is unpacked in a worker:
- * BERTH_UNPACK_WORKER=0 never, =1 always, unset: from WORKER_MIN_BYTES on.
+ * BERTH_UNPACK_WORKER=0 never, =1 always, unset: from WORKER_MIN_BYTES on, with 3 cores
+ * or more. The worker needs a core of its own besides the main thread and the igzip child:
+ * on this 2-core VM a Debian pull took the same wall time with it (1.69-1.73 s against
+ * 1.65-1.77 s, load ~5) for ~0.2 s more CPU, so 2 cores keep the main thread.
  */
 export function useWorker(size: number): boolean {
   const env = process.env.BERTH_UNPACK_WORKER;
   if (env === '0') return false;
   if (env === '1') return true;
-  return size >= WORKER_MIN_BYTES;
+  return size >= WORKER_MIN_BYTES && availableParallelism() >= 3;
 }
 
 /** Set by the worker's boot script: this module, loaded there, runs the job. */
