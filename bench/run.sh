@@ -221,6 +221,14 @@ if want pull; then
     ref=$REG/$img:latest lay=$BENCH_DIR/images/$img
     measure "pull-berth-$img" pull "$img" berth "$RUNS_PULL" "$WARMUP_PULL" \
       "$BERTH pull --tls-verify=false $ref" "rm -rf --one-file-system $W/berth-root"
+    # with 3+ cores big layers unpack in a worker thread: the same pull with the worker
+    # forced on and off (only debian has a layer big enough for it)
+    if [ "$img" = debian ]; then
+      for wk in 1 0; do
+        measure "pull-berth-worker$wk-$img" pull "$img" "berth-worker$wk" "$RUNS_PULL" "$WARMUP_PULL" \
+          "env BERTH_UNPACK_WORKER=$wk $BERTH pull --tls-verify=false $ref" "rm -rf --one-file-system $W/berth-root"
+      done
+    fi
     # the other snapshot format (plain directories on ext4), to keep the default honest
     measure "pull-berth-dir-$img" pull "$img" berth-dir "$RUNS_PULL" "$WARMUP_PULL" \
       "$BERTH --snapshot-format dir pull --tls-verify=false $ref" "rm -rf --one-file-system $W/berth-root"

@@ -25,13 +25,16 @@ import { DigestStream, type Digest } from '../src/base/digest.ts';
 import { chainIds } from '../src/oci/chain-id.ts';
 import { layerCompression, type Compression } from '../src/oci/media-types.ts';
 import type { Descriptor, ImageConfig, Index, Manifest } from '../src/oci/types.ts';
-import { createDecompressor, gzipEngine } from '../src/snapshot/decompress.ts';
+import { createDecompressor, gzipEngine, zstdEngine } from '../src/snapshot/decompress.ts';
 import { writeLayerImage } from '../src/snapshot/erofs/index.ts';
 import { TarParser } from '../src/snapshot/erofs/tar.ts';
 import { LayerValidator } from '../src/snapshot/validate.ts';
 import { SnapshotStore } from '../src/snapshot/store.ts';
 import { defaultPolicy } from '../src/snapshot/types.ts';
 
+// The stages are the pipeline's costs on the main thread. (A pull runs big layers in a
+// worker thread; under tsx a worker would also pay for compiling the sources again.)
+process.env.BERTH_UNPACK_WORKER ??= '0';
 const [benchDir, ...names] = process.argv.slice(2);
 if (!benchDir) throw new Error('usage: stages.mts BENCH_DIR [IMAGE...]');
 const images = names.length ? names : ['busybox', 'debian', 'many-small-files'];
@@ -61,21 +64,21 @@ const stages: Array<[string, Stage]> = [
   ['floor', async (l) => {
     await run(['sh', '-c', l.compression === 'gzip' ? `igzip -dc < '${l.path}' > /dev/null` : l.compression === 'zstd' ? `zstd -dcq < '${l.path}' > /dev/null` : `cat '${l.path}' > /dev/null`]);
   }],
-  ['inflate', (l) => done(open(l), createDecompressor(l.compression), sink())],
-  ['digest', (l) => done(open(l), createDecompressor(l.compression), new DigestStream('sha256'), sink())],
+  ['inflate', (l) => done(open(l), createDecompressor(l.compression, l.desc.size), sink())],
+  ['digest', (l) => done(open(l), createDecompressor(l.compression, l.desc.size), new DigestStream('sha256'), sink())],
   ['validate', async (l) => {
     const v = new LayerValidator(defaultPolicy({ allowDevices: true }));
     const p = new TarParser({
       entry: (e) => v.check({ name: e.name, type: e.type, size: e.size, linkname: e.linkname, devmajor: e.devmajor, devminor: e.devminor }),
       data: () => {}, hole: () => {}, end: () => {},
     });
-    await done(open(l), createDecompressor(l.compression), new DigestStream('sha256'), new Writable({ highWaterMark: 1 << 20, write: (c: Buffer, _e, cb) => { p.push(c); cb(); } }));
+    await done(open(l), createDecompressor(l.compression, l.desc.size), new DigestStream('sha256'), new Writable({ highWaterMark: 1 << 20, write: (c: Buffer, _e, cb) => { p.push(c); cb(); } }));
     p.end();
   }],
   ['write', async (l, i) => {
     const h = new DigestStream('sha256');
     const s = open(l);
-    const d = createDecompressor(l.compression);
+    const d = createDecompressor(l.compression, l.desc.size);
     s.pipe(d).pipe(h);
     await writeLayerImage(h, join(scratch, `${i}.erofs`), defaultPolicy({ allowDevices: true }));
   }],
@@ -126,17 +129,24 @@ async function main(): Promise<void> {
     }
     const napi: number[] = [];
     const cli: number[] = [];
+    const child: number[] = [];
     for (let r = 0; r < RUNS; r++) {
       let t0 = performance.now();
+      process.env.BERTH_ZSTD = 'napi'; // the in-process engine (berth's default is the zstd child)
       await Promise.all(zs.map((z) => done(createReadStream(z, { highWaterMark: 1 << 20 }), createDecompressor('zstd'), sink())));
+      delete process.env.BERTH_ZSTD;
       napi.push(performance.now() - t0);
       t0 = performance.now();
       await Promise.all(zs.map((z) => run(['sh', '-c', `zstd -dcq < '${z}' > /dev/null`])));
       cli.push(performance.now() - t0);
+      t0 = performance.now();
+      await Promise.all(zs.map((z) => done(createReadStream(z, { highWaterMark: 1 << 20 }), createDecompressor('zstd'), sink())));
+      child.push(performance.now() - t0);
     }
     console.log(JSON.stringify({ image: 'debian', stage: 'zstd-napi', ms: Math.round(median(napi)) }));
     console.log(JSON.stringify({ image: 'debian', stage: 'zstd-dc', ms: Math.round(median(cli)) }));
-    table.push(`debian as zstd -3: zstd-napi ${median(napi).toFixed(0)} ms vs zstd -dc ${median(cli).toFixed(0)} ms`);
+    console.log(JSON.stringify({ image: 'debian', stage: 'zstd-berth', engine: zstdEngine(), ms: Math.round(median(child)) }));
+    table.push(`debian as zstd -3: zstd-napi ${median(napi).toFixed(0)} ms vs zstd -dc ${median(cli).toFixed(0)} ms; berth's decompressor (${zstdEngine()}) into node ${median(child).toFixed(0)} ms`);
   }
   await rm(scratch, { recursive: true, force: true });
   await writeFile('/dev/stderr', table.join('\n') + '\n');

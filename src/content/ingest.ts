@@ -93,14 +93,40 @@ class IngestWriterImpl implements IngestWriter {
     readonly offset: number,
   ) {
     this.written = offset;
+    // Network chunks are small (16-64 KiB), and one write call each cost ~0.2 s of CPU for
+    // the Debian base layer's 51 MB. Chunks that arrive while a write is in flight are
+    // written together by one writev (writev below). A write's callback still means "on
+    // disk" (page cache): a killed process leaves every acknowledged byte in the partial.
     this.stream = new Writable({
       highWaterMark: 1 << 20,
       write: (chunk: Buffer, _enc, cb) => {
         this.hash.update(chunk);
         this.written += chunk.length;
-        this.fh.write(chunk).then(() => cb(), (e: unknown) => cb(fromSystemError(e)));
+        this.writeAll([chunk], chunk.length).then(() => cb(), (e: unknown) => cb(fromSystemError(e)));
+      },
+      writev: (chunks, cb) => {
+        const bufs = chunks.map((c) => c.chunk as Buffer);
+        let len = 0;
+        for (const b of bufs) {
+          this.hash.update(b);
+          len += b.length;
+        }
+        this.written += len;
+        this.writeAll(bufs, len).then(() => cb(), (e: unknown) => cb(fromSystemError(e)));
       },
     });
+  }
+
+
+  private async writeAll(bufs: Buffer[], len: number): Promise<void> {
+    while (len > 0) {
+      const { bytesWritten } = await this.fh.writev(bufs);
+      if (bytesWritten === len) return;
+      // a short write (a full disk reports ENOSPC on the next call): write the rest
+      const rest = Buffer.concat(bufs, len).subarray(bytesWritten);
+      bufs = [rest];
+      len = rest.length;
+    }
   }
 
   static async open(p: LayoutPaths, expected: { digest: Digest; size: number }, lock: Lock): Promise<IngestWriterImpl> {

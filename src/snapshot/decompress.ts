@@ -7,9 +7,11 @@
  * PATH — 156 ms for the Debian bench image's 55 MB of layers against ~250 ms for
  * node:zlib and 613 ms for GNU zcat (issue 11's measurements) — and it runs on another
  * core than the tar parser and image writer. node:zlib is the fallback (no igzip, or
- * BERTH_GZIP=node). igzip checks each member's CRC32 and length; the diff ID check after
- * decompression covers the rest.
- * zstd: zstd-napi (in process); `zstd -dc` measured against it in bench/stages.mts.
+ * BERTH_GZIP=node), and inflates layers below IGZIP_MIN_BYTES (BERTH_GZIP=igzip: never).
+ * igzip checks each member's CRC32 and length; the diff ID check after decompression
+ * covers the rest.
+ * zstd: `zstd -dc` in a child process when it is on PATH (Debian package `zstd`), like igzip;
+ * zstd-napi in process otherwise, or with BERTH_ZSTD=napi (both measured in bench/stages.mts).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
@@ -28,30 +30,48 @@ function zstdModule(): ZstdModule {
   return zstd;
 }
 
-let igzipPath: string | null | undefined;
-/** The igzip executable, or null (looked up once per process). */
-export function findIgzip(): string | null {
-  if (process.env.BERTH_GZIP === 'node') return null;
-  if (igzipPath !== undefined) return igzipPath;
-  igzipPath = null;
+const toolPaths = new Map<string, string | null>();
+/** An executable on PATH, or null (looked up once per process and name). */
+function findTool(name: string): string | null {
+  const known = toolPaths.get(name);
+  if (known !== undefined) return known;
+  let found: string | null = null;
   for (const dir of (process.env.PATH || '/usr/bin:/bin').split(':')) {
     if (!dir) continue;
-    const p = join(dir, 'igzip');
+    const p = join(dir, name);
     try {
       accessSync(p, constants.X_OK);
-      igzipPath = p;
+      found = p;
       break;
     } catch {
       // not here
     }
   }
-  return igzipPath;
+  toolPaths.set(name, found);
+  return found;
+}
+
+/** The igzip executable, or null (BERTH_GZIP=node: always null). */
+export function findIgzip(): string | null {
+  return process.env.BERTH_GZIP === 'node' ? null : findTool('igzip');
+}
+
+/** The zstd executable, or null (BERTH_ZSTD=napi: always null). */
+export function findZstd(): string | null {
+  return process.env.BERTH_ZSTD === 'napi' ? null : findTool('zstd');
+}
+
+export type ZstdEngine = 'zstd' | 'zstd-napi';
+
+export function zstdEngine(): ZstdEngine {
+  return findZstd() ? 'zstd' : 'zstd-napi';
 }
 
 export type GzipEngine = 'igzip' | 'zlib';
 
-export function gzipEngine(): GzipEngine {
-  return findIgzip() ? 'igzip' : 'zlib';
+/** The engine for a gzip layer of `size` compressed bytes. */
+export function gzipEngine(size = Infinity): GzipEngine {
+  return (size >= IGZIP_MIN_BYTES || process.env.BERTH_GZIP === 'igzip') && findIgzip() ? 'igzip' : 'zlib';
 }
 
 /**
@@ -120,16 +140,30 @@ class ChildDecompressor extends Duplex {
   }
 }
 
-export function createDecompressor(compression: Compression): Transform | Duplex {
+/**
+ * Compressed layers smaller than this inflate in process with node:zlib: starting igzip
+ * and moving its output through two pipes costs more than it saves on a small layer (a
+ * 1.1 MB busybox layer: zlib 11-13 ms, igzip 24-30 ms from spawn to end).
+ */
+export const IGZIP_MIN_BYTES = 4 << 20;
+
+/** `size`: the compressed size, when known (unknown: as if big). */
+export function createDecompressor(compression: Compression, size = Infinity): Transform | Duplex {
   switch (compression) {
     case 'gzip': {
-      const igzip = findIgzip();
+      const igzip = size >= IGZIP_MIN_BYTES || process.env.BERTH_GZIP === 'igzip' ? findIgzip() : null;
       if (igzip) return new ChildDecompressor([igzip, '-dcq'], 'gzip');
       // 1 MiB output chunks: fewer, larger writes into the parser.
       return createGunzip({ chunkSize: 1 << 20 });
     }
-    case 'zstd':
+    case 'zstd': {
+      // `zstd -dc` runs on another core: for the 51 MB Debian layer recompressed with
+      // zstd -3, 0.18-0.22 s with 0.09-0.13 s of main-thread CPU, against zstd-napi's
+      // 0.19-0.24 s all on the main thread. Both keep zstd's default window limit (128 MiB).
+      const zstdBin = findZstd();
+      if (zstdBin) return new ChildDecompressor([zstdBin, '-dcq'], 'zstd');
       return new (zstdModule().DecompressStream)();
+    }
     case 'none':
       return new PassThrough({ highWaterMark: 1 << 20 });
     default:

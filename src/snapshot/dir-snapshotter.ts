@@ -15,8 +15,6 @@ import { fromSystemError } from '../base/errors.ts';
 import { isErrno } from '../base/fs.ts';
 import type { SnapshotLayout } from './layout.ts';
 import type { Readable } from 'node:stream';
-import { extractLayerTar } from './extract.ts';
-import { applyWhiteouts } from './whiteout.ts';
 import type { ActiveSnapshot, CheckResult, ExtractPolicy, IngestResult, SnapshotInfo, SnapshotMeta, Snapshotter } from './types.ts';
 
 interface DirActive extends ActiveSnapshot {
@@ -44,6 +42,8 @@ export class DirSnapshotter implements Snapshotter {
   }
 
   async ingest(active: ActiveSnapshot, tar: Readable, policy: ExtractPolicy): Promise<IngestResult> {
+    // loaded on first use: tar-stream and GNU tar's driver are not needed by EROFS pulls
+    const [{ extractLayerTar }, { applyWhiteouts }] = await Promise.all([import('./extract.ts'), import('./whiteout.ts')]);
     const result = await extractLayerTar(tar, active.dir, policy);
     await applyWhiteouts(active.dir, result, policy.xattrPrefix);
     return { entries: result.entries, tarBytes: result.tarBytes };

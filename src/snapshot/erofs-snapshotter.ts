@@ -26,6 +26,9 @@ import { isErrno } from '../base/fs.ts';
 import { checkErofs } from './erofs-image.ts';
 import { mountErofs, unmountErofs } from './erofs-mount.ts';
 import { writeLayerImage } from './erofs/index.ts';
+import { inflateInto } from './inflate.ts';
+import { ingestInWorker, useWorker } from './unpack-worker.ts';
+import type { Compression } from '../oci/media-types.ts';
 import type { SnapshotLayout } from './layout.ts';
 import type { ActiveSnapshot, CheckResult, ExtractPolicy, IngestResult, SnapshotInfo, SnapshotMeta, Snapshotter } from './types.ts';
 
@@ -52,6 +55,19 @@ export class ErofsSnapshotter implements Snapshotter {
   async ingest(active: ActiveSnapshot, tar: Readable, policy: ExtractPolicy): Promise<IngestResult> {
     const r = await writeLayerImage(tar, join(active.dir, IMAGE_NAME), policy);
     return { entries: r.entries, tarBytes: r.tarBytes };
+  }
+
+  /** Big layers: the whole inflate → hash → write in a worker thread (unpack-worker.ts). */
+  async ingestCompressed(
+    active: ActiveSnapshot,
+    src: { compressed: Readable; compression: Compression; what: string; size: number; onProgress?: (tarBytes: number) => void },
+    policy: ExtractPolicy,
+  ): Promise<{ result: IngestResult; diffId: Digest }> {
+    if (useWorker(src.size)) {
+      return ingestInWorker(src.compressed, { imagePath: join(active.dir, IMAGE_NAME), policy, compression: src.compression, what: src.what, size: src.size }, src.onProgress);
+    }
+    const r = await inflateInto(src.compressed, src.compression, src.what, (tar) => this.ingest(active, tar, policy), src.onProgress, src.size);
+    return { result: r.result, diffId: r.diffId };
   }
 
   async commit(active: ActiveSnapshot, meta: SnapshotMeta): Promise<void> {

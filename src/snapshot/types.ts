@@ -24,6 +24,7 @@
  */
 import type { Readable } from 'node:stream';
 import type { Digest } from '../base/digest.ts';
+import type { Compression } from '../oci/media-types.ts';
 
 export type SnapshotFormat = 'dir' | 'erofs';
 
@@ -71,6 +72,16 @@ export interface Snapshotter {
    * (destroying `tar`) on a hostile, corrupt or unsupported layer; the caller aborts.
    */
   ingest(active: ActiveSnapshot, tar: Readable, policy: ExtractPolicy): Promise<IngestResult>;
+  /**
+   * Optional: decompression, diff ID and ingest in one call, so the snapshotter may run
+   * them off the main thread (erofs: a worker thread for big layers). Same contract as
+   * ingest, plus the diff ID of the decompressed stream (the caller checks it).
+   */
+  ingestCompressed?(
+    active: ActiveSnapshot,
+    src: { compressed: Readable; compression: Compression; what: string; size: number; onProgress?: (tarBytes: number) => void },
+    policy: ExtractPolicy,
+  ): Promise<{ result: IngestResult; diffId: Digest }>;
   /** Finalizes atomically: after it returns the snapshot exists, before it, it does not. */
   commit(active: ActiveSnapshot, meta: SnapshotMeta): Promise<void>;
   /** Discards the work area. Idempotent. */

@@ -4,6 +4,8 @@
  *   compressed bytes → decompress (igzip / node:zlib / zstd) → sha256 (diff ID)
  *   → snapshotter.ingest (erofs: tar parser + validator + image writer; dir: GNU tar)
  *   → diff ID check → commit (atomic) | abort (nothing left).
+ * The middle part is inflate.ts; a snapshotter with `ingestCompressed` runs it itself
+ * (erofs: in a worker thread for big layers, see unpack-worker.ts).
  * Runs while the layer downloads: the puller tees the registry stream into `compressed`.
  * On error `compressed` is destroyed (the puller's tee unpipes and keeps saving the blob).
  *
@@ -12,15 +14,13 @@
  * layer costs one sequential file write whatever its file count; 'dir' (GNU tar onto the
  * store's filesystem) stays for hosts that cannot mount EROFS.
  */
-import { pipeline } from 'node:stream';
 import type { Readable } from 'node:stream';
 import type { Digest } from '../base/digest.ts';
-import { DigestStream } from '../base/digest.ts';
 import { BerthError, isBerthError, fromSystemError } from '../base/errors.ts';
 import { layerCompression } from '../oci/media-types.ts';
 import type { Descriptor } from '../oci/types.ts';
-import { createDecompressor } from './decompress.ts';
-import type { ExtractPolicy, IngestResult, SnapshotMeta, Snapshotter } from './types.ts';
+import { inflateInto } from './inflate.ts';
+import type { ExtractPolicy, SnapshotMeta, Snapshotter } from './types.ts';
 
 export interface LayerSource {
   chainId: Digest;
@@ -43,34 +43,10 @@ export async function unpackLayer(snapshotter: Snapshotter, src: LayerSource, po
     throw e;
   });
   try {
-    const hashed = new DigestStream('sha256');
-    const piped = new Promise<void>((resolve, reject) => {
-      pipeline(src.compressed, createDecompressor(compression), hashed, (e) => (e ? reject(e) : resolve()));
-    });
-    piped.catch(() => {});
-    let timer: NodeJS.Timeout | undefined;
-    if (src.onProgress) {
-      const report = src.onProgress;
-      timer = setInterval(() => report(hashed.bytes), 100);
-      timer.unref();
-    }
-    let result: IngestResult;
-    try {
-      result = await snapshotter.ingest(active, hashed, policy);
-    } catch (e) {
-      // a decompression error makes tar/validator fail too; report the root cause
-      const cause = await piped.then(() => undefined, (p: unknown) => p);
-      if (cause && !isBerthError(e, 'HOSTILE_LAYER') && !isBerthError(cause)) {
-        throw new BerthError('CORRUPT', `layer ${src.descriptor.digest}: cannot decompress (${compression}): ${(cause as Error).message}`, { cause });
-      }
-      throw isBerthError(cause) && !isBerthError(e, 'HOSTILE_LAYER') ? cause : e;
-    } finally {
-      if (timer) clearInterval(timer);
-    }
-    await piped.catch((e: unknown) => {
-      throw isBerthError(e) ? e : new BerthError('CORRUPT', `layer ${src.descriptor.digest}: ${(e as Error).message}`, { cause: e });
-    });
-    const got = hashed.digest();
+    const what = src.descriptor.digest;
+    const { result, diffId: got } = snapshotter.ingestCompressed
+      ? await snapshotter.ingestCompressed(active, { compressed: src.compressed, compression, what, size: src.descriptor.size, onProgress: src.onProgress }, policy)
+      : await inflateInto(src.compressed, compression, what, (tar) => snapshotter.ingest(active, tar, policy), src.onProgress, src.descriptor.size);
     if (got !== src.diffId) {
       throw new BerthError('DIGEST_MISMATCH', `layer ${src.descriptor.digest}: diff ID is ${got}, config says ${src.diffId}`, {
         details: { expected: src.diffId, actual: got },

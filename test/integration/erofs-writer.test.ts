@@ -252,7 +252,7 @@ test('igzip and node:zlib give byte-identical images; corrupt gzip is CORRUPT wi
   const images: Buffer[] = [];
   for (const engine of ['igzip', 'node']) {
     const prev = process.env.BERTH_GZIP;
-    if (engine === 'node') process.env.BERTH_GZIP = 'node';
+    process.env.BERTH_GZIP = engine; // igzip even for this small layer
     try {
       const store = new SnapshotStore(join(work, `gz-${engine}`), { format: 'erofs' });
       await store.unpack({ chainId: d, diffId: d, descriptor: { mediaType: MT.ociLayerGzip, digest: sha256(gz), size: gz.length }, compressed: Readable.from([gz]) });
@@ -280,6 +280,95 @@ test('igzip and node:zlib give byte-identical images; corrupt gzip is CORRUPT wi
     }
   }
   assert.ok(images[0]!.equals(images[1]!), 'the writer is deterministic whatever inflates');
+});
+
+test('bytes after the last gzip member never change the tree: either engine rejects them or yields the clean image', async () => {
+  // igzip ignores trailing non-gzip bytes, node:zlib refuses them (like Go's gzip reader):
+  // which engine runs depends on the layer's size, so what matters is that neither turns
+  // trailing bytes into content
+  const { createGzip } = await import('node:zlib');
+  const { SnapshotStore } = await import('../../src/snapshot/store.ts');
+  const { sha256 } = await import('../../src/base/digest.ts');
+  const { MT } = await import('../../src/oci/media-types.ts');
+  const gzipOf = (b: Buffer) => new Promise<Buffer>((res) => {
+    const z = createGzip();
+    const parts: Buffer[] = [];
+    z.on('data', (x: Buffer) => parts.push(x));
+    z.on('end', () => res(Buffer.concat(parts)));
+    z.end(b);
+  });
+  const tar = rawTar([{ name: 'etc/passwd', body: 'root:x:0:0::/root:/bin/sh\n' }, { name: 'bin/sh', body: Buffer.alloc(5000, 7) }]);
+  const extra = rawTar([{ name: 'etc/shadow', body: 'root::0:::::\n' }]);
+  const gz = await gzipOf(tar);
+  const d = sha256(tar);
+  const variants: Array<[string, Buffer]> = [
+    ['text garbage', Buffer.concat([gz, Buffer.from('GARBAGE-NOT-GZIP')])],
+    ['zero padding', Buffer.concat([gz, Buffer.alloc(4096)])],
+    ['a truncated member', Buffer.concat([gz, Buffer.from([0x1f, 0x8b, 8, 0, 1, 2])])],
+    ['a second member with another file', Buffer.concat([gz, await gzipOf(extra)])],
+  ];
+  let clean: Buffer | undefined;
+  for (const engine of ['igzip', 'node']) {
+    const prev = process.env.BERTH_GZIP;
+    process.env.BERTH_GZIP = engine;
+    try {
+      const ok = new SnapshotStore(join(work, `trail-ok-${engine}`), { format: 'erofs' });
+      await ok.unpack({ chainId: d, diffId: d, descriptor: { mediaType: MT.ociLayerGzip, digest: sha256(gz), size: gz.length }, compressed: Readable.from([gz]) });
+      clean ??= await readFile(ok.layout.erofsImage(d));
+      for (const [what, blob] of variants) {
+        const store = new SnapshotStore(join(work, `trail-${engine}-${what.replace(/ /g, '-')}`), { format: 'erofs' });
+        const r = await store.unpack({ chainId: d, diffId: d, descriptor: { mediaType: MT.ociLayerGzip, digest: sha256(blob), size: blob.length }, compressed: Readable.from([blob]) })
+          .then(() => 'ok', (e: unknown) => (isBerthError(e, 'CORRUPT') || isBerthError(e, 'DIGEST_MISMATCH') ? 'refused' : assert.fail(`${engine}, ${what}: ${String(e)}`)));
+        if (r === 'ok') assert.ok((await readFile(store.layout.erofsImage(d))).equals(clean), `${engine}, ${what}: accepted, so it must be the clean image`);
+        else assert.equal(await store.has(d), false);
+        if (what.startsWith('a second member')) assert.equal(r, 'refused', `${engine}: a second member's file is content the diff ID does not cover`);
+      }
+    } finally {
+      if (prev === undefined) delete process.env.BERTH_GZIP;
+      else process.env.BERTH_GZIP = prev;
+    }
+  }
+});
+
+test('zstd -dc and zstd-napi give byte-identical images; corrupt, truncated and trailing-garbage zstd fail with both', async () => {
+  const { SnapshotStore } = await import('../../src/snapshot/store.ts');
+  const { sha256 } = await import('../../src/base/digest.ts');
+  const { MT } = await import('../../src/oci/media-types.ts');
+  const tar = rawTar(Array.from({ length: 300 }, (_, i) => ({ name: `z${i % 5}/f${i}`, body: Buffer.alloc(i * 41, i) })));
+  const tarPath = join(work, 'zs.tar');
+  await writeFile(tarPath, tar);
+  await run(['zstd', '-q', '-3', '-f', tarPath, '-o', `${tarPath}.zst`]);
+  const zst = await readFile(`${tarPath}.zst`);
+  const d = sha256(tar);
+  const bads: Array<[string, Buffer]> = [
+    ['flipped byte', Buffer.from(zst).fill(0x5a, Math.floor(zst.length / 2), Math.floor(zst.length / 2) + 8)],
+    ['truncated', zst.subarray(0, zst.length - 100)],
+    ['trailing garbage', Buffer.concat([zst, Buffer.from('not a zstd frame, just bytes after the last one')])],
+  ];
+  const images: Buffer[] = [];
+  for (const engine of ['zstd', 'napi']) {
+    const prev = process.env.BERTH_ZSTD;
+    if (engine === 'napi') process.env.BERTH_ZSTD = 'napi';
+    else delete process.env.BERTH_ZSTD;
+    try {
+      const store = new SnapshotStore(join(work, `zs-${engine}`), { format: 'erofs' });
+      await store.unpack({ chainId: d, diffId: d, descriptor: { mediaType: MT.ociLayerZstd, digest: sha256(zst), size: zst.length }, compressed: Readable.from([zst]) });
+      images.push(await readFile(store.layout.erofsImage(d)));
+      for (const [what, bad] of bads) {
+        const broken = new SnapshotStore(join(work, `zsbad-${engine}-${what.replace(/ /g, '-')}`), { format: 'erofs' });
+        await assert.rejects(
+          broken.unpack({ chainId: d, diffId: d, descriptor: { mediaType: MT.ociLayerZstd, digest: sha256(bad), size: bad.length }, compressed: Readable.from([bad]) }),
+          (e: unknown) => isBerthError(e, 'CORRUPT') || isBerthError(e, 'DIGEST_MISMATCH') || assert.fail(`${engine}, ${what}: ${String(e)}`),
+        );
+        assert.equal(await broken.has(d), false, `${engine}, ${what}: nothing committed`);
+        assert.deepEqual(await readdir(join(work, `zsbad-${engine}-${what.replace(/ /g, '-')}`, 'work')).catch(() => []), []);
+      }
+    } finally {
+      if (prev === undefined) delete process.env.BERTH_ZSTD;
+      else process.env.BERTH_ZSTD = prev;
+    }
+  }
+  assert.ok(images[0]!.equals(images[1]!), 'the writer is deterministic whatever decompresses zstd');
 });
 
 test('hostile headers: out-of-range ids and devices, lying PAX lengths, endless sparse maps, huge extended headers', async () => {
