@@ -9,9 +9,7 @@ import { rmSync } from 'node:fs';
 
 const outdir = new URL('../dist/', import.meta.url).pathname;
 rmSync(outdir, { recursive: true, force: true });
-await build({
-  entryPoints: ['src/main.ts'],
-  outfile: `${outdir}main.cjs`,
+const common = {
   bundle: true,
   format: 'cjs',
   platform: 'node',
@@ -24,15 +22,20 @@ await build({
   define: { 'import.meta.url': '__berthModuleUrl' },
   banner: { js: "const __berthModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
   logLevel: 'warning',
-});
+};
+await build({ ...common, entryPoints: ['src/main.ts'], outfile: `${outdir}main.cjs` });
+// The unpack worker (snapshot/unpack-worker.ts, big layers on hosts with 3+ cores) boots
+// from a bundle of its own: main.cjs's entry would run the CLI inside the worker.
+await build({ ...common, entryPoints: ['src/snapshot/unpack-worker.ts'], outfile: `${outdir}unpack-worker.cjs` });
 
 // esbuild escapes non-ASCII in strings and regexps (charset ascii) but not in comments.
 // One such character makes V8 hold the whole source as UTF-16: ~2 ms more to decode and
 // ~5 ms more to compile per start. Comments are the only place left, so escape them there.
 import { readFileSync, writeFileSync } from 'node:fs';
-const out = `${outdir}main.cjs`;
-const text = readFileSync(out, 'utf8');
-if (/[^\x00-\x7f]/.test(text)) writeFileSync(out, text.replace(/[^\x00-\x7f]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`));
+for (const out of [`${outdir}main.cjs`, `${outdir}unpack-worker.cjs`]) {
+  const text = readFileSync(out, 'utf8');
+  if (/[^\x00-\x7f]/.test(text)) writeFileSync(out, text.replace(/[^\x00-\x7f]/gu, (c) => `\\u{${c.codePointAt(0).toString(16)}}`));
+}
 
 // berth-helper (native/*.c): the one static helper for every privileged syscall (mounts,
 // resolution inside a container root, exec, -u). berth installs nothing into its store:

@@ -20,6 +20,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { Readable } from 'node:stream';
+import { pathToFileURL } from 'node:url';
 import type { MessagePort, Worker } from 'node:worker_threads';
 import type { Digest } from '../base/digest.ts';
 import { BerthError, fromSystemError, isBerthError, type ErrorCode } from '../base/errors.ts';
@@ -81,11 +82,16 @@ const WORKER_MARK = Symbol.for('berth.unpack-worker');
 async function startWorker(url: URL, data: unknown): Promise<Worker> {
   const { Worker } = await import('node:worker_threads');
   const mark = `globalThis[Symbol.for(${JSON.stringify(WORKER_MARK.description)})] = true;`;
-  const load = `import(${JSON.stringify(url.href)})`;
-  const boot = url.pathname.endsWith('.ts')
-    ? `${mark} import(${JSON.stringify(import.meta.resolve('tsx/esm/api'))}).then((m) => { m.register(); return ${load}; });`
-    : `${mark} ${load};`;
-  return new Worker(boot, { eval: true, workerData: data });
+  if (url.pathname.endsWith('.ts')) {
+    const { createRequire } = await import('node:module');
+    const tsx = pathToFileURL(createRequire(url).resolve('tsx/esm/api')).href;
+    const boot = `${mark} import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); });`;
+    return new Worker(boot, { eval: true, workerData: data });
+  }
+  // In the build, this module is inside dist/main.cjs, whose entry runs the CLI: the worker
+  // gets its own bundle, dist/unpack-worker.cjs (scripts/build.mjs), which holds only this
+  // module and what it imports.
+  return new Worker(`${mark} import(${JSON.stringify(new URL('./unpack-worker.cjs', url).href)});`, { eval: true, workerData: data });
 }
 
 /** Decompresses, hashes and writes `compressed` into job.imagePath in a worker thread. */
