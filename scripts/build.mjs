@@ -19,7 +19,8 @@ const common = {
   legalComments: 'none',
   external: ['zstd-napi'],
   // The two import.meta.url users (helper path, zstd-napi) get the bundle's own URL.
-  define: { 'import.meta.url': '__berthModuleUrl' },
+  // import.meta.resolve is used on the from-sources path only (unpack-worker's tsx boot).
+  define: { 'import.meta.url': '__berthModuleUrl', 'import.meta.resolve': 'undefined' },
   banner: { js: "const __berthModuleUrl = require('node:url').pathToFileURL(__filename).href;" },
   logLevel: 'warning',
 };

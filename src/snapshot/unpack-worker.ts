@@ -20,7 +20,6 @@
  */
 import { availableParallelism } from 'node:os';
 import { Readable } from 'node:stream';
-import { pathToFileURL } from 'node:url';
 import type { MessagePort, Worker } from 'node:worker_threads';
 import type { Digest } from '../base/digest.ts';
 import { BerthError, fromSystemError, isBerthError, type ErrorCode } from '../base/errors.ts';
@@ -83,8 +82,8 @@ async function startWorker(url: URL, data: unknown): Promise<Worker> {
   const { Worker } = await import('node:worker_threads');
   const mark = `globalThis[Symbol.for(${JSON.stringify(WORKER_MARK.description)})] = true;`;
   if (url.pathname.endsWith('.ts')) {
-    const { createRequire } = await import('node:module');
-    const tsx = pathToFileURL(createRequire(url).resolve('tsx/esm/api')).href;
+    // Sources only (tests, BERTH_DEV=1); the build defines import.meta.resolve away.
+    const tsx = import.meta.resolve('tsx/esm/api');
     const boot = `${mark} import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(url.href)}); });`;
     return new Worker(boot, { eval: true, workerData: data });
   }
