@@ -104,28 +104,46 @@ done
 `;
 
 /**
- * Kills a sandbox started by sandboxedArgv: SIGKILL to bwrap's PID-namespace init takes
- * every process of the namespace with it (and bwrap then exits). Killing only bwrap's
- * monitor would orphan that init (bwrap 0.8's --die-with-parent does not reach it), and
- * it would hold tar's stderr open for ever.
+ * Kills a sandbox started by sandboxedArgv. SIGKILL to bwrap's PID-namespace init takes
+ * every process of the namespace with it; killing only bwrap's monitor would orphan that
+ * init (bwrap 0.8's --die-with-parent does not reach it) and it would hold tar's stderr
+ * open for ever. The init must be found reliably: caught while bwrap is still cloning it,
+ * /proc/PID/children does not list it yet, and the orphan then blocks for ever waiting for
+ * its dead parent (seen in the hostile-corpus test). So bwrap's monitor is stopped first:
+ * once it is in state T, no clone of its is in flight and every child it made is listed.
  */
-function killSandbox(pid: number | undefined): void {
+async function killSandbox(pid: number | undefined): Promise<void> {
   if (!pid) return;
-  const child = (p: number): number => {
+  const state = (): string | undefined => {
     try {
-      return Number(readFileSync(`/proc/${p}/task/${p}/children`, 'utf8').trim().split(/\s+/)[0] || 0);
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      return stat.slice(stat.lastIndexOf(')') + 2, stat.lastIndexOf(')') + 3);
     } catch {
-      return 0;
+      return undefined;
     }
   };
-  const init = child(pid);
-  for (const p of [init, pid]) {
+  const children = (): number[] => {
     try {
-      if (p > 0) process.kill(p, 'SIGKILL');
+      return readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(/\s+/).filter(Boolean).map(Number);
+    } catch {
+      return [];
+    }
+  };
+  const kill = (p: number, sig: NodeJS.Signals): void => {
+    try {
+      process.kill(p, sig);
     } catch {
       // already gone
     }
+  };
+  kill(pid, 'SIGSTOP');
+  for (let i = 0; i < 200; i++) {
+    const st = state();
+    if (st === undefined || st === 'T' || st === 't' || st === 'Z') break;
+    await new Promise((r) => setTimeout(r, 1));
   }
+  for (const c of children()) kill(c, 'SIGKILL');
+  kill(pid, 'SIGKILL');
 }
 
 const SKIPPABLE = [/Cannot mknod: Operation not permitted/, /Exiting with failure status due to previous errors/];
@@ -180,7 +198,7 @@ export class RootlessDirSnapshotter implements Snapshotter {
       const fail = (e: unknown): void => {
         if (failed !== undefined) return;
         failed = e;
-        killSandbox(tar.pid);
+        void killSandbox(tar.pid);
         parser.destroy();
         input.destroy();
       };
