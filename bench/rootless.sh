@@ -7,8 +7,8 @@
 #                            --runroot in the user's home, overlay, cgroupfs; the test
 #                            host's /etc is empty, hence --signature-policy for the pull)
 # one probe run, then RUNS_ROOTLESS (default 5) timed runs each; the ratio is printed
-# (issue 10 target: berth <= 0.75x podman). The berth side needs the CLI's user mode (the
-# manager branch): before that is merged, its row fails with berth's own message.
+# (issue 10 target: berth <= 0.75x podman). berth's image comes from `berth pull` as tuser
+# from a docker-registry on the test host's own 127.0.0.1.
 bench_log "== rootless"
 RL=$W/rootless
 mkdir -p "$RL"
@@ -20,7 +20,11 @@ if [ -n "$L" ]; then
   NS=(nsenter -t "$L" -a)
   "${NS[@]}" sh -c 'touch /etc/subuid /etc/subgid; id tuser >/dev/null 2>&1 || useradd -m tuser; loginctl enable-linger tuser' > /dev/null 2>&1
   for _ in $(seq 100); do "${NS[@]}" test -S /run/user/1000/bus && break; sleep 0.1; done
-  ASU=("${NS[@]}" runuser -u tuser -- env HOME=/home/tuser XDG_RUNTIME_DIR=/run/user/1000 DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1000/bus)
+  ASU=("${NS[@]}" runuser -u tuser -- env HOME=/home/tuser TMPDIR=/home/tuser/tmp XDG_RUNTIME_DIR=/run/user/1000 DBUS_SESSION_BUS_ADDRESS=unix:path=/run/user/1000/bus)
+  "${ASU[@]}" mkdir -p /home/tuser/tmp
+  # A copy of the layout the user may read (the bench's own is root's).
+  "${NS[@]}" sh -c "rm -rf /srv/rl-bb && cp -r '$BB' /srv/rl-bb && chmod -R a+rX /srv/rl-bb"
+  BB=/srv/rl-bb
   # podman, rootless
   PODMAN_U=("${ASU[@]}" podman --root /home/tuser/podman-root --runroot /home/tuser/podman-run --storage-driver=overlay --cgroup-manager=cgroupfs --events-backend=file)
   "${ASU[@]}" sh -c 'echo "{\"default\":[{\"type\":\"insecureAcceptAnything\"}]}" > /home/tuser/policy.json'
@@ -33,12 +37,17 @@ if [ -n "$L" ]; then
     bench_log "podman rootless cannot run here: $msg"
     row rootless-podman-run-rm rootless busybox podman failed "podman rootless: $msg" "podman pull oci:" ""
   fi
-  # berth, as the same user
-  if "${ASU[@]}" "$ROOT/bin/berth" image import "$BB" bench-busybox:latest > "$OUT/err/rootless-berth-import.txt" 2>&1; then
+  # berth, as the same user: a user's store is filled by `berth pull` (import works on
+  # root's store only), from a docker-registry on the test host's own 127.0.0.1 (its
+  # private network namespace), fed from the same OCI layout with skopeo.
+  "${NS[@]}" sh -c 'mkdir -p /srv/rl-reg && printf "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\nstorage:\n  filesystem:\n    rootdirectory: /srv/rl-reg\nhttp:\n  addr: 127.0.0.1:5000\n" > /srv/rl-reg.yml && systemd-run --unit=berth-bench-registry docker-registry serve /srv/rl-reg.yml' > /dev/null 2>&1
+  for _ in $(seq 50); do "${NS[@]}" curl -fsS -m 1 -o /dev/null http://127.0.0.1:5000/v2/ 2>/dev/null && break; sleep 0.1; done
+  if "${NS[@]}" skopeo copy -q --insecure-policy --dest-tls-verify=false "oci:$BB:latest" docker://127.0.0.1:5000/busybox:latest > "$OUT/err/rootless-berth-pull.txt" 2>&1 &&
+    "${ASU[@]}" "$ROOT/bin/berth" pull -q --tls-verify=false 127.0.0.1:5000/busybox:latest >> "$OUT/err/rootless-berth-pull.txt" 2>&1; then
     measure rootless-berth-run-rm rootless busybox berth "$RUNS_RL" 1 \
-      "$(printf '%q ' "${ASU[@]}") $ROOT/bin/berth run --rm --network=none bench-busybox:latest true"
+      "$(printf '%q ' "${ASU[@]}") $ROOT/bin/berth run --rm --network=none 127.0.0.1:5000/busybox:latest true"
   else
-    row rootless-berth-run-rm rootless busybox berth failed "berth as a user: $(error_line "$OUT/err/rootless-berth-import.txt")" "berth image import" ""
+    row rootless-berth-run-rm rootless busybox berth failed "berth as a user: $(error_line "$OUT/err/rootless-berth-pull.txt")" "berth pull" ""
   fi
   kill -TERM "$RL_TH_PID" 2>/dev/null; wait "$RL_TH_PID" 2>/dev/null
 else
