@@ -23,6 +23,7 @@ import type {
   ContainerState, ContainerStatus, ContainerSummary, EnableResult, GcRoots, PortMapping, Runtime, RuntimeAttachOptions, RuntimeContext,
   RuntimeCreateOptions, RuntimeExecOptions, RuntimeLogsOptions,
 } from '../runtime/runtime.ts';
+import { isRunningState } from '../runtime/runtime.ts';
 import { imagesInUse, listMachineNames, listMachineSummaries, type MachineSummary } from './query.ts';
 import type { CreatedMachine, MachineContext } from './create.ts';
 
@@ -39,7 +40,7 @@ export interface NspawnExtras {
 
 function statusOf(activeState: string | undefined, hasFiles: boolean): ContainerStatus {
   if (activeState === 'failed') return 'failed';
-  if (activeState === 'active' || activeState === 'activating' || activeState === 'deactivating' || activeState === 'reloading') return 'running';
+  if (isRunningState(activeState)) return 'running';
   return hasFiles ? 'created' : 'exited';
 }
 

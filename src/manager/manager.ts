@@ -311,7 +311,7 @@ export class Manager {
   /** GC roots of every runtime of this owner (they share the store). */
   async gcRoots(): Promise<GcRoots> {
     const names = runtimesFor(this.o.uid);
-    const reg = await loadRuntimes(names);
+    const reg = await loadRuntimes(names.filter((n) => n !== this.runtimeName)); // this one is loaded
     const roots: GcRoots = { manifests: [], chainIds: [] };
     for (const n of names) {
       const rt = n === this.runtimeName ? this.runtime : reg.create(n, { storeRoot: this.storeRoot });

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isBerthError } from '../base/errors.ts';
-import { lookupAccount, parsePasswdLine, parseShowBlocks } from './user-view.ts';
+import { lookupAccount, parsePasswdLine } from './user-view.ts';
+import { parseShowBlocks } from '../runtime/bwrap/translate-unit.ts';
 
 test('passwd lines: the account of exactly that name, or NOT_FOUND', () => {
   assert.deepEqual(parsePasswdLine('tuser:x:1000:1000:,,,:/home/tuser:/bin/bash\n', 'tuser'), { name: 'tuser', uid: 1000, gid: 1000, home: '/home/tuser' });

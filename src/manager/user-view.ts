@@ -12,11 +12,14 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { BerthError } from '../base/errors.ts';
-import { isDigest, type Digest } from '../base/digest.ts';
 import { run } from '../base/exec.ts';
 import { isValidMachineName } from '../container/names.ts';
 import { parseUnit, type UnitFile } from '../unit/unit-file.ts';
 import type { ContainerState, ContainerStatus, ContainerSummary, EnableResult, GcRoots, PortMapping, Runtime, RuntimeLogsOptions } from '../runtime/runtime.ts';
+import { isRunningState } from '../runtime/runtime.ts';
+import {
+  DROPIN_FILE, gcRootsOfDropIns, imageOfDropIn, parseShowBlocks, unitName,
+} from '../runtime/bwrap/translate-unit.ts';
 
 export interface Account {
   name: string;
@@ -26,8 +29,6 @@ export interface Account {
 }
 
 const USER_NAME = /^[a-z_][a-z0-9_.-]{0,31}$/i;
-const UNIT = (name: string) => `berth-sandbox@${name}.service`;
-const DROPIN = '50-berth.conf';
 
 /** One /etc/passwd line (getent) → the account; NOT_FOUND for an unknown user. */
 export function parsePasswdLine(line: string, name: string): Account {
@@ -45,20 +46,6 @@ export async function lookupAccount(name: string): Promise<Account> {
   return parsePasswdLine(r.stdout.split('\n')[0] ?? '', name);
 }
 
-/** `systemctl show` output of several units (blank-line separated blocks) → property maps by Id. */
-export function parseShowBlocks(text: string): Map<string, Record<string, string>> {
-  const out = new Map<string, Record<string, string>>();
-  for (const block of text.split(/\n\s*\n/)) {
-    const p: Record<string, string> = {};
-    for (const l of block.split('\n')) {
-      const i = l.indexOf('=');
-      if (i > 0) p[l.slice(0, i)] = l.slice(i + 1);
-    }
-    if (p.Id) out.set(p.Id, p);
-  }
-  return out;
-}
-
 /** `DIR\0TEXT\0` pairs (see readDropIns) → drop-in text by container name; odd names are dropped. */
 export function parseDropInDump(out: string): Map<string, string> {
   const parts = out.split('\0');
@@ -72,7 +59,7 @@ export function parseDropInDump(out: string): Map<string, string> {
 
 function statusOf(active: string | undefined): ContainerStatus {
   if (active === 'failed') return 'failed';
-  if (active === 'active' || active === 'activating' || active === 'deactivating' || active === 'reloading') return 'running';
+  if (isRunningState(active)) return 'running';
   return 'created';
 }
 
@@ -110,7 +97,7 @@ export class UserView implements Runtime {
     this.cache ??= (async () => {
       const script = `cd -- "$1" 2>/dev/null || exit 0
 for d in berth-sandbox@*.service.d; do
-  f="$d/${DROPIN}"
+  f="$d/${DROPIN_FILE}"
   [ -f "$f" ] || continue
   printf '%s\\0' "$d"; head -c 65536 -- "$f" | tr -d '\\000'; printf '\\0'
 done`;
@@ -139,7 +126,7 @@ done`;
   /** One `systemctl --user -M NAME@ show` for all units. */
   private async show(names: string[]): Promise<Map<string, Record<string, string>>> {
     if (names.length === 0) return new Map();
-    const r = await run(['systemctl', '--user', '-M', `${this.account.name}@`, 'show', '-p', 'Id,ActiveState,SubState,MainPID,UnitFileState', '--', ...names.map(UNIT)], { reject: false, timeoutMs: 30_000 });
+    const r = await run(['systemctl', '--user', '-M', `${this.account.name}@`, 'show', '-p', 'Id,ActiveState,SubState,MainPID,UnitFileState', '--', ...names.map((n) => unitName(n))], { reject: false, timeoutMs: 30_000 });
     if (r.exitCode !== 0 && r.stdout.trim() === '') {
       throw new BerthError('FAILED_PRECONDITION', `cannot reach ${this.account.name}'s systemd user manager: ${r.stderr.trim()} (is it running? \`loginctl enable-linger ${this.account.name}\` keeps it running)`, { details: { user: this.account.name } });
     }
@@ -154,21 +141,21 @@ done`;
 
   async state(name: string): Promise<ContainerState> {
     await this.requireKnown(name);
-    const p = (await this.show([name])).get(UNIT(name)) ?? {};
+    const p = (await this.show([name])).get(unitName(name)) ?? {};
     const pid = Number(p.MainPID ?? 0);
-    return { name, runtime: this.name, unit: UNIT(name), status: statusOf(p.ActiveState), ...(pid > 0 ? { pid } : {}) };
+    return { name, runtime: this.name, unit: unitName(name), status: statusOf(p.ActiveState), ...(pid > 0 ? { pid } : {}) };
   }
 
   async summaries(): Promise<ContainerSummary[]> {
     const names = await this.list();
     const props = await this.show(names);
     return Promise.all(names.map(async (n) => {
-      const p = props.get(UNIT(n)) ?? {};
+      const p = props.get(unitName(n)) ?? {};
       const u = await this.dropIn(n);
       const pid = Number(p.MainPID ?? 0);
-      const image = u?.get('X-Berth', 'Image')?.replaceAll('%%', '%');
+      const image = u ? imageOfDropIn(u) : undefined;
       return {
-        name: n, runtime: this.name, unit: UNIT(n), status: statusOf(p.ActiveState), ...(pid > 0 ? { pid } : {}),
+        name: n, runtime: this.name, unit: unitName(n), status: statusOf(p.ActiveState), ...(pid > 0 ? { pid } : {}),
         ...(image ? { image } : {}), command: [], activeState: p.ActiveState ?? 'inactive', subState: p.SubState ?? 'dead',
         ...(p.UnitFileState ? { enabled: p.UnitFileState } : {}),
       };
@@ -177,7 +164,7 @@ done`;
 
   async *logs(name: string, opts: RuntimeLogsOptions = {}): AsyncIterable<string> {
     await this.requireKnown(name);
-    const args = [`_SYSTEMD_USER_UNIT=${UNIT(name)}`, `_UID=${this.account.uid}`, '-o', 'cat', '--no-pager', '-q'];
+    const args = [`_SYSTEMD_USER_UNIT=${unitName(name)}`, `_UID=${this.account.uid}`, '-o', 'cat', '--no-pager', '-q'];
     if (opts.lines !== undefined) args.push('-n', String(opts.lines));
     if (opts.follow) args.push('-f');
     if (opts.since) args.push('--since', opts.since);
@@ -190,14 +177,7 @@ done`;
   }
 
   async gcRoots(): Promise<GcRoots> {
-    const roots: GcRoots = { manifests: [], chainIds: [] };
-    for (const n of await this.list()) {
-      const u = await this.dropIn(n);
-      const d = u?.get('X-Berth', 'Digest');
-      if (d && isDigest(d)) roots.manifests.push(d as Digest);
-      for (const c of u?.getAll('X-Berth', 'ChainId') ?? []) if (isDigest(c)) roots.chainIds.push(c as Digest);
-    }
-    return roots;
+    return gcRootsOfDropIns(await Promise.all((await this.list()).map((n) => this.dropIn(n))));
   }
 
   async ports(name: string): Promise<PortMapping[]> {

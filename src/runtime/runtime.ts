@@ -39,6 +39,11 @@ import type { ContainerSpec } from '../container/spec.ts';
 
 export type ContainerStatus = 'created' | 'running' | 'exited' | 'failed';
 
+/** Whether a unit's ActiveState means its container runs (every backend is a systemd unit). */
+export function isRunningState(activeState: string | undefined): boolean {
+  return activeState === 'active' || activeState === 'activating' || activeState === 'deactivating' || activeState === 'reloading';
+}
+
 export interface ContainerState {
   name: string;
   /** Name of the runtime that owns it ('nspawn', 'bwrap'). */

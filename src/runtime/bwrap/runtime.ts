@@ -17,7 +17,6 @@ import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'no
 import { constants as osConstants, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { isDigest, type Digest } from '../../base/digest.ts';
 import { BerthError } from '../../base/errors.ts';
 import { run, type ExecResult } from '../../base/exec.ts';
 import type { ContainerSpec } from '../../container/spec.ts';
@@ -27,10 +26,12 @@ import type {
   ContainerState, ContainerSummary, EnableResult, GcRoots, PortMapping, Runtime, RuntimeAttachOptions, RuntimeContext, RuntimeCreateOptions,
   RuntimeExecOptions, RuntimeLogsOptions,
 } from '../runtime.ts';
+import { isRunningState } from '../runtime.ts';
 import { checkTun, probeHost, probeStoreFilesystem, type HostFacts } from './host.ts';
 import { LAUNCHER_SCRIPT } from './launcher.ts';
 import {
-  attachedUnitName, commandOfDropIn, DROPIN_FILE, portsOfDropIn, TEMPLATE_NAME, toAttachedRun, toMachineDropIn, toTemplateUnit, unitName,
+  attachedUnitName, commandOfDropIn, DROPIN_FILE, gcRootsOfDropIns, imageOfDropIn, parseShowBlocks, portsOfDropIn, TEMPLATE_NAME, toAttachedRun,
+  toMachineDropIn, toTemplateUnit, unitName,
 } from './translate-unit.ts';
 import type { BwrapOptions, SandboxPaths } from './types.ts';
 
@@ -43,7 +44,6 @@ export interface BwrapRuntimeOptions {
   hostRoot?: string;
 }
 
-const ACTIVE = new Set(['active', 'activating', 'deactivating', 'reloading']);
 
 function currentUser(): { name: string; uid: number; gid: number } {
   const u = userInfo();
@@ -255,19 +255,10 @@ export class BwrapRuntime implements Runtime {
    * berth-run-NAME.service.
    */
   private async show(units: string[]): Promise<Map<string, Record<string, string>>> {
-    const out = new Map<string, Record<string, string>>();
-    if (units.length === 0) return out;
+    if (units.length === 0) return new Map();
     const r = await this.systemctl(['show', '--timestamp=unix', '-p', 'Id,ActiveState,SubState,MainPID,UnitFileState,StateChangeTimestamp', '--', ...units]);
     if (r.exitCode !== 0) throw new BerthError('FAILED_PRECONDITION', `systemctl --user show failed: ${r.stderr.trim()} (is the user's systemd running? loginctl enable-linger ${this.user.name})`);
-    for (const block of r.stdout.split(/\n\s*\n/)) {
-      const p: Record<string, string> = {};
-      for (const l of block.split('\n')) {
-        const i = l.indexOf('=');
-        if (i > 0) p[l.slice(0, i)] = l.slice(i + 1);
-      }
-      if (p.Id) out.set(p.Id, p);
-    }
-    return out;
+    return parseShowBlocks(r.stdout);
   }
 
   /** State from the two units' properties and the exit file. */
@@ -275,13 +266,13 @@ export class BwrapRuntime implements Runtime {
     const unit = unitName(name);
     const attached = props.get(attachedUnitName(name));
     const main = props.get(unit) ?? {};
-    if (attached && ACTIVE.has(attached.ActiveState ?? '')) {
+    if (attached && isRunningState(attached.ActiveState)) {
       const pid = Number(attached.MainPID ?? 0);
       return { name, runtime: this.name, unit: attachedUnitName(name), status: 'running', ...(pid > 0 ? { pid } : {}), props: attached };
     }
     const active = main.ActiveState ?? 'unknown';
     const pid = Number(main.MainPID ?? 0);
-    if (ACTIVE.has(active)) return { name, runtime: this.name, unit, status: 'running', ...(pid > 0 ? { pid } : {}), props: main };
+    if (isRunningState(active)) return { name, runtime: this.name, unit, status: 'running', ...(pid > 0 ? { pid } : {}), props: main };
     // "$SERVICE_RESULT $EXIT_CODE $EXIT_STATUS" from ExecStopPost= (e.g. "success exited 0", "signal killed TERM").
     const last = (await readFile(this.paths(name).exitFile, 'utf8').catch(() => '')).trim().split(' ');
     if (last.length < 3) return { name, runtime: this.name, unit, status: active === 'failed' ? 'failed' : 'created', props: main };
@@ -318,14 +309,7 @@ export class BwrapRuntime implements Runtime {
   }
 
   async gcRoots(): Promise<GcRoots> {
-    const roots: GcRoots = { manifests: [], chainIds: [] };
-    for (const n of await this.list()) {
-      const u = await this.readDropIn(n);
-      const d = u?.get('X-Berth', 'Digest');
-      if (d && isDigest(d)) roots.manifests.push(d as Digest);
-      for (const c of u?.getAll('X-Berth', 'ChainId') ?? []) if (isDigest(c)) roots.chainIds.push(c as Digest);
-    }
-    return roots;
+    return gcRootsOfDropIns(await Promise.all((await this.list()).map((n) => this.readDropIn(n))));
   }
 
   /**
@@ -374,7 +358,7 @@ export class BwrapRuntime implements Runtime {
       const ts = Number(/^@(\d+)$/.exec(p.StateChangeTimestamp ?? '')?.[1] ?? NaN);
       const enabled = props.get(unitName(n))?.UnitFileState;
       out.push({
-        ...st, image: u?.get('X-Berth', 'Image')?.replace(/%%/g, '%'), command: u ? commandOfDropIn(u) : [],
+        ...st, image: u ? imageOfDropIn(u) : undefined, command: u ? commandOfDropIn(u) : [],
         activeState: p.ActiveState ?? 'unknown', subState: p.SubState ?? '',
         ...(enabled ? { enabled } : {}), ...(Number.isFinite(ts) ? { since: new Date(ts * 1000).toISOString() } : {}),
       });

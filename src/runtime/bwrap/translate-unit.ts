@@ -11,12 +11,14 @@
  * translator refuses (FAILED_PRECONDITION, naming what is missing) instead of writing
  * MemoryMax= that systemd would silently not enforce.
  */
+import { isDigest, type Digest } from '../../base/digest.ts';
 import { BerthError } from '../../base/errors.ts';
 import type { ContainerSpec } from '../../container/spec.ts';
 import { validateMachineName } from '../../container/names.ts';
 import { escapeSpecifiers, quoteExecLine } from '../../unit/quote.ts';
 import { UnitFile } from '../../unit/unit-file.ts';
 import { toSandboxCommand } from './translate-argv.ts';
+import type { GcRoots } from '../runtime.ts';
 import type { BwrapOptions, PortMapping } from './types.ts';
 
 export const TEMPLATE_NAME = 'berth-sandbox@.service';
@@ -144,6 +146,36 @@ export function portsOfDropIn(u: UnitFile): PortMapping[] {
     const m = /^(tcp|udp) (\*|[0-9A-Fa-f.:]+) (\d{1,5}) (\d{1,5})$/.exec(line);
     if (!m) continue;
     out.push({ ...(m[2] === '*' ? {} : { hostIp: m[2]! }), hostPort: Number(m[3]), containerPort: Number(m[4]), protocol: m[1] as 'tcp' | 'udp' });
+  }
+  return out;
+}
+
+/** The image reference an [X-Berth] section records (specifier-escaped there). */
+export function imageOfDropIn(u: UnitFile): string | undefined {
+  return u.get('X-Berth', 'Image')?.replaceAll('%%', '%');
+}
+
+/** The manifests and layer chain IDs the drop-ins name: what prune must keep. */
+export function gcRootsOfDropIns(units: Iterable<UnitFile | undefined>): GcRoots {
+  const roots: GcRoots = { manifests: [], chainIds: [] };
+  for (const u of units) {
+    const d = u?.get('X-Berth', 'Digest');
+    if (d && isDigest(d)) roots.manifests.push(d as Digest);
+    for (const c of u?.getAll('X-Berth', 'ChainId') ?? []) if (isDigest(c)) roots.chainIds.push(c as Digest);
+  }
+  return roots;
+}
+
+/** `systemctl show` output of several units (blank-line separated blocks) → property maps by Id. */
+export function parseShowBlocks(text: string): Map<string, Record<string, string>> {
+  const out = new Map<string, Record<string, string>>();
+  for (const block of text.split(/\n\s*\n/)) {
+    const p: Record<string, string> = {};
+    for (const l of block.split('\n')) {
+      const i = l.indexOf('=');
+      if (i > 0) p[l.slice(0, i)] = l.slice(i + 1);
+    }
+    if (p.Id) out.set(p.Id, p);
   }
   return out;
 }

@@ -12,6 +12,7 @@
  * (sharedReload): a reload that *started* after a process's files were final covers that
  * process too, so 100 removals at once cost one or two reloads, not 100.
  */
+import { isRunningState } from '../runtime.ts';
 import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { constants as osConstants } from 'node:os';
@@ -90,9 +91,7 @@ export async function unitState(unit: string): Promise<UnitState> {
     : { id: unit, loadState: 'not-loaded', activeState: 'inactive', subState: 'dead' };
 }
 
-export function isRunningState(activeState: string | undefined): boolean {
-  return activeState === 'active' || activeState === 'activating' || activeState === 'deactivating' || activeState === 'reloading';
-}
+export { isRunningState };
 
 const UINT64_MAX = 18446744073709551615n;
 
