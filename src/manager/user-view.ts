@@ -18,7 +18,7 @@ import { parseUnit, type UnitFile } from '../unit/unit-file.ts';
 import type { ContainerState, ContainerStatus, ContainerSummary, EnableResult, GcRoots, PortMapping, Runtime, RuntimeLogsOptions } from '../runtime/runtime.ts';
 import { isRunningState } from '../runtime/runtime.ts';
 import {
-  DROPIN_FILE, gcRootsOfDropIns, imageOfDropIn, parseShowBlocks, unitName,
+  DROPIN_FILE, gcRootsOfDropIns, imageOfDropIn, parseShowBlocks, portsOfDropIn, unitName,
 } from '../runtime/bwrap/translate-unit.ts';
 
 export interface Account {
@@ -182,6 +182,7 @@ done`;
 
   async ports(name: string): Promise<PortMapping[]> {
     await this.requireKnown(name);
-    return [];
+    const u = await this.dropIn(name);
+    return u ? portsOfDropIn(u) : [];
   }
 }

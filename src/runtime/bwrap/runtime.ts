@@ -475,7 +475,8 @@ export class BwrapRuntime implements Runtime {
 
   async *logs(name: string, opts: RuntimeLogsOptions = {}): AsyncIterable<string> {
     const unit = await this.requireKnown(name);
-    const args = ['--user', '-u', unit, '-o', 'cat', '--no-pager', ...(opts.lines !== undefined ? ['-n', String(opts.lines)] : []), ...(opts.follow ? ['-f'] : [])];
+    const args = ['--user', '-u', unit, '-o', 'cat', '--no-pager', ...(opts.lines !== undefined ? ['-n', String(opts.lines)] : []), ...(opts.follow ? ['-f'] : []),
+      ...(opts.since !== undefined ? ['--since', opts.since] : [])];
     const c = spawn('journalctl', args, { stdio: ['ignore', 'pipe', 'ignore'] });
     try {
       for await (const line of createInterface({ input: c.stdout })) yield line;
