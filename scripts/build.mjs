@@ -1,5 +1,5 @@
-// Bundles the CLI with esbuild into one CommonJS file, dist/main.cjs, which bin/berth
-// compiles with a V8 code cache (see bin/berth). Commands are still imported lazily: a
+// Bundles the CLI with esbuild into one CommonJS file, dist/main.cjs, which bin/launch.cjs
+// compiles with a V8 code cache (see bin/launch.cjs). Commands are still imported lazily: a
 // bundled import() becomes a call that evaluates the command's modules on first use, so
 // `berth --help` evaluates almost nothing, and V8 compiles only the functions that run.
 // Why not the ESM chunks this used to write: Node 20's ESM loader costs ~10-20 ms more per

@@ -76,7 +76,7 @@ const WORKER_MARK = Symbol.for('berth.unpack-worker');
  * (in the bundle: the chunk holding it). node:worker_threads is loaded only when a worker
  * starts (~7 ms otherwise paid by every pull). From sources (tests, BERTH_DEV=1) a worker
  * does not inherit tsx's module hooks on Node 20, so the script registers them first, as
- * bin/berth does.
+ * bin/launch.cjs does.
  */
 async function startWorker(url: URL, data: unknown): Promise<Worker> {
   const { Worker } = await import('node:worker_threads');

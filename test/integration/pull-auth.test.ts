@@ -136,6 +136,19 @@ describe('TLS', () => {
       const ok = await b.run(['pull', '-q', '--tls-verify=false', `${tls.host}/tls/busybox:latest`]);
       assert.equal(ok.code, 0, ok.stderr);
       assert.equal(ok.stdout.trim(), img.manifestDigest);
+      // Trusted through NODE_EXTRA_CA_CERTS, with verification on. bin/berth keeps the file
+      // away from Node's start-up and berth loads it at the first TLS connection instead.
+      const ca = join(tls.dir, 'tls.crt');
+      const b2 = await berthEnv('berth-tls-ca');
+      const viaCa = await b2.run(['pull', '-q', `${tls.host}/tls/busybox:latest`], { env: { NODE_EXTRA_CA_CERTS: ca } });
+      assert.equal(viaCa.code, 0, viaCa.stderr);
+      assert.equal(viaCa.stdout.trim(), img.manifestDigest);
+      // An unreadable file is ignored with a warning naming it (as Node does); the pull then
+      // fails on the untrusted certificate, not on the file.
+      const b3 = await berthEnv('berth-tls-noca');
+      const bad = await b3.run(['pull', '-q', `${tls.host}/tls/busybox:latest`], { env: { NODE_EXTRA_CA_CERTS: join(tls.dir, 'missing.crt') } });
+      assert.equal(bad.code, 7, bad.stderr);
+      assert.match(bad.stderr, /ignoring extra CA certificates from .*missing\.crt/);
     } finally {
       await tls.stop();
     }
