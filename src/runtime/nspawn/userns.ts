@@ -71,13 +71,23 @@ export function parseSubIdFile(text: string): UidRange[] {
 export function parseIdMap(text: string): UidRange[] {
   const out: UidRange[] = [];
   for (const line of text.split('\n')) {
-    const f = line.trim().split(/\s+/);
-    if (f.length !== 3 || !f.every((x) => /^\d+$/.test(x))) continue;
+    // At most 340 lines of three decimal fields each (the kernel's format, padded with spaces).
+    const f = line.split(' ').filter((x) => x !== '');
+    if (f.length !== 3 || !f.every(isDecimal)) continue;
     const [inside, outside, count] = f.map(Number) as [number, number, number];
     if (inside === outside && inside === 0 && count >= 0xfffffffe) continue; // the initial namespace
     out.push({ base: outside, size: count });
   }
   return out;
+}
+
+function isDecimal(s: string): boolean {
+  if (s.length === 0 || s.length > 10) return false;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
 }
 
 /** Ranges claimed by .nspawn files (except `exceptFile`), /etc/subuid and /etc/subgid. */
