@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { BerthError, fromSystemError, isBerthError } from '../base/errors.ts';
 import { run } from '../base/exec.ts';
-import { ensureDir, fsyncDir, isErrno, tempPathFor, writeFileAtomic } from '../base/fs.ts';
+import { ensureDir, fsyncDir, isErrno, tempPathFor, writeFileAtomic, writeFilesAtomic } from '../base/fs.ts';
 import { withLock } from '../base/lock.ts';
 import { firstFree, formatIPv4, isHostAddress, parseIPv4, parseSubnet } from './ipv4.ts';
 import { DEFAULT_ZONE, hostIfName, machineNetDir, machinesNetDir, netnsName, validateZoneName, zoneDir, zoneHostsDir, zonesDir } from './names.ts';
@@ -98,7 +98,7 @@ export function checkListeners(ports: readonly PortMapping[], listeners: readonl
 async function writeDerived(a: Attachment, hostname: string): Promise<void> {
   const dir = machineNetDir(a.machine);
   const hostResolv = await readFile('/etc/resolv.conf', 'utf8').catch(() => '');
-  await Promise.all(Object.entries(machineFiles(a, hostResolv, hostname)).map(([f, text]) => writeFileAtomic(join(dir, f), text)));
+  await writeFilesAtomic(dir, Object.entries(machineFiles(a, hostResolv, hostname)).map(([file, text]) => ({ file, text })));
   await ensureDir(zoneHostsDir(a.zone.name));
   await writeFileAtomic(join(zoneHostsDir(a.zone.name), a.machine), zoneHostsEntry(a));
 }
@@ -125,11 +125,16 @@ async function claimOwner(zone: string, address: string): Promise<string | undef
   return text?.trim() || undefined;
 }
 
-/** Claims address for machine: true when it is now (or already was) the machine's. */
-async function claimAddress(zone: string, address: string, machine: string): Promise<boolean> {
-  const dir = claimsDir(zone);
-  const path = join(dir, address);
-  const tmp = tempPathFor(path);
+/**
+ * Claims an address for machine and returns it: `want` exactly (undefined when another
+ * machine holds it), or else the first free one. The claim's content is written and
+ * fsynced once; each attempt is one link(2), and a lost race re-reads the directory's
+ * names, so 100 creates at once cost ~100 links and readdirs, not 100 files each.
+ */
+async function claimAddress(zone: Zone, machine: string, want?: number): Promise<number | undefined> {
+  const dir = claimsDir(zone.name);
+  const subnet = parseSubnet(zone.subnet);
+  const tmp = tempPathFor(join(dir, 'claim'));
   try {
     const fh = await open(tmp, 'wx', 0o644);
     try {
@@ -138,16 +143,30 @@ async function claimAddress(zone: string, address: string, machine: string): Pro
     } finally {
       await fh.close();
     }
-    try {
-      await link(tmp, path);
-    } catch (e) {
-      if (isErrno(e, 'EEXIST')) return (await claimOwner(zone, address)) === machine;
-      throw e;
+    const tried = new Set<number>();
+    for (;;) {
+      let address: number | undefined = want;
+      if (address === undefined) {
+        const taken = await claimedAddresses(zone.name);
+        for (const t of tried) taken.add(t);
+        address = firstFree(subnet, taken);
+        if (address === undefined) throw new BerthError('NO_SPACE', `network zone ${zone.name} (${zone.subnet}) has no free address`);
+      }
+      try {
+        await link(tmp, join(dir, formatIPv4(address)));
+      } catch (e) {
+        if (!isErrno(e, 'EEXIST')) throw e;
+        // Ours already (a create of this name that was killed after its claim): keep it.
+        if ((await claimOwner(zone.name, formatIPv4(address))) === machine) return address;
+        if (want !== undefined) return undefined;
+        tried.add(address);
+        continue;
+      }
+      await fsyncDir(dir);
+      return address;
     }
-    await fsyncDir(dir);
-    return true;
   } catch (e) {
-    if (isErrno(e, 'ENOENT')) throw new BerthError('NOT_FOUND', `network zone ${zone} was removed meanwhile`, { details: { zone } });
+    if (isErrno(e, 'ENOENT')) throw new BerthError('NOT_FOUND', `network zone ${zone.name} was removed meanwhile`, { details: { zone: zone.name } });
     throw fromSystemError(e);
   } finally {
     await unlink(tmp).catch(() => {});
@@ -224,23 +243,16 @@ export async function attachMachine(machine: string, req: NetworkRequest, opts: 
     await ensureDir(machineNetDir(machine)); // before the claim: rm finds a claim left by a killed create
     let address: number;
     if (req.ip !== undefined) {
-      address = parseIPv4(req.ip, '--ip');
-      if (!isHostAddress(subnet, address)) throw new BerthError('INVALID_ARGUMENT', `--ip ${req.ip} is not a machine address in zone ${zone.name} (${zone.subnet}, gateway ${zone.gateway})`);
-      if (!(await claimAddress(zone.name, formatIPv4(address), machine))) {
-        const owner = await claimOwner(zone.name, formatIPv4(address));
+      const want = parseIPv4(req.ip, '--ip');
+      if (!isHostAddress(subnet, want)) throw new BerthError('INVALID_ARGUMENT', `--ip ${req.ip} is not a machine address in zone ${zone.name} (${zone.subnet}, gateway ${zone.gateway})`);
+      const got = await claimAddress(zone, machine, want);
+      if (got === undefined) {
+        const owner = await claimOwner(zone.name, formatIPv4(want));
         throw new BerthError('ALREADY_EXISTS', `--ip ${req.ip} is already used by machine ${owner ?? '(unknown)'}`, { details: { machine: owner } });
       }
+      address = got;
     } else {
-      const taken = await claimedAddresses(zone.name);
-      for (;;) {
-        const free = firstFree(subnet, taken);
-        if (free === undefined) throw new BerthError('NO_SPACE', `network zone ${zone.name} (${zone.subnet}) has no free address`);
-        if (await claimAddress(zone.name, formatIPv4(free), machine)) {
-          address = free;
-          break;
-        }
-        taken.add(free);
-      }
+      address = (await claimAddress(zone, machine)) as number;
     }
     try {
       const used: PortMapping[] = [];
