@@ -9,13 +9,13 @@
  * loaded is inactive (dead), which is what loading it would say; `ps` never loads one.
  */
 import { readdir, readFile } from 'node:fs/promises';
-import { readFileSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { attachmentView, readAttachment, type NetworkView } from '../network/index.ts';
 import { parseNspawnWords, parseUnit, type UnitFile } from '../unit/index.ts';
 import { isValidMachineName, nameFromUnit } from '../container/names.ts';
 import {
   formatTimestamp, isRunningState, listMachines, listNspawnUnits, machineInfo, machinePaths, nspawnDir, showMachine, showUnit, systemdIsPid1,
-  unitDir, unitName, unitProperties, unitState, type UnitState,
+  readSettingsFileSync, unitDir, unitName, unitProperties, unitState, type UnitState,
 } from '../runtime/nspawn/index.ts';
 
 export interface MachineSummary {
@@ -146,11 +146,13 @@ async function readAllSettings(): Promise<Map<string, SettingsView | undefined>>
   // what `ps` paid per machine.
   for (const f of files) {
     const name = f.slice(0, -'.nspawn'.length);
-    let text: string;
-    try {
-      text = readFileSync(`${nspawnDir()}/${f}`, 'utf8');
-    } catch {
-      continue; // removed between readdir and read: gone, unless something else still shows it
+    const text = readSettingsFileSync(`${nspawnDir()}/${f}`);
+    // Removed between readdir and read: gone, unless something else still shows it. A FIFO,
+    // device or directory of that name is no settings file (and is never waited on); a
+    // huge regular one shows as a machine without its metadata.
+    if (text === undefined) {
+      if (statSync(`${nspawnDir()}/${f}`, { throwIfNoEntry: false })?.isFile()) out.set(name, undefined);
+      continue;
     }
     out.set(name, summarySettings(text));
   }

@@ -30,6 +30,7 @@ import { isErrno } from '../../base/fs.ts';
 import { join } from 'node:path';
 import { BerthError } from '../../base/errors.ts';
 import type { UidRange } from './rootfs.ts';
+import { readSettingsFileSync } from './paths.ts';
 
 export const RANGE_SIZE = 0x10000;
 const PICK_FIRST = 0x00080000;
@@ -97,12 +98,9 @@ export async function takenRanges(nspawnDir: string, exceptFile?: string): Promi
   // Synchronous reads: one create reads every .nspawn file (200 machines: 200 small files),
   // ~10 us each this way against ~4 thread-pool round trips each through fs/promises.
   for (const f of files) {
-    let text = '';
-    try {
-      text = readFileSync(join(nspawnDir, f), 'utf8');
-    } catch {
-      continue; // removed meanwhile, or unreadable: no range to learn
-    }
+    // Removed meanwhile, unreadable, or not a regular file of settings size: no range to learn.
+    const text = readSettingsFileSync(join(nspawnDir, f));
+    if (text === undefined) continue;
     for (const m of text.matchAll(/^\s*PrivateUsers\s*=\s*(.*)$/gm)) {
       const r = parsePrivateUsers(m[1] ?? '');
       if (r) out.push(r);
