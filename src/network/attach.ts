@@ -242,17 +242,22 @@ export async function attachMachine(machine: string, req: NetworkRequest, opts: 
   const allocate = async (): Promise<Attachment> => {
     await ensureDir(machineNetDir(machine)); // before the claim: rm finds a claim left by a killed create
     let address: number;
-    if (req.ip !== undefined) {
-      const want = parseIPv4(req.ip, '--ip');
-      if (!isHostAddress(subnet, want)) throw new BerthError('INVALID_ARGUMENT', `--ip ${req.ip} is not a machine address in zone ${zone.name} (${zone.subnet}, gateway ${zone.gateway})`);
-      const got = await claimAddress(zone, machine, want);
-      if (got === undefined) {
-        const owner = await claimOwner(zone.name, formatIPv4(want));
-        throw new BerthError('ALREADY_EXISTS', `--ip ${req.ip} is already used by machine ${owner ?? '(unknown)'}`, { details: { machine: owner } });
+    try {
+      if (req.ip !== undefined) {
+        const want = parseIPv4(req.ip, '--ip');
+        if (!isHostAddress(subnet, want)) throw new BerthError('INVALID_ARGUMENT', `--ip ${req.ip} is not a machine address in zone ${zone.name} (${zone.subnet}, gateway ${zone.gateway})`);
+        const got = await claimAddress(zone, machine, want);
+        if (got === undefined) {
+          const owner = await claimOwner(zone.name, formatIPv4(want));
+          throw new BerthError('ALREADY_EXISTS', `--ip ${req.ip} is already used by machine ${owner ?? '(unknown)'}`, { details: { machine: owner } });
+        }
+        address = got;
+      } else {
+        address = (await claimAddress(zone, machine)) as number;
       }
-      address = got;
-    } else {
-      address = (await claimAddress(zone, machine)) as number;
+    } catch (e) {
+      await rm(machineNetDir(machine), { recursive: true, force: true }).catch(() => {});
+      throw e;
     }
     try {
       const used: PortMapping[] = [];
