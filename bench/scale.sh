@@ -8,7 +8,8 @@
 #
 #   scale-runrm-{berth,podman}     run --rm --network=none busybox true (both on this VM,
 #                                  berth in the foreground as without systemd)
-#   scale-rund-{berth,podman}      run -d … sleep, until active (podman: --init)
+#   scale-rund-{berth,podman}      run -d … sleep, until active (podman: --init; both
+#                                  --network=none: BERTH_RUN_OPTS, PODMAN_RUN_OPTS)
 #   scale-run100-{berth,podman}    SCALE_N (100) `run -d` at once (bench/storm.sh: one loop, &)
 #   scale-rm100-{berth,podman}     SCALE_N `rm -f` of running ones at once (podman: -t 0,
 #                                  as berth rm -f kills at once)
@@ -35,6 +36,9 @@ SMEM=$OUT/scale-mem.jsonl
 : > "$SMEM"
 smem_row() { jq -nc --arg what "$1" --arg rss "$2" --arg pss "$3" --arg n "$4" '{what:$what, rss_kb:$rss, pss_kb:$pss, n:$n}' >> "$SMEM"; }
 PODMAN_RUN_OPTS=${PODMAN_RUN_OPTS:-"--network=none --runtime=runc --ulimit nofile=20000:20000 --ulimit nproc=32768:32768"}
+# berth's -d rows and storms run with the same network mode as podman's (--network=none):
+# until 2026-12-01 20:00 they used berth's default zone against podman's none.
+BERTH_RUN_OPTS=${BERTH_RUN_OPTS:-"--network=none"}
 # average Rss/Pss (kB) of the pids on stdin
 rss_pss() { local p r=0 s=0 n=0; while read -r p; do [ -r "/proc/$p/smaps_rollup" ] || continue
   read -r a b < <(awk '/^Rss:/{r=$2} /^Pss:/{s=$2} END{print r, s}' "/proc/$p/smaps_rollup"); r=$((r + a)) s=$((s + b)) n=$((n + 1)); done
@@ -64,14 +68,14 @@ else
   IN="nsenter -t $L -a"
   BB=$ROOT/bin/berth
   BIN="$IN $BB"
-  measure scale-rund-berth scale busybox berth "$RUNS_SCALE_FAST" 1 "$BIN run -d --name sd1 bench-busybox sleep 100000" "$BIN rm -f sd1"
+  measure scale-rund-berth scale busybox berth "$RUNS_SCALE_FAST" 1 "$BIN run -d --name sd1 $BERTH_RUN_OPTS bench-busybox sleep 100000" "$BIN rm -f sd1"
   $BIN rm -f sd1 > /dev/null 2>&1
   measure scale-rund-podman scale busybox podman "$RUNS_SCALE_FAST" 1 \
     "$PODMAN run -d --init --name pd1 $PODMAN_RUN_OPTS localhost/bench-busybox sleep 100000" "$PODMAN rm -f -t 0 pd1"
   $PODMAN rm -f -t 0 pd1 > /dev/null 2>&1
 
   # storms: SN at once, on an otherwise empty host (the prepare step is the other storm)
-  B_RUN="$IN $STORM $SN r $BB run -d --name {} bench-busybox sleep 100000"
+  B_RUN="$IN $STORM $SN r $BB run -d --name {} $BERTH_RUN_OPTS bench-busybox sleep 100000"
   B_RM="$IN $STORM $SN r $BB rm -f {}"
   P_RUN="$STORM $SN pr $PODMAN run -d --init --name {} $PODMAN_RUN_OPTS localhost/bench-busybox sleep 100000"
   P_RM="$STORM $SN pr $PODMAN rm -f -t 0 {}"

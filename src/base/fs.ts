@@ -51,6 +51,33 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array, o
   }
 }
 
+/**
+ * Files of one directory, each atomically (temp + fsync + rename): all written and
+ * fsynced at once, renamed, then one fsync of the directory, instead of two fsyncs per
+ * file one after the other (a create writes 5-7 drop-ins and as many network files).
+ * A failure removes the temps.
+ */
+export async function writeFilesAtomic(dir: string, files: readonly { file: string; text: string }[], mode = 0o644): Promise<void> {
+  const temps = files.map((f) => ({ tmp: tempPathFor(join(dir, f.file)), path: join(dir, f.file), text: f.text }));
+  try {
+    await Promise.all(temps.map(async (t) => {
+      const fh = await open(t.tmp, 'wx', mode);
+      try {
+        await fh.writeFile(t.text);
+        await fh.chmod(mode); // umask may have narrowed the create mode
+        await fh.sync();
+      } finally {
+        await fh.close();
+      }
+    }));
+    for (const t of temps) await rename(t.tmp, t.path);
+    await fsyncDir(dir);
+  } catch (e) {
+    await Promise.all(temps.map((t) => unlink(t.tmp).catch(() => {})));
+    throw fromSystemError(e);
+  }
+}
+
 /** mkdir -p with a mode (default 0o755); existing directories are left alone. */
 export async function ensureDir(path: string, mode = 0o755): Promise<void> {
   try {

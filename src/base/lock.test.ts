@@ -118,3 +118,25 @@ test('a lock left by a SIGKILLed process is stolen', async () => {
   const lock = await acquireLock(lockPath, { timeoutMs: 2000 });
   await lock.release();
 });
+
+test('a waiter past its backoff takes the lock as soon as it is released, not at its next poll', async () => {
+  const dir = await tmp();
+  const lockPath = join(dir, 'w.lock');
+  const gaps: number[] = [];
+  for (let i = 0; i < 5; i++) {
+    const held = await acquireLock(lockPath);
+    let got = 0;
+    const waiter = acquireLock(lockPath).then((l) => {
+      got = performance.now();
+      return l;
+    });
+    await new Promise((r) => setTimeout(r, 700)); // the poll interval is 150-250 ms by now
+    const released = performance.now();
+    await held.release();
+    await (await waiter).release();
+    gaps.push(got - released);
+  }
+  gaps.sort((a, b) => a - b);
+  // Polling alone would land anywhere in 0-250 ms after the release (median ~100 ms).
+  assert.ok((gaps[2] as number) < 40, `release-to-acquire gaps: ${gaps.map((g) => g.toFixed(1)).join(', ')} ms`);
+});

@@ -8,7 +8,10 @@
  * ever reads a half-written owner. `start` is the holder's start time from /proc/<pid>/stat
  * (field 22), so a recycled pid is not mistaken for the holder.
  *
- * A waiter polls with backoff (20 ms doubling to 200 ms, jittered). When the holder is dead
+ * A waiter polls with backoff (20 ms doubling to 200 ms, jittered), and an inotify watch on
+ * the lock's directory (fs.watch) wakes it as soon as the lock file goes away, so a
+ * release is noticed at once rather than up to 200 ms later (the poll stays, for dead
+ * holders and filesystems without inotify). When the holder is dead
  * (kill(pid,0) fails with ESRCH, or its start time differs) the waiter steals the lock.
  * Stealing is guarded by a second lock file `<path>.steal` so two waiters that both saw the
  * same dead holder cannot both delete it and then each other's fresh lock; under the guard
@@ -20,10 +23,10 @@
  * (shared filesystems) are never considered stale.
  */
 import { link, readFile, unlink, writeFile, mkdir, stat } from 'node:fs/promises';
-import { readFileSync, unlinkSync } from 'node:fs';
+import { readFileSync, unlinkSync, watch, type FSWatcher } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { dirname } from 'node:path';
+import { basename, dirname } from 'node:path';
 import { BerthError, fromSystemError } from './errors.ts';
 import { isErrno, tempPathFor } from './fs.ts';
 
@@ -150,18 +153,37 @@ async function stealIfUnchanged(path: string, raw: string, me: string): Promise<
   }
 }
 
-function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+function sleep(ms: number, signal?: AbortSignal, wakeup?: { wake?: () => void }): Promise<void> {
   return new Promise((resolve, reject) => {
-    const t = setTimeout(() => {
+    const done = (): void => {
+      clearTimeout(t);
       signal?.removeEventListener('abort', onAbort);
+      if (wakeup) wakeup.wake = undefined;
       resolve();
-    }, ms);
+    };
+    const t = setTimeout(done, ms);
+    if (wakeup) wakeup.wake = done;
     const onAbort = (): void => {
       clearTimeout(t);
+      if (wakeup) wakeup.wake = undefined;
       reject(new BerthError('CANCELLED', 'cancelled while waiting for a lock'));
     };
     signal?.addEventListener('abort', onAbort, { once: true });
   });
+}
+
+/** Watches the lock's directory; `wakeup.wake` runs when the lock file is removed or renamed. */
+function watchRelease(path: string, wakeup: { wake?: () => void }): FSWatcher | undefined {
+  const name = basename(path);
+  try {
+    const w = watch(dirname(path), { persistent: false }, (_event, file) => {
+      if (file === null || file === name) wakeup.wake?.();
+    });
+    w.on('error', () => w.close());
+    return w;
+  } catch {
+    return undefined; // no inotify (or out of watches): the poll alone
+  }
 }
 
 /** Attempts the lock once (stealing from a dead holder); undefined when it is held. */
@@ -182,23 +204,33 @@ export async function tryAcquireLock(path: string): Promise<Lock | undefined> {
   return undefined;
 }
 
-/** Waits for the lock, polling with backoff; TIMEOUT after timeoutMs, CANCELLED on abort. */
+/** Waits for the lock, polling with backoff and woken by its release; TIMEOUT after timeoutMs, CANCELLED on abort. */
 export async function acquireLock(path: string, opts: AcquireOptions = {}): Promise<Lock> {
   const deadline = opts.timeoutMs === undefined ? Infinity : Date.now() + opts.timeoutMs;
   let delay = 20;
-  for (;;) {
-    if (opts.signal?.aborted) throw new BerthError('CANCELLED', `cancelled while waiting for lock ${path}`);
-    const lock = await tryAcquireLock(path);
-    if (lock) return lock;
-    const left = deadline - Date.now();
-    if (left <= 0) {
-      const cur = await readOwner(path).catch(() => undefined);
-      throw new BerthError('TIMEOUT', `timed out waiting for lock ${path}${cur?.owner ? ` (held by pid ${cur.owner.pid})` : ''}`, {
-        details: { path, holderPid: cur?.owner?.pid },
-      });
+  const wakeup: { wake?: () => void } = {};
+  let watcher: FSWatcher | undefined;
+  try {
+    for (;;) {
+      if (opts.signal?.aborted) throw new BerthError('CANCELLED', `cancelled while waiting for lock ${path}`);
+      const lock = await tryAcquireLock(path);
+      if (lock) return lock;
+      const left = deadline - Date.now();
+      if (left <= 0) {
+        const cur = await readOwner(path).catch(() => undefined);
+        throw new BerthError('TIMEOUT', `timed out waiting for lock ${path}${cur?.owner ? ` (held by pid ${cur.owner.pid})` : ''}`, {
+          details: { path, holderPid: cur?.owner?.pid },
+        });
+      }
+      // Contended: from now on a release wakes us (set up after the first miss, so an
+      // uncontended acquire costs no watch). A release between the miss and the watch is
+      // caught by the next poll.
+      watcher ??= watchRelease(path, wakeup);
+      await sleep(Math.min(left, delay * (0.75 + Math.random() / 2)), opts.signal, wakeup);
+      delay = Math.min(200, delay * 2);
     }
-    await sleep(Math.min(left, delay * (0.75 + Math.random() / 2)), opts.signal);
-    delay = Math.min(200, delay * 2);
+  } finally {
+    watcher?.close();
   }
 }
 

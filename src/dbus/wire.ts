@@ -80,8 +80,14 @@ function alignOf(t: TypeNode): number {
     case 'variant':
       return 1;
     case 'basic':
-      return ({ y: 1, g: 1, n: 2, q: 2, b: 4, i: 4, u: 4, h: 4, s: 4, o: 4, x: 8, t: 8, d: 8 } as Record<string, number>)[t.code] ?? 1;
+      return basicAlign(t.code);
   }
+}
+
+const BASIC_ALIGN: Record<string, number> = { y: 1, g: 1, n: 2, q: 2, b: 4, i: 4, u: 4, h: 4, s: 4, o: 4, x: 8, t: 8, d: 8 };
+
+function basicAlign(code: string): number {
+  return BASIC_ALIGN[code] ?? 1;
 }
 
 export function signatureOf(t: TypeNode): string {
@@ -186,7 +192,7 @@ export class Writer {
       if (typeof v !== 'number' || !Number.isFinite(v)) throw new WireError(`expected a number for ${code}, got ${typeof v}`);
       return v;
     };
-    this.align(alignOf({ kind: 'basic', code }));
+    this.align(basicAlign(code));
     switch (code) {
       case 'y':
         this.ensure(1);
@@ -334,7 +340,7 @@ export class Reader {
   }
 
   private basic(code: string): unknown {
-    this.align(alignOf({ kind: 'basic', code }));
+    this.align(basicAlign(code));
     const b = this.buf;
     const at = this.pos;
     switch (code) {
@@ -393,13 +399,27 @@ export class Reader {
         }
         this.need(n + 1);
         if (b[this.pos + n] !== 0) throw new WireError('string without its NUL terminator');
-        let s: string;
-        try {
-          s = utf8.decode(b.subarray(this.pos, this.pos + n));
-        } catch {
-          throw new WireError('string is not valid UTF-8');
+        // Unit names, states and paths are ASCII: checked byte by byte (no NUL) and sliced
+        // as latin1, several times cheaper than a fatal TextDecoder call per string.
+        let ascii = true;
+        for (let i = this.pos, end = this.pos + n; i < end; i++) {
+          const c = b[i] as number;
+          if (c === 0) throw new WireError('string contains NUL');
+          if (c > 0x7f) {
+            ascii = false;
+            break;
+          }
         }
-        if (s.includes('\0')) throw new WireError('string contains NUL');
+        let s: string;
+        if (ascii) s = b.toString('latin1', this.pos, this.pos + n);
+        else {
+          try {
+            s = utf8.decode(b.subarray(this.pos, this.pos + n));
+          } catch {
+            throw new WireError('string is not valid UTF-8');
+          }
+          if (s.includes('\0')) throw new WireError('string contains NUL');
+        }
         this.pos += n + 1;
         if (code === 'o' && !isObjectPath(s)) throw new WireError(`not an object path: ${JSON.stringify(s)}`);
         return s;

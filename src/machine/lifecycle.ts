@@ -42,16 +42,19 @@ async function journalTail(unit: string, n = 10): Promise<string> {
   return r.stdout.trim();
 }
 
-/** Starts the unit; resolves once it is active (nspawn reports READY when the payload runs). */
-export async function startMachine(name: string): Promise<void> {
+/**
+ * Starts the unit; resolves once it is active (nspawn reports READY when the payload runs).
+ * `fresh`: created by this process a moment ago (run -d), which already checked its ports
+ * and reloaded systemd if it held an older copy of the unit, so only the reset is left.
+ */
+export async function startMachine(name: string, opts: { fresh?: boolean } = {}): Promise<void> {
   requireSystemd('starting a container in the background');
-  const p = await requireMachine(name);
-  await checkPortsFree(name);
+  const p = opts.fresh ? machinePaths(name) : await requireMachine(name);
+  if (!opts.fresh) await checkPortsFree(name);
   // An explicit start always means "start now": clear a failed state and systemd's start
   // rate limit (hit by quick stop/start cycles), as `docker start` would not refuse either.
-  await resetFailed(p.unit);
   // systemd still holding an older copy of the unit (files changed since) reloads first.
-  await reloadIfNeeded(p.unit);
+  await Promise.all([resetFailed(p.unit), opts.fresh ? undefined : reloadIfNeeded(p.unit)]);
   trace('start: reset-failed, reload check');
   const result = await startUnit(p.unit);
   if (result !== 'done') {

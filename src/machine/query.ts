@@ -9,12 +9,13 @@
  * loaded is inactive (dead), which is what loading it would say; `ps` never loads one.
  */
 import { readdir, readFile } from 'node:fs/promises';
+import { statSync } from 'node:fs';
 import { attachmentView, readAttachment, type NetworkView } from '../network/index.ts';
 import { parseNspawnWords, parseUnit, type UnitFile } from '../unit/index.ts';
 import { isValidMachineName, nameFromUnit } from '../container/names.ts';
 import {
   formatTimestamp, isRunningState, listMachines, listNspawnUnits, machineInfo, machinePaths, nspawnDir, showMachine, showUnit, systemdIsPid1,
-  unitDir, unitProperties, unitState, type UnitState,
+  readSettingsFileSync, unitDir, unitName, unitProperties, unitState, type UnitState,
 } from '../runtime/nspawn/index.ts';
 
 export interface MachineSummary {
@@ -43,8 +44,56 @@ export async function readSettings(name: string): Promise<UnitFile | undefined> 
   }
 }
 
+/** What `ps` reads of a .nspawn file: get() of a few keys, and whether a section exists. */
+export type SettingsView = Pick<UnitFile, 'get' | 'hasSection'>;
+
+const SUMMARY_KEYS = new Set(['Exec\0Parameters', 'Exec\0Boot', 'X-Berth\0Image']);
+const SECTION_LINE = /^\[([^[\]]+)\]$/;
+
+/**
+ * The keys `ps` shows, read in one pass over the text without building a UnitFile (200
+ * files: ~1 ms, where parseUnit with its line objects took ~10 ms and most of ps's GC).
+ * Same reading as parseUnit (last assignment wins, `#`/`;` comments, a bad line makes the
+ * whole file unreadable); a file with a continuation line goes to parseUnit itself.
+ */
+export function summarySettings(text: string): SettingsView | undefined {
+  if (text.includes('\0')) return undefined;
+  const values = new Map<string, string>();
+  const sections = new Set<string>();
+  let section: string | undefined;
+  let at = 0;
+  while (at <= text.length) {
+    let end = text.indexOf('\n', at);
+    if (end < 0) end = text.length;
+    const t = text.slice(at, end).trim();
+    at = end + 1;
+    if (t === '' || t[0] === '#' || t[0] === ';') continue;
+    if (t.endsWith('\\')) {
+      try {
+        return parseUnit(text);
+      } catch {
+        return undefined;
+      }
+    }
+    const m = t[0] === '[' ? SECTION_LINE.exec(t) : null;
+    if (m) {
+      section = m[1] ?? '';
+      sections.add(section);
+      continue;
+    }
+    const eq = t.indexOf('=');
+    if (eq <= 0 || section === undefined) return undefined;
+    const k = `${section}\0${t.slice(0, eq).trim()}`;
+    if (SUMMARY_KEYS.has(k)) values.set(k, t.slice(eq + 1).trim());
+  }
+  return {
+    get: (s: string, k: string) => values.get(`${s}\0${k}`),
+    hasSection: (s: string) => sections.has(s),
+  };
+}
+
 /** The command from the .nspawn file's Parameters= (the forwarding init's `--` stripped). */
-export function commandOf(u: UnitFile | undefined): string[] {
+export function commandOf(u: Pick<UnitFile, 'get'> | undefined): string[] {
   const p = u?.get('Exec', 'Parameters');
   if (!p) return u?.get('Exec', 'Boot') === 'yes' ? ['(boot)'] : [];
   try {
@@ -88,22 +137,25 @@ export async function imagesInUse(): Promise<ImageUse[]> {
 }
 
 /** .nspawn files by machine name (settings undefined when a file is unreadable or half-written). */
-async function readAllSettings(): Promise<Map<string, UnitFile | undefined>> {
+async function readAllSettings(): Promise<Map<string, SettingsView | undefined>> {
   const files = (await readdir(nspawnDir()).catch(() => [] as string[]))
     .filter((f) => f.endsWith('.nspawn') && isValidMachineName(f.slice(0, -'.nspawn'.length)));
-  const out = new Map<string, UnitFile | undefined>();
-  await Promise.all(files.map(async (f) => {
+  const out = new Map<string, SettingsView | undefined>();
+  // Synchronous reads: 200 small files take ~4 ms this way and ~45 ms through
+  // fs/promises (four thread-pool round trips and a promise each), which was most of
+  // what `ps` paid per machine.
+  for (const f of files) {
     const name = f.slice(0, -'.nspawn'.length);
-    const text = await readFile(`${nspawnDir()}/${f}`, 'utf8').catch(() => undefined);
-    let u: UnitFile | undefined;
-    try {
-      u = text === undefined ? undefined : parseUnit(text);
-    } catch {
-      u = undefined;
+    const text = readSettingsFileSync(`${nspawnDir()}/${f}`);
+    // Removed between readdir and read: gone, unless something else still shows it. A FIFO,
+    // device or directory of that name is no settings file (and is never waited on); a
+    // huge regular one shows as a machine without its metadata.
+    if (text === undefined) {
+      if (statSync(`${nspawnDir()}/${f}`, { throwIfNoEntry: false })?.isFile()) out.set(name, undefined);
+      continue;
     }
-    // Removed between readdir and read: gone, unless something else still shows it.
-    if (text !== undefined) out.set(name, u);
-  }));
+    out.set(name, summarySettings(text));
+  }
   return out;
 }
 
@@ -118,7 +170,7 @@ async function enabledNames(): Promise<Set<string>> {
 }
 
 interface Sources {
-  settings: Map<string, UnitFile | undefined>;
+  settings: Map<string, SettingsView | undefined>;
   units: Map<string, UnitState>;
   registered: Map<string, string>;
 }
@@ -161,7 +213,7 @@ export async function listMachineSummaries(opts: { detail?: boolean } = {}): Pro
   const [src, enabled] = await Promise.all([gather(), enabledNames()]);
   const names = namesOf(src);
   return Promise.all(names.map(async (name): Promise<MachineSummary> => {
-    const unit = machinePaths(name).unit;
+    const unit = unitName(name); // the name is valid: a .nspawn file, unit or machine of that name
     const settings = src.settings.get(name);
     let u: UnitState | undefined = src.units.get(unit);
     let id = unit;

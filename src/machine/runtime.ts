@@ -86,7 +86,7 @@ export class NspawnRuntime implements Runtime, NspawnExtras {
 
   async start(name: string): Promise<void> {
     const { startMachine } = await import('./lifecycle.ts');
-    await startMachine(name);
+    await startMachine(name, { fresh: this.created.has(name) });
   }
 
   async stop(name: string, opts: { timeoutSec?: number } = {}): Promise<void> {

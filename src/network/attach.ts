@@ -1,22 +1,22 @@
 /**
  * @module network/attach
- * A machine's attachment to a zone: allocated at create time under one lock (so 50
- * concurrent creates never collide; the lock covers only the allocation and the record,
- * the generated files are written after it), recorded in /etc/berth/machines/NAME/network.conf
+ * A machine's attachment to a zone: its address claimed at create time by creating the
+ * file zones/ZONE/addrs/ADDRESS exclusively (100 concurrent creates never collide and
+ * never queue; only published ports take the network lock), recorded in /etc/berth/machines/NAME/network.conf
  * with the generated files beside it, its name in the zone's hosts directory (the
  * resolver sees it at once), freed on rm. Port conflicts — with another machine's
  * publications or a host process already listening — are refused here, before anything
  * is written, and checked again before every start.
  */
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { link, open, readdir, readFile, rename, rm, unlink, writeFile } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { BerthError, isBerthError } from '../base/errors.ts';
+import { BerthError, fromSystemError, isBerthError } from '../base/errors.ts';
 import { run } from '../base/exec.ts';
-import { ensureDir, writeFileAtomic } from '../base/fs.ts';
+import { ensureDir, fsyncDir, isErrno, tempPathFor, writeFileAtomic, writeFilesAtomic } from '../base/fs.ts';
 import { withLock } from '../base/lock.ts';
 import { firstFree, formatIPv4, isHostAddress, parseIPv4, parseSubnet } from './ipv4.ts';
-import { DEFAULT_ZONE, hostIfName, machineNetDir, machinesNetDir, netnsName, validateZoneName, zoneHostsDir } from './names.ts';
+import { DEFAULT_ZONE, hostIfName, machineNetDir, machinesNetDir, netnsName, validateZoneName, zoneDir, zoneHostsDir, zonesDir } from './names.ts';
 import { clash, formatMapping, listenerClash, parseProcNet, pickHostPort, type Listener, type PortMapping } from './ports.ts';
 import { parseAttachment, serializeAttachment, validateDnsName } from './record.ts';
 import { machineFiles, runtimeNetwork as renderRuntime, zoneHostsEntry } from './render.ts';
@@ -98,7 +98,7 @@ export function checkListeners(ports: readonly PortMapping[], listeners: readonl
 async function writeDerived(a: Attachment, hostname: string): Promise<void> {
   const dir = machineNetDir(a.machine);
   const hostResolv = await readFile('/etc/resolv.conf', 'utf8').catch(() => '');
-  await Promise.all(Object.entries(machineFiles(a, hostResolv, hostname)).map(([f, text]) => writeFileAtomic(join(dir, f), text)));
+  await writeFilesAtomic(dir, Object.entries(machineFiles(a, hostResolv, hostname)).map(([file, text]) => ({ file, text })));
   await ensureDir(zoneHostsDir(a.zone.name));
   await writeFileAtomic(join(zoneHostsDir(a.zone.name), a.machine), zoneHostsEntry(a));
 }
@@ -109,8 +109,124 @@ async function writeRecord(a: Attachment): Promise<void> {
 }
 
 /**
+ * The zone's address claims: one file per address in use, named by the address and
+ * holding the machine's name, created exclusively (link(2)), so concurrent creates
+ * allocate without a lock: each reads the names (one readdir, whatever the machine
+ * count), tries the first free address, and on EEXIST the next. The record
+ * (network.conf) is written after the claim; `rm` removes the claim last.
+ */
+function claimsDir(zone: string): string {
+  return join(zoneDir(zone), 'addrs');
+}
+
+/** The machine holding address in zone, from its claim file (undefined: unclaimed). */
+async function claimOwner(zone: string, address: string): Promise<string | undefined> {
+  const text = await readFile(join(claimsDir(zone), address), 'utf8').catch(() => undefined);
+  return text?.trim() || undefined;
+}
+
+/**
+ * Claims an address for machine and returns it: `want` exactly (undefined when another
+ * machine holds it), or else the first free one. The claim's content is written and
+ * fsynced once; each attempt is one link(2), and a lost race re-reads the directory's
+ * names, so 100 creates at once cost ~100 links and readdirs, not 100 files each.
+ */
+async function claimAddress(zone: Zone, machine: string, want?: number): Promise<number | undefined> {
+  const dir = claimsDir(zone.name);
+  const subnet = parseSubnet(zone.subnet);
+  const tmp = tempPathFor(join(dir, 'claim'));
+  try {
+    const fh = await open(tmp, 'wx', 0o644);
+    try {
+      await fh.writeFile(`${machine}\n`);
+      await fh.sync();
+    } finally {
+      await fh.close();
+    }
+    const tried = new Set<number>();
+    for (;;) {
+      let address: number | undefined = want;
+      if (address === undefined) {
+        const taken = await claimedAddresses(zone.name);
+        for (const t of tried) taken.add(t);
+        address = firstFree(subnet, taken);
+        if (address === undefined) throw new BerthError('NO_SPACE', `network zone ${zone.name} (${zone.subnet}) has no free address`);
+      }
+      try {
+        await link(tmp, join(dir, formatIPv4(address)));
+      } catch (e) {
+        if (!isErrno(e, 'EEXIST')) throw e;
+        // Ours already (a create of this name that was killed after its claim): keep it.
+        if ((await claimOwner(zone.name, formatIPv4(address))) === machine) return address;
+        if (want !== undefined) return undefined;
+        tried.add(address);
+        continue;
+      }
+      await fsyncDir(dir);
+      return address;
+    }
+  } catch (e) {
+    if (isErrno(e, 'ENOENT')) throw new BerthError('NOT_FOUND', `network zone ${zone.name} was removed meanwhile`, { details: { zone: zone.name } });
+    throw fromSystemError(e);
+  } finally {
+    await unlink(tmp).catch(() => {});
+  }
+}
+
+/** Drops the machine's claim on address (only its own: a claim never moves to another). */
+async function releaseAddress(zone: string, address: string, machine: string): Promise<void> {
+  if ((await claimOwner(zone, address)) === machine) await rm(join(claimsDir(zone), address), { force: true });
+}
+
+/** Addresses claimed in the zone: the claim files' names, nothing read. */
+async function claimedAddresses(zone: string): Promise<Set<number>> {
+  const out = new Set<number>();
+  for (const f of await readdir(claimsDir(zone)).catch(() => [] as string[])) {
+    if (/^\d{1,3}(\.\d{1,3}){3}$/.test(f)) out.add(parseIPv4(f));
+  }
+  return out;
+}
+
+/**
+ * Makes sure the zone has its claims directory. A zone made before claims existed gets
+ * one, under the network lock, from the records of its machines (once per zone).
+ */
+async function ensureClaims(zone: Zone): Promise<void> {
+  if (existsSync(claimsDir(zone.name))) return;
+  await withLock(networkLock(), () => migrateClaims(zone));
+}
+
+/** ensureClaims' work; call under networkLock(). */
+async function migrateClaims(zone: Zone): Promise<void> {
+  const dir = claimsDir(zone.name);
+  if (existsSync(dir)) return;
+  await readZone(zone.name); // removed while we waited: NOT_FOUND
+  const tmp = `${dir}.${process.pid}.tmp`;
+  await rm(tmp, { recursive: true, force: true });
+  await ensureDir(tmp);
+  for (const a of await listAttachments()) {
+    if (a.zone.name === zone.name) await writeFile(join(tmp, a.address), `${a.machine}\n`, { mode: 0o644 });
+  }
+  await fsyncDir(tmp);
+  await rename(tmp, dir);
+  await fsyncDir(zoneDir(zone.name));
+}
+
+/** The zone to join; the default zone is made on first use (under the network lock). */
+async function joinZone(name: string): Promise<Zone> {
+  try {
+    return await readZone(name);
+  } catch (e) {
+    if (!isBerthError(e, 'NOT_FOUND') || name !== DEFAULT_ZONE) throw e;
+    return withLock(networkLock(), () => zoneForMachine(name));
+  }
+}
+
+/**
  * Allocates the machine's place in its zone and writes its files. Returns undefined for
  * modes without a zone. All or nothing: a refused port or a full subnet writes nothing.
+ * The address is claimed without a lock (claimAddress); only published ports take the
+ * network lock, because checking them against other machines' ports reads every record.
  */
 export async function attachMachine(machine: string, req: NetworkRequest, opts: { hostname?: string } = {}): Promise<Attachment | undefined> {
   if (req.mode !== 'zone') {
@@ -120,46 +236,57 @@ export async function attachMachine(machine: string, req: NetworkRequest, opts: 
   requireTools();
   const zoneName = validateZoneName(req.zone ?? DEFAULT_ZONE, '--network');
   const aliases = (req.aliases ?? []).map((a) => validateDnsName(a));
-  const a = await withLock(networkLock(), async () => {
-    const zone = await zoneForMachine(zoneName);
-    const subnet = parseSubnet(zone.subnet);
-    const others = (await listAttachments()).filter((a) => a.machine !== machine);
-    const taken = new Set(others.filter((a) => a.zone.name === zone.name).map((a) => parseIPv4(a.address)));
+  const zone = await joinZone(zoneName);
+  await ensureClaims(zone);
+  const subnet = parseSubnet(zone.subnet);
+  const allocate = async (): Promise<Attachment> => {
+    await ensureDir(machineNetDir(machine)); // before the claim: rm finds a claim left by a killed create
     let address: number;
-    if (req.ip !== undefined) {
-      address = parseIPv4(req.ip, '--ip');
-      if (!isHostAddress(subnet, address)) throw new BerthError('INVALID_ARGUMENT', `--ip ${req.ip} is not a machine address in zone ${zone.name} (${zone.subnet}, gateway ${zone.gateway})`);
-      const owner = others.find((a) => a.zone.name === zone.name && a.address === formatIPv4(address));
-      if (owner) throw new BerthError('ALREADY_EXISTS', `--ip ${req.ip} is already used by machine ${owner.machine}`, { details: { machine: owner.machine } });
-    } else {
-      const free = firstFree(subnet, taken);
-      if (free === undefined) throw new BerthError('NO_SPACE', `network zone ${zone.name} (${zone.subnet}) has no free address`);
-      address = free;
-    }
-    const listeners = (req.publish ?? []).length > 0 ? await hostListeners() : [];
-    const used: PortMapping[] = [];
-    for (const r of req.publish ?? []) {
-      const m: PortMapping = { ...r, hostPort: r.hostPort === 0 ? pickHostPort(r, [...used, ...others.flatMap((a) => a.ports)], listeners) : r.hostPort };
-      const mine = used.find((u) => clash(u, m));
-      if (mine) throw new BerthError('INVALID_ARGUMENT', `-p: host port ${m.hostPort}/${m.proto} is published twice (${formatMapping(mine)}, ${formatMapping(m)})`);
-      const other = others.find((a) => a.ports.some((p) => clash(p, m)));
-      if (other) throw inUse(m, `by machine ${other.machine}`);
-      if (listenerClash(m, listeners)) throw inUse(m, 'by a process on this host');
-      used.push(m);
-    }
-    const addHosts = (req.addHosts ?? []).map((h) => ({ name: h.name, ip: h.ip === 'host-gateway' ? zone.gateway : h.ip }));
-    const a: Attachment = {
-      machine, zone, address: formatIPv4(address), hostIf: hostIfName(machine), netns: netnsName(machine), ports: used, aliases,
-      dns: req.dns ?? [], addHosts,
-    };
     try {
-      await writeRecord(a);
+      if (req.ip !== undefined) {
+        const want = parseIPv4(req.ip, '--ip');
+        if (!isHostAddress(subnet, want)) throw new BerthError('INVALID_ARGUMENT', `--ip ${req.ip} is not a machine address in zone ${zone.name} (${zone.subnet}, gateway ${zone.gateway})`);
+        const got = await claimAddress(zone, machine, want);
+        if (got === undefined) {
+          const owner = await claimOwner(zone.name, formatIPv4(want));
+          throw new BerthError('ALREADY_EXISTS', `--ip ${req.ip} is already used by machine ${owner ?? '(unknown)'}`, { details: { machine: owner } });
+        }
+        address = got;
+      } else {
+        address = (await claimAddress(zone, machine)) as number;
+      }
     } catch (e) {
-      await removeFiles(a).catch(() => {});
+      await rm(machineNetDir(machine), { recursive: true, force: true }).catch(() => {});
       throw e;
     }
-    return a;
-  });
+    try {
+      const used: PortMapping[] = [];
+      if ((req.publish ?? []).length > 0) {
+        const others = (await listAttachments()).filter((a) => a.machine !== machine);
+        const listeners = await hostListeners();
+        for (const r of req.publish ?? []) {
+          const m: PortMapping = { ...r, hostPort: r.hostPort === 0 ? pickHostPort(r, [...used, ...others.flatMap((a) => a.ports)], listeners) : r.hostPort };
+          const mine = used.find((u) => clash(u, m));
+          if (mine) throw new BerthError('INVALID_ARGUMENT', `-p: host port ${m.hostPort}/${m.proto} is published twice (${formatMapping(mine)}, ${formatMapping(m)})`);
+          const other = others.find((a) => a.ports.some((p) => clash(p, m)));
+          if (other) throw inUse(m, `by machine ${other.machine}`);
+          if (listenerClash(m, listeners)) throw inUse(m, 'by a process on this host');
+          used.push(m);
+        }
+      }
+      const addHosts = (req.addHosts ?? []).map((h) => ({ name: h.name, ip: h.ip === 'host-gateway' ? zone.gateway : h.ip }));
+      const a: Attachment = {
+        machine, zone, address: formatIPv4(address), hostIf: hostIfName(machine), netns: netnsName(machine), ports: used, aliases,
+        dns: req.dns ?? [], addHosts,
+      };
+      await writeRecord(a);
+      return a;
+    } catch (e) {
+      await removeFiles({ machine, zone, address: formatIPv4(address) }).catch(() => {});
+      throw e;
+    }
+  };
+  const a = (req.publish ?? []).length > 0 ? await withLock(networkLock(), allocate) : await allocate();
   try {
     await writeDerived(a, opts.hostname ?? machine);
   } catch (e) {
@@ -173,11 +300,27 @@ function runtimeNetwork(a: Attachment): RuntimeNetwork {
   return renderRuntime(a, helperPath());
 }
 
-/** The machine's files, the record (what allocations read) last: its address is free only then. */
-async function removeFiles(a: Pick<Attachment, 'machine' | 'zone'>): Promise<void> {
+/**
+ * The machine's files, then the record, then its address claim (what allocations read):
+ * the address is free only once nothing else of the machine is left.
+ */
+async function removeFiles(a: Pick<Attachment, 'machine' | 'zone' | 'address'>, opts: { keepClaim?: boolean } = {}): Promise<void> {
   await rm(join(zoneHostsDir(a.zone.name), a.machine), { force: true });
   await rm(recordPath(a.machine), { force: true });
   await rm(machineNetDir(a.machine), { recursive: true, force: true });
+  if (!opts.keepClaim) await releaseAddress(a.zone.name, a.address, a.machine);
+}
+
+/** Claims a create killed between its claim and its record left behind (rm of such a machine). */
+async function releaseOrphanClaims(machine: string): Promise<void> {
+  for (const z of await readdir(zonesDir()).catch(() => [] as string[])) {
+    if (z.endsWith('.zone') || z.startsWith('.')) continue;
+    const dir = join(zonesDir(), z, 'addrs');
+    for (const f of await readdir(dir).catch(() => [] as string[])) {
+      if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(f)) continue;
+      if ((await readFile(join(dir, f), 'utf8').catch(() => '')).trim() === machine) await rm(join(dir, f), { force: true });
+    }
+  }
 }
 
 /**
@@ -192,7 +335,9 @@ export async function detachMachine(machine: string): Promise<void> {
     const rn = runtimeNetwork(a);
     if (existsSync(rn.netnsPath)) await teardown(rn);
     await removeFiles(a);
-  } else {
+  } else if (existsSync(machineNetDir(machine))) {
+    // A zone machine whose create was killed before its record: its claim may be left.
+    await releaseOrphanClaims(machine);
     await rm(machineNetDir(machine), { recursive: true, force: true });
   }
 }
@@ -202,10 +347,13 @@ export async function renameAttachment(from: string, to: string, opts: { hostnam
   return withLock(networkLock(), async () => {
     const a = await readAttachment(from);
     if (!a) return undefined;
+    await migrateClaims(a.zone);
     const b: Attachment = { ...a, machine: to, hostIf: hostIfName(to), netns: netnsName(to) };
+    // The claim changes hands in place (one rename), so the address is never free between.
+    await writeFileAtomic(join(claimsDir(a.zone.name), a.address), `${to}\n`);
     await writeRecord(b);
     await writeDerived(b, opts.hostname ?? to);
-    await removeFiles(a);
+    await removeFiles(a, { keepClaim: true });
     return b;
   });
 }

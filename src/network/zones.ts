@@ -7,7 +7,7 @@
  * unit, so the bridge appears when the first machine starts; `zone rm` removes it all.
  * The default zone `berth` is created on first use.
  */
-import { readdir, readFile, rm } from 'node:fs/promises';
+import { readdir, readFile, rename, rm } from 'node:fs/promises';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { BerthError, isBerthError } from '../base/errors.ts';
@@ -72,6 +72,7 @@ function pickSubnet(used: readonly Subnet[]): string {
 
 async function writeZoneFiles(z: Zone): Promise<void> {
   await ensureDir(zoneHostsDir(z.name));
+  await ensureDir(join(zoneDir(z.name), 'addrs')); // address claims (network/attach.ts)
   await writeFileAtomic(join(zoneDir(z.name), 'zone.nft'), zoneNft(z));
   await writeFileAtomic(zoneUnitPath(z.name), serializeUnit(zoneUnitFile(z, zoneUnitPath(z.name))));
   await writeFileAtomic(zoneFile(z.name), serializeZone(z));
@@ -132,8 +133,15 @@ async function removeZoneFiles(name: string): Promise<void> {
 export async function removeZone(name: string, machinesIn: (zone: string) => Promise<string[]>): Promise<void> {
   await readZone(name);
   await withLock(networkLock(), async () => {
-    const users = await machinesIn(name);
+    // Creates claim addresses without the lock: the claims directory is moved aside first,
+    // so a claim either landed before (and names its machine here) or fails (ENOENT).
+    const claims = join(zoneDir(name), 'addrs');
+    const aside = `${claims}.removing`;
+    const moved = await rename(claims, aside).then(() => true, () => false);
+    const claimants = moved ? (await readdir(aside).catch(() => [] as string[])).filter((f) => !f.startsWith('.')) : [];
+    const users = [...new Set([...(await machinesIn(name)), ...(await Promise.all(claimants.map(async (f) => (await readFile(join(aside, f), 'utf8').catch(() => '')).trim()))).filter(Boolean)])].sort();
     if (users.length > 0) {
+      if (moved) await rename(aside, claims).catch(() => {});
       throw new BerthError('FAILED_PRECONDITION', `network zone ${name} is in use by ${users.join(', ')}: remove ${users.length > 1 ? 'them' : 'it'} first`, { details: { zone: name, machines: users } });
     }
     const z = await readZone(name);

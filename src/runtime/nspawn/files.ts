@@ -6,7 +6,7 @@
  */
 import { link, open, readdir, rename, rm, rmdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
-import { ensureDir, fsyncDir, isErrno, removeTree, tempPathFor, writeFileAtomic } from '../../base/fs.ts';
+import { ensureDir, fsyncDir, isErrno, removeTree, tempPathFor, writeFileAtomic, writeFilesAtomic } from '../../base/fs.ts';
 import { fromSystemError } from '../../base/errors.ts';
 import type { MachinePaths } from './paths.ts';
 
@@ -26,32 +26,6 @@ export async function writeMachineFiles(p: MachinePaths, f: MachineFiles): Promi
   await ensureDir(join(p.nspawnFile, '..'));
   await writeDropIns(p, f.dropIns);
   await writeFileAtomic(p.nspawnFile, f.nspawnText);
-}
-
-/**
- * Files of one directory, each atomically (temp + fsync + rename): all written and
- * fsynced at once, renamed, then one fsync of the directory, instead of two fsyncs per
- * file one after the other (a create writes 5-7 drop-ins). A failure removes the temps.
- */
-async function writeFilesAtomic(dir: string, files: readonly DropInText[]): Promise<void> {
-  const temps = files.map((f) => ({ tmp: tempPathFor(join(dir, f.file)), path: join(dir, f.file), text: f.text }));
-  try {
-    await Promise.all(temps.map(async (t) => {
-      const fh = await open(t.tmp, 'wx', 0o644);
-      try {
-        await fh.writeFile(t.text);
-        await fh.chmod(0o644);
-        await fh.sync();
-      } finally {
-        await fh.close();
-      }
-    }));
-    for (const t of temps) await rename(t.tmp, t.path);
-    await fsyncDir(dir);
-  } catch (e) {
-    await Promise.all(temps.map((t) => unlink(t.tmp).catch(() => {})));
-    throw fromSystemError(e);
-  }
 }
 
 /**

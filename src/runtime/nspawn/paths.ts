@@ -14,6 +14,7 @@
  * stay in berth's store (<root>/snapshots) and are shared by every machine.
  * `BERTH_SYSTEMD_ROOT` (tests only) prefixes the /etc and /var/lib/machines paths.
  */
+import { closeSync, constants, fstatSync, openSync, readSync } from 'node:fs';
 import { join } from 'node:path';
 import { validateMachineName } from '../../container/names.ts';
 
@@ -64,4 +65,40 @@ export function machinePaths(name: string): MachinePaths {
     upper: join(stateDir, 'upper'),
     work: join(stateDir, 'work'),
   };
+}
+
+/** A .nspawn file is settings, a few KiB: anything bigger is not read. */
+export const SETTINGS_MAX_BYTES = 1 << 20;
+
+/**
+ * Reads a settings file synchronously (ps and the UID pick read every .nspawn file), or
+ * undefined when it is gone, not a regular file, or bigger than SETTINGS_MAX_BYTES. Opened
+ * non-blocking, so a FIFO or device someone left in /etc/systemd/nspawn cannot hang `ps`
+ * or every create (a symlink to a regular file is followed, as nspawn does).
+ */
+export function readSettingsFileSync(path: string): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch {
+    return undefined;
+  }
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile() || st.size > SETTINGS_MAX_BYTES) return undefined;
+    const buf = Buffer.allocUnsafe(st.size + 1);
+    let n = 0;
+    for (;;) {
+      const got = readSync(fd, buf, n, buf.length - n, null);
+      if (got === 0) break;
+      n += got;
+      if (n > SETTINGS_MAX_BYTES) return undefined; // grew while being read
+      if (n === buf.length) return undefined; // grew past its stat size: being rewritten
+    }
+    return buf.toString('utf8', 0, n);
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
 }

@@ -95,6 +95,10 @@ export async function isMounted(path: string): Promise<boolean> {
   const real = await realpath(path).catch(() => undefined);
   if (real === undefined) return false;
   const text = await readFile('/proc/self/mountinfo', 'utf8');
+  // 100 running machines make mountinfo ~1000 lines: look for the path (escaped as the
+  // kernel writes it) first, and split lines only when it occurs at all.
+  const esc = real.replace(/[\\ \t\n]/g, (c) => `\\${c.charCodeAt(0).toString(8).padStart(3, '0')}`);
+  if (!text.includes(` ${esc} `)) return false;
   return text.split('\n').some((l) => (l.split(' ')[4] ?? '').replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))) === real);
 }
 

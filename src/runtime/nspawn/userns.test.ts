@@ -70,3 +70,28 @@ test('range claims: one winner per base, stale claims taken over, release frees'
     rmSync(d, { recursive: true, force: true });
   }
 });
+
+test('rangesInUse reads the maps once per user namespace and never those of its own namespace', async () => {
+  const { symlinkSync } = await import('node:fs');
+  const d = mkdtempSync(join(tmpdir(), 'berth-userns-ns-'));
+  try {
+    const proc = (pid: string, ns: string, map?: string): void => {
+      mkdirSync(join(d, 'proc', pid, 'ns'), { recursive: true });
+      symlinkSync(ns, join(d, 'proc', pid, 'ns', 'user'));
+      if (map !== undefined) {
+        writeFileSync(join(d, 'proc', pid, 'uid_map'), map);
+        writeFileSync(join(d, 'proc', pid, 'gid_map'), map);
+      }
+    };
+    proc('self', 'user:[1]');
+    proc('10', 'user:[1]', '0 1048576 65536\n'); // our namespace: its maps are not read
+    proc('11', 'user:[2]', '0 524288 65536\n');
+    proc('12', 'user:[2]', '0 524288 65536\n'); // same namespace as 11
+    proc('13', 'user:[3]', '0 655360 65536\n');
+    mkdirSync(join(d, 'proc', '14')); // exited, or no ns link: skipped
+    const got = (await rangesInUse(join(d, 'proc'), join(d, 'none'))).map((r) => r.base).sort((a, b) => a - b);
+    assert.deepEqual(got, [524288, 655360]);
+  } finally {
+    rmSync(d, { recursive: true, force: true });
+  }
+});
