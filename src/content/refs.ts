@@ -129,7 +129,9 @@ export class IndexRefs implements RefStore {
    */
   async ensureIndex(): Promise<void> {
     if (await stat(this.p.indexFile).then((s) => s.isFile(), () => false)) return;
-    await this.withIndexLock(async () => {
+    // the lock itself, not withIndexLock: nothing inside re-enters it, and its
+    // AsyncLocalStorage.run() would turn on promise hooks for the whole of a first pull
+    await withLock(this.p.indexLock, async () => {
       try {
         await readFile(this.p.indexFile);
       } catch (e) {

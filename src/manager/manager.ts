@@ -111,12 +111,17 @@ export class Manager {
   async pull(r: PullRequest): Promise<PullResult> {
     const { parseReference } = await import('../reference/index.ts');
     const { parsePlatform } = await import('../image/platform.ts');
-    const { pullImage } = await import('../image/pull.ts');
+    const { pullImage, prefetchManifest } = await import('../image/pull.ts');
     const { Leases } = await import('../content/index.ts');
     const ref = parseReference(r.reference);
     const platform = r.platform ? parsePlatform(r.platform) : undefined;
-    const svc = await this.services();
-    const registry = await registryFor(ref, r);
+    // the first manifest request runs while the store opens (its errors come first)
+    const svcP = this.services();
+    svcP.catch(() => {});
+    const registryP = registryFor(ref, r).then((c) => prefetchManifest(c, ref));
+    registryP.catch(() => {});
+    const svc = await svcP;
+    const registry = await registryP;
     return pullImage(ref, { registry, store: svc.store, unpacker: svc.unpacker, leases: new Leases(svc.root) }, {
       platform, ...(r.onEvent ? { onEvent: r.onEvent } : {}), ...(r.signal ? { signal: r.signal } : {}),
     });

@@ -13,6 +13,9 @@
  *    handshake, reset), never after an HTTP response, and never when the server presented
  *    a certificate (it speaks TLS; the certificate error is the one to report). The scheme that worked is remembered
  *    per host for the client's lifetime, so only the first request pays for the probe.
+ *  - For a loopback host with verification on, a bare TLS handshake (no trust anchors, nothing
+ *    sent) decides first: refused or not TLS goes straight to HTTP, as the HTTPS attempt
+ *    would have; a host that completes it takes the verified HTTPS path.
  *  - Any other http:// URL (a redirect or token realm) is refused with INSECURE_BLOCKED.
  * Redirects are followed here by hand (at most 10) so that the Authorization header is sent
  * only to the origin it was meant for, never to blob storage or a CDN on another origin,
@@ -21,7 +24,7 @@
  * (signed redirect URLs carry their signature in the query string).
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { createAgents, destroyAgents, request, type HttpAgents, type HttpResponse, type ResponseBody } from './http.ts';
+import { createAgents, destroyAgents, probeTls, request, type HttpAgents, type HttpResponse, type ResponseBody } from './http.ts';
 import { BerthError } from '../base/errors.ts';
 import { redactUrl } from '../base/redact.ts';
 import { isCertificateError, isTlsError, networkError } from './http-errors.ts';
@@ -83,6 +86,21 @@ export class Transport {
   async sendToHost(host: string, pathAndQuery: string, init: SendInit): Promise<SendResult> {
     const known = this.schemes.get(host);
     if (known) return this.send(new URL(`${known}//${host}${pathAndQuery}`), init);
+    if (isLoopbackHost(host) && !this.insecure(host)) {
+      // Verified HTTPS needs Node's root certificates, parsed on first use (30-140 ms
+      // here), only to find out that a local registry speaks plain HTTP. A bare handshake
+      // tells that without them; a host that speaks TLS takes the verified path below.
+      const u = new URL(`https://${host}`);
+      const spoken = await probeTls(u.hostname.replace(/^\[|\]$/g, ''), Number(u.port || 443), this.connectTimeout);
+      if (spoken === 'plain') {
+        const res = await this.send(new URL(`http://${host}${pathAndQuery}`), init).catch(() => undefined);
+        if (res) {
+          this.schemes.set(host, 'http:');
+          return res;
+        }
+        // HTTP failed too: the path below gives the error it always gave
+      }
+    }
     try {
       const res = await this.send(new URL(`https://${host}${pathAndQuery}`), init);
       this.schemes.set(host, 'https:');

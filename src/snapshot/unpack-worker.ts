@@ -18,6 +18,7 @@
  * The worker's entry is this very module (see startWorker): in the bundle,
  * import.meta.url is the chunk that holds it, so no extra entry point is needed.
  */
+import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { Readable } from 'node:stream';
 import type { MessagePort, Worker } from 'node:worker_threads';
@@ -68,6 +69,16 @@ export function useWorker(size: number): boolean {
   return size >= WORKER_MIN_BYTES && availableParallelism() >= 3;
 }
 
+/**
+ * node:worker_threads, loaded on first use (~7 ms that a pull without a worker would pay).
+ * With require, not import(): bin/launch.cjs runs the bundle as a vm.Script, where Node 20
+ * has no loader for a dynamic import() (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING: every
+ * worker pull failed).
+ */
+function loadWorkerThreads(): typeof import('node:worker_threads') {
+  return createRequire(import.meta.url)('node:worker_threads') as typeof import('node:worker_threads');
+}
+
 /** Set by the worker's boot script: this module, loaded there, runs the job. */
 const WORKER_MARK = Symbol.for('berth.unpack-worker');
 
@@ -79,7 +90,7 @@ const WORKER_MARK = Symbol.for('berth.unpack-worker');
  * bin/launch.cjs does.
  */
 async function startWorker(url: URL, data: unknown): Promise<Worker> {
-  const { Worker } = await import('node:worker_threads');
+  const { Worker } = loadWorkerThreads();
   const mark = `globalThis[Symbol.for(${JSON.stringify(WORKER_MARK.description)})] = true;`;
   if (url.pathname.endsWith('.ts')) {
     // Sources only (tests, BERTH_DEV=1); the build defines import.meta.resolve away.
@@ -266,7 +277,6 @@ async function runWorker(port: MessagePort, job: WorkerJob): Promise<void> {
 }
 
 if ((globalThis as Record<symbol, unknown>)[WORKER_MARK] === true) {
-  void import('node:worker_threads').then(({ parentPort, workerData }) => {
-    if (parentPort && (workerData as { key?: string } | null)?.key === KEY) return runWorker(parentPort, workerData as WorkerJob);
-  });
+  const { parentPort, workerData } = loadWorkerThreads();
+  if (parentPort && (workerData as { key?: string } | null)?.key === KEY) void runWorker(parentPort, workerData as WorkerJob);
 }

@@ -18,6 +18,43 @@ test('normalises absolute and ./ names, rejects ..', () => {
   assert.throws(() => normalizeEntryPath('..'), hostile);
 });
 
+test('the already-normal fast path agrees with split/join for every name of up to 5 chars over / . a NUL', () => {
+  // the definition the fast path must match: drop "" and "." components, ".." is hostile
+  const slow = (name: string): string | 'hostile' => {
+    if (name.includes('\0')) return 'hostile';
+    const parts: string[] = [];
+    for (const p of name.split('/')) {
+      if (p === '' || p === '.') continue;
+      if (p === '..') return 'hostile';
+      parts.push(p);
+    }
+    return parts.join('/');
+  };
+  const alphabet = ['/', '.', 'a', '\0'];
+  let names = [''];
+  let checked = 0;
+  for (let len = 0; len <= 5; len++) {
+    for (const n of names) {
+      const want = slow(n);
+      let got: string;
+      try {
+        got = normalizeEntryPath(n);
+      } catch (e) {
+        assert.equal((e as { code?: string }).code, 'HOSTILE_LAYER', JSON.stringify(n));
+        got = 'hostile';
+      }
+      assert.equal(got, want, JSON.stringify(n));
+      checked++;
+    }
+    names = names.flatMap((n) => alphabet.map((c) => n + c));
+  }
+  assert.equal(checked, (4 ** 6 - 1) / 3);
+  // and the validator hands the builder that same path
+  const v = new LayerValidator(defaultPolicy());
+  assert.equal(v.check({ name: './x//y/', type: 'directory', size: 0 }), 'x/y');
+  assert.equal(v.check({ name: 'x/y/.wh.z', type: 'file', size: 0 }), 'x/y/.wh.z');
+});
+
 test('writes through a symlink of this layer are rejected; it may be repeated but not replaced', () => {
   assert.throws(() => run([{ name: 'a', type: 'symlink', linkname: '/etc' }, { name: 'a/passwd' }]), hostile);
   assert.throws(() => run([{ name: 'a', type: 'symlink', linkname: 'x' }, { name: 'a/b/c/d' }]), hostile);

@@ -43,9 +43,21 @@ export const WH_PREFIX = '.wh.';
 export const WH_META_PREFIX = '.wh..wh.';
 export const WH_OPAQUE = '.wh..wh..opq';
 
+/**
+ * True when `name` is already normal: not empty, no leading "/" or ".", no trailing "/",
+ * no "//" and no "/." anywhere. Then no component is empty, "." or "..", and splitting and
+ * joining would give the same string. Most member names are; this saves their split/join
+ * (two arrays and a string per entry, per layer).
+ */
+function alreadyNormal(name: string): boolean {
+  const c0 = name.charCodeAt(0);
+  return name.length > 0 && c0 !== 0x2f && c0 !== 0x2e && name.charCodeAt(name.length - 1) !== 0x2f && !name.includes('//') && !name.includes('/.');
+}
+
 /** Normalises a tar member name; throws HOSTILE_LAYER on `..`. '' means the root. */
 export function normalizeEntryPath(name: string): string {
   if (name.includes('\0')) throw hostile(name, 'NUL byte in name');
+  if (alreadyNormal(name)) return name;
   const parts: string[] = [];
   for (const p of name.split('/')) {
     if (p === '' || p === '.') continue;
@@ -93,8 +105,11 @@ export class LayerValidator {
     this.policy = policy;
   }
 
-  /** Validates one entry header (long names and PAX already applied). Throws on violation. */
-  check(h: EntryHeader): void {
+  /**
+   * Validates one entry header (long names and PAX already applied). Throws on violation.
+   * Returns the entry's normalised path (of GNU.sparse.name when set).
+   */
+  check(h: EntryHeader): string {
     const rawName = h.pax?.['GNU.sparse.name'] ?? h.name;
     if (++this.entries > this.policy.maxEntries) {
       throw hostile(rawName, `more than ${this.policy.maxEntries} entries (limit)`);
@@ -118,40 +133,40 @@ export class LayerValidator {
       // tar implementations disagree on whether such data exists: refuse the ambiguity
       throw hostile(rawName, `${type ?? 'unknown'} entry with data`);
     }
-    if (this.belowMeta(rawName, path)) return; // excluded by tar, like the meta entry itself
+    if (this.belowMeta(rawName, path)) return path; // excluded by tar, like the meta entry itself
     this.checkParents(rawName, path);
     const base = path.slice(path.lastIndexOf('/') + 1);
     if (base.startsWith(WH_PREFIX)) {
       this.whiteout(rawName, path, base);
-      return;
+      return path;
     }
     if (path === '' && type !== 'directory') throw hostile(rawName, 'non-directory entry for the root');
     switch (type) {
       case 'directory':
         if (this.seen.get(path) === 'symlink') throw hostile(rawName, 'directory over a symlink of this layer');
         this.record(rawName, path, 'dir');
-        return;
+        return path;
       case 'file':
       case 'contiguous-file':
         this.record(rawName, path, 'file');
-        return;
+        return path;
       case 'symlink':
         this.record(rawName, path, 'symlink', h.linkname ?? '');
-        return;
+        return path;
       case 'link':
         this.checkHardlink(rawName, h.linkname ?? '');
         this.record(rawName, path, 'file');
-        return;
+        return path;
       case 'character-device':
       case 'block-device': {
         const whiteoutDev = type === 'character-device' && !h.devmajor && !h.devminor;
         if (!whiteoutDev && !this.policy.allowDevices) throw hostile(rawName, `${type} not allowed here (rootless)`);
         this.record(rawName, path, 'other');
-        return;
+        return path;
       }
       case 'fifo':
         this.record(rawName, path, 'other');
-        return;
+        return path;
       default:
         throw new BerthError('UNSUPPORTED', `layer entry "${rawName}": unsupported tar entry type`, {
           details: { entry: rawName },

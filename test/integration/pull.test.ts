@@ -123,6 +123,23 @@ describe('berth pull from a real registry', () => {
     assert.equal(f.code, 0, f.stdout + f.stderr);
   });
 
+  // The bundle runs as a vm.Script (bin/launch.cjs), where Node 20 has no loader for a
+  // dynamic import(): every lazily loaded module must come through require. Both the worker
+  // thread and zstd-napi are loaded that way only on these paths.
+  test('the built CLI: unpack worker, zstd-napi and a zstd docker-archive export all load', async () => {
+    const w = await berthEnv('berth-pull-worker');
+    for (const n of ['busybox', 'zstd'] as const) {
+      const r = await w.run(['pull', '-q', `${reg.host}/test/${n}:latest`], { env: { BERTH_UNPACK_WORKER: '1', BERTH_ZSTD: 'napi' } });
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.stdout.trim(), images.get(n)!.manifestDigest);
+    }
+    const f = await w.run(['image', 'fsck']);
+    assert.equal(f.code, 0, f.stdout + f.stderr);
+    const dir = await tempDir('berth-export-zstd');
+    const e = await w.run(['image', 'export', '--format', 'docker-archive', `${reg.host}/test/zstd:latest`, '-o', join(dir, 'img.tar')]);
+    assert.equal(e.code, 0, e.stderr);
+  });
+
   test('blob files are read-only content, nothing left in ingest', async () => {
     const ingest = await readdir(join(b.root, 'ingest')).catch(() => []);
     assert.deepEqual(ingest.filter((f) => f.endsWith('.partial')), []);

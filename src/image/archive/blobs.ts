@@ -4,6 +4,7 @@
  * through ContentStore.ingest (so every imported blob is verified against its digest),
  * resolving an image ref to one platform manifest, and layer decompression.
  */
+import { createRequire } from 'node:module';
 import { createGunzip } from 'node:zlib';
 import { Writable, type Readable, type Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -58,7 +59,9 @@ export async function decompressorFor(mediaType: string): Promise<Transform | un
   const c = layerCompression(mediaType);
   if (c === 'gzip') return createGunzip();
   if (c === 'zstd') {
-    const { DecompressStream } = await import('zstd-napi');
+    // require, not import(): bin/launch.cjs runs the bundle as a vm.Script, where Node 20
+    // has no loader for a dynamic import() (ERR_VM_DYNAMIC_IMPORT_CALLBACK_MISSING)
+    const { DecompressStream } = createRequire(import.meta.url)('zstd-napi') as typeof import('zstd-napi');
     return new DecompressStream();
   }
   if (c === 'none') return undefined;

@@ -222,17 +222,6 @@ async function writeAll(fh: FileHandle, bufs: Buffer[], pos: number): Promise<vo
   }
 }
 
-/**
- * normalizeEntryPath without the allocations for names that are already normal (no
- * leading "/" or "./", no "//", no "." or ".." component, no trailing "/"): most of them.
- * The validator has already refused "..", so only the shape matters here.
- */
-function normalPath(name: string): string {
-  const c0 = name.charCodeAt(0);
-  if (name.length > 0 && c0 !== 0x2f && c0 !== 0x2e && !name.endsWith('/') && !name.includes('//') && !name.includes('/.')) return name;
-  return normalizeEntryPath(name);
-}
-
 function hostile(name: string, why: string): BerthError {
   const shown = Buffer.from(name, 'latin1').toString('utf8');
   return new BerthError('HOSTILE_LAYER', `hostile layer: entry "${shown}": ${why}`, { details: { entry: shown } });
@@ -297,7 +286,8 @@ export class LayerImageBuilder implements TarSink {
   // ------------------------------------------------------------------ TarSink
 
   entry(e: TarEntry): void {
-    this.validator.check({
+    // the validator's normalised path of e.name (the parser applied GNU.sparse.name already)
+    const path = this.validator.check({
       name: e.name, type: e.type, size: e.size, linkname: e.linkname, devmajor: e.devmajor, devminor: e.devminor,
       pax: e.sparse ? { 'GNU.sparse.realsize': String(e.realSize) } : null,
     });
@@ -306,7 +296,6 @@ export class LayerImageBuilder implements TarSink {
     if (e.devmajor < 0 || e.devmajor > 0xfff || e.devminor < 0 || e.devminor > 0xfffff) {
       throw hostile(e.name, `device number ${e.devmajor}:${e.devminor} out of range`);
     }
-    const path = normalPath(e.name);
     this.cur = null;
     this.curSkip = true;
     if (path === '') {
@@ -340,7 +329,7 @@ export class LayerImageBuilder implements TarSink {
         return;
       }
       case 'link': {
-        const target = this.lookup(e.name, normalPath(e.linkname));
+        const target = this.lookup(e.name, normalizeEntryPath(e.linkname));
         kids.set(base, target);
         return;
       }

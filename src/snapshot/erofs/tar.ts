@@ -98,17 +98,17 @@ export function parseNumber(b: Buffer, start: number, len: number, what: string)
   return v;
 }
 
-function checksumOk(h: Buffer): boolean {
-  const stored = parseNumber(h, 148, 8, 'checksum');
+function checksumOk(h: Buffer, o: number): boolean {
+  const stored = parseNumber(h, o + 148, 8, 'checksum');
   let unsigned = 8 * 0x20; // the checksum field counts as spaces
-  for (let i = 0; i < 148; i++) unsigned += h[i] as number;
-  for (let i = 156; i < 512; i++) unsigned += h[i] as number;
+  for (let i = o; i < o + 148; i++) unsigned += h[i] as number;
+  for (let i = o + 156; i < o + 512; i++) unsigned += h[i] as number;
   if (stored === unsigned) return true;
   // some old tars summed signed bytes
   let signed = 8 * 0x20;
   for (let i = 0; i < 512; i++) {
     if (i >= 148 && i < 156) continue;
-    const c = h[i] as number;
+    const c = h[o + i] as number;
     signed += c > 127 ? c - 256 : c;
   }
   return stored === signed;
@@ -267,7 +267,7 @@ export class TarParser {
         case 'header': {
           const take = Math.min(512 - this.hdrFill, n - off);
           if (take === 512) {
-            off = this.onHeader(chunk.subarray(off, off + 512), off);
+            off = this.onHeader(chunk, off);
           } else {
             chunk.copy(this.hdr, this.hdrFill, off, off + take);
             this.hdrFill += take;
@@ -331,10 +331,13 @@ export class TarParser {
     throw corrupt('truncated archive');
   }
 
-  /** Handles one 512-byte header; returns the new offset when `h` is a view at `off`. */
-  private onHeader(h: Buffer, off: number): number {
+  /**
+   * Handles the 512-byte header at h[o..o+512] (read in place: no view per header);
+   * returns the offset after it.
+   */
+  private onHeader(h: Buffer, o: number): number {
     let zero = true;
-    for (let i = 0; i < 512; i++) {
+    for (let i = o; i < o + 512; i++) {
       if (h[i] !== 0) {
         zero = false;
         break;
@@ -343,11 +346,11 @@ export class TarParser {
     if (zero) {
       if (this.pax || this.longName !== undefined || this.longLink !== undefined) throw corrupt('extended header without an entry');
       this.state = 'zero';
-      return off + 512;
+      return o + 512;
     }
-    if (!checksumOk(h)) throw corrupt(`header checksum mismatch at entry ${this.entries + 1}`);
-    const flag = String.fromCharCode(h[156] as number);
-    let size = parseNumber(h, 124, 12, 'size');
+    if (!checksumOk(h, o)) throw corrupt(`header checksum mismatch at entry ${this.entries + 1}`);
+    const flag = String.fromCharCode(h[o + 156] as number);
+    let size = parseNumber(h, o + 124, 12, 'size');
     if (size < 0) throw corrupt('negative size');
     if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
       if (size > MAX_META) throw new BerthError('HOSTILE_LAYER', `hostile layer: ${size}-byte extended header (limit ${MAX_META})`);
@@ -358,16 +361,16 @@ export class TarParser {
       this.pad = (512 - (size % 512)) % 512;
       if (size === 0) this.onMeta();
       else this.state = 'meta';
-      return off + 512;
+      return o + 512;
     }
-    let name = cstr(h, 0, 100);
+    let name = cstr(h, o, 100);
     // POSIX "ustar\0" has the prefix field; GNU "ustar " uses those bytes for other things
-    if (h[257] === 0x75 && h[258] === 0x73 && h[259] === 0x74 && h[260] === 0x61 && h[261] === 0x72 && h[262] === 0) {
-      const prefix = cstr(h, 345, 155);
+    if (h[o + 257] === 0x75 && h[o + 258] === 0x73 && h[o + 259] === 0x74 && h[o + 260] === 0x61 && h[o + 261] === 0x72 && h[o + 262] === 0) {
+      const prefix = cstr(h, o + 345, 155);
       if (prefix !== '') name = `${prefix}/${name}`;
     }
     const flagLinks = flag === '1' || flag === '2';
-    let linkname = flagLinks ? cstr(h, 157, 100) : '';
+    let linkname = flagLinks ? cstr(h, o + 157, 100) : '';
     const pax = this.pax;
     if (this.longName !== undefined) name = this.longName;
     if (this.longLink !== undefined) linkname = this.longLink;
@@ -376,13 +379,13 @@ export class TarParser {
     this.longLink = undefined;
     let type: EntryType | null = TYPES[flag] ?? null;
     if (type === 'file' && flag === '\0' && name.endsWith('/')) type = 'directory'; // V7 directories
-    let mtime = parseNumber(h, 136, 12, 'mtime');
+    let mtime = parseNumber(h, o + 136, 12, 'mtime');
     let mtimeNsec = 0;
-    let uid = parseNumber(h, 108, 8, 'uid');
-    let gid = parseNumber(h, 116, 8, 'gid');
-    const mode = parseNumber(h, 100, 8, 'mode') & 0o7777;
-    const devmajor = type === 'character-device' || type === 'block-device' ? parseNumber(h, 329, 8, 'devmajor') : 0;
-    const devminor = type === 'character-device' || type === 'block-device' ? parseNumber(h, 337, 8, 'devminor') : 0;
+    let uid = parseNumber(h, o + 108, 8, 'uid');
+    let gid = parseNumber(h, o + 116, 8, 'gid');
+    const mode = parseNumber(h, o + 100, 8, 'mode') & 0o7777;
+    const devmajor = type === 'character-device' || type === 'block-device' ? parseNumber(h, o + 329, 8, 'devmajor') : 0;
+    const devminor = type === 'character-device' || type === 'block-device' ? parseNumber(h, o + 337, 8, 'devminor') : 0;
     let xattrs: Array<[string, Buffer]> = NO_XATTRS;
     let sparse = false;
     let realSize = size;
@@ -427,7 +430,7 @@ export class TarParser {
       this.state = 'data';
       if (size === 0) this.finishData();
     }
-    return off + 512;
+    return o + 512;
   }
 
   private onMeta(): void {
