@@ -171,12 +171,12 @@ export class Manager {
     });
   }
 
-  private async prepare(req: RunRequest, startSoon: boolean): Promise<ContainerSpec> {
+  private async prepare(req: RunRequest, startSoon: boolean, attached = false): Promise<ContainerSpec> {
     const name = req.flags.name ?? (await this.freeName());
     trace('name chosen');
     const spec = await this.buildSpec(req, name);
     const { publishedPorts } = await import('./flags.ts');
-    await this.runtime.create(spec, { publish: publishedPorts(spec), startSoon });
+    await this.runtime.create(spec, { publish: publishedPorts(spec), startSoon, ...(attached ? { attached } : {}) });
     trace('container created');
     return spec;
   }
@@ -195,7 +195,7 @@ export class Manager {
       if (f.rm) throw new BerthError('INVALID_ARGUMENT', '--rm with -d is not supported: no berth process stays behind to remove the container');
       this.runtime.checkDetach?.();
     }
-    const spec = await this.prepare(req, true);
+    const spec = await this.prepare(req, true, !f.detach);
     if (f.detach) {
       try {
         await this.runtime.start(spec.name);
