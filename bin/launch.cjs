@@ -84,7 +84,7 @@ function cachePlan(source) {
       const st = lstatSync(d);
       const owners = EUID !== 0 && i === 0 ? [EUID, 0] : [EUID];
       if (!st.isDirectory() || !owners.includes(st.uid) || (st.mode & 0o022) !== 0) {
-        trace(`off: ${d} is not a directory of ${owners.join(' or ')} that only its owner can write`);
+        trace(EUID === 0 ? `off: ${d} is not a root-owned directory that only root can write` : `off: ${d} is not a directory of uid ${owners.join(' or ')} that only its owner can write`);
         return undefined;
       }
     }
@@ -102,7 +102,7 @@ function readCache(plan) {
     fd = openSync(plan.path, FS.O_RDONLY | FS.O_NOFOLLOW | FS.O_CLOEXEC);
     const st = fstatSync(fd);
     if (!st.isFile() || st.uid !== EUID || (st.mode & 0o077) !== 0 || st.size > 64 << 20 || st.size < MAGIC.length + 64) {
-      trace('ignored: not a regular file of the caller, 0600, of a plausible size');
+      trace(EUID === 0 ? 'ignored: not a root-only regular file of a plausible size' : 'ignored: not a regular file of the caller, 0600, of a plausible size');
       return undefined;
     }
     const buf = Buffer.allocUnsafe(st.size);
