@@ -34,7 +34,7 @@ import {
   toMachineDropIn, toTemplateUnit, unitName,
 } from './translate-unit.ts';
 import type { BwrapOptions, SandboxPaths } from './types.ts';
-import { exitWords, formatRecord, liveRecord, payloadOf, procStat, RECORD_FILE, type ForegroundRecord } from './foreground.ts';
+import { exitWords, firstChild, formatRecord, liveRecord, payloadOf, procStat, RECORD_FILE, type ForegroundRecord } from './foreground.ts';
 import { trace } from '../../base/trace.ts';
 
 export interface BwrapRuntimeOptions {
@@ -273,22 +273,26 @@ export class BwrapRuntime implements Runtime {
     }
   }
 
-  /** Stop signal to the payload, SIGKILL after the timeout; resolves once the sandbox is gone. */
-  private async stopForeground(name: string, fg: ForegroundRecord, timeoutSec?: number): Promise<void> {
+  /** Stop signal to the payload (or SIGKILL with kill), SIGKILL after the timeout; resolves once the sandbox is gone. */
+  private async stopForeground(name: string, fg: ForegroundRecord, timeoutSec?: number, kill = false): Promise<void> {
     const drop = await this.readDropIn(name);
-    const sig = drop?.get('Service', 'KillSignal') ?? 'SIGTERM';
+    const sig = kill ? 'SIGKILL' : drop?.get('Service', 'KillSignal') ?? 'SIGTERM';
     const stopSec = timeoutSec ?? (Number(/^(\d+)s?$/.exec(drop?.get('Service', 'TimeoutStopSec') ?? '')?.[1] ?? 10));
     await this.signalForeground(fg, ((osConstants.signals as Record<string, number>)[sig] !== undefined ? sig : 'SIGTERM') as NodeJS.Signals);
     const gone = async () => (await liveRecord(this.recordPath(name)))?.pid !== fg.pid;
     const until = Date.now() + stopSec * 1000;
-    while (!(await gone())) {
-      if (Date.now() >= until) {
+    let killedAt = -1;
+    for (let i = 0; !(await gone()); i++) {
+      if (killedAt < 0 && Date.now() >= until) {
         await this.signalForeground(fg, 'SIGKILL');
-        for (let i = 0; i < 200 && !(await gone()); i++) await new Promise((r) => setTimeout(r, 25));
-        return;
+        killedAt = i;
       }
+      if (killedAt >= 0 && i - killedAt > 400) throw new BerthError('FAILED_PRECONDITION', `container ${name} (pid ${fg.pid}) did not end after SIGKILL`);
       await new Promise((r) => setTimeout(r, 25));
     }
+    // The berth that runs it records the exit and then drops the record: wait for that
+    // (briefly: a berth that was itself killed leaves a record of a dead process behind).
+    for (let i = 0; i < 40 && existsSync(this.recordPath(name)); i++) await new Promise((r) => setTimeout(r, 25));
   }
 
   async remove(name: string, opts: { force?: boolean } = {}): Promise<void> {
@@ -298,7 +302,7 @@ export class BwrapRuntime implements Runtime {
     const fg = known ? await this.foreground(name) : undefined;
     if (fg) {
       if (!opts.force) throw new BerthError('FAILED_PRECONDITION', `container ${name} is running; stop it first or use --force`);
-      await this.stopForeground(name, fg, 0);
+      await this.stopForeground(name, fg, 0, true);
     }
     if (known && this.unitless.has(name)) {
       // Created by this process for a foreground run and never handed to systemd: no unit
@@ -420,9 +424,8 @@ export class BwrapRuntime implements Runtime {
     if (argv.length === 0) throw new BerthError('INVALID_ARGUMENT', 'exec: no command given');
     const st = await this.state(name);
     if (st.status !== 'running' || !st.pid) throw new BerthError('FAILED_PRECONDITION', `container ${name} is not running`);
-    const child = async (pid: number): Promise<number> => Number((await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '')).trim().split(/\s+/)[0] || 0);
-    const init = await child(st.pid);
-    const payload = init ? await child(init) : 0;
+    const init = await firstChild(st.pid);
+    const payload = init ? await firstChild(init) : 0;
     if (!init || !payload) throw new BerthError('FAILED_PRECONDITION', `container ${name} is still starting`);
     const env: Record<string, string> = {};
     for (const kv of (await readFile(`/proc/${payload}/environ`, 'utf8').catch(() => '')).split('\0')) {
@@ -451,25 +454,26 @@ export class BwrapRuntime implements Runtime {
     const names = await this.list();
     const props = await this.show(names.flatMap((n) => [unitName(n), attachedUnitName(n)]));
     const out: ContainerSummary[] = [];
-    for (const n of names) {
-      const { props: p, ...st } = await this.stateFrom(n, props);
-      const u = await this.readDropIn(n);
-      const ts = Number(/^@(\d+)$/.exec(p.StateChangeTimestamp ?? '')?.[1] ?? NaN);
-      const enabled = props.get(unitName(n))?.UnitFileState;
-      out.push({
-        ...st, image: u ? imageOfDropIn(u) : undefined, command: u ? commandOfDropIn(u) : [],
-        activeState: p.ActiveState ?? 'unknown', subState: p.SubState ?? '',
-        ...(enabled ? { enabled } : {}), ...(Number.isFinite(ts) ? { since: new Date(ts * 1000).toISOString() } : {}),
-      });
-    }
+    for (const n of names) out.push(await this.summaryFrom(n, props));
     return out;
   }
 
-  /** The payload: the child of bwrap's init, which is the child of bwrap (the unit's main process). */
-  private async payloadPid(mainPid: number): Promise<number> {
-    const child = async (pid: number): Promise<number> => Number((await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '')).trim().split(/\s+/)[0] || 0);
-    const init = await child(mainPid);
-    return init ? child(init) : 0;
+  /** summaries()' row of one container, from its two units only (status and inspect need no more). */
+  async summary(name: string): Promise<ContainerSummary> {
+    await this.requireKnown(name);
+    return this.summaryFrom(name, await this.show([unitName(name), attachedUnitName(name)]));
+  }
+
+  private async summaryFrom(n: string, props: Map<string, Record<string, string>>): Promise<ContainerSummary> {
+    const { props: p, ...st } = await this.stateFrom(n, props);
+    const u = await this.readDropIn(n);
+    const ts = Number(/^@(\d+)$/.exec(p.StateChangeTimestamp ?? '')?.[1] ?? NaN);
+    const enabled = props.get(unitName(n))?.UnitFileState;
+    return {
+      ...st, image: u ? imageOfDropIn(u) : undefined, command: u ? commandOfDropIn(u) : [],
+      activeState: p.ActiveState ?? 'unknown', subState: p.SubState ?? '',
+      ...(enabled ? { enabled } : {}), ...(Number.isFinite(ts) ? { since: new Date(ts * 1000).toISOString() } : {}),
+    };
   }
 
   /**
@@ -514,7 +518,7 @@ export class BwrapRuntime implements Runtime {
       }
       void (async () => {
         const main = Number((await this.show([run.unit])).get(run.unit)?.MainPID ?? 0);
-        const payload = main > 0 ? await this.payloadPid(main) : 0;
+        const payload = main > 0 ? await payloadOf(main) : 0;
         if (payload === 0) {
           // Still starting (launcher, pasta): there is nobody to deliver it to; stop the run.
           early ??= sig;
