@@ -47,6 +47,9 @@ export interface BwrapRuntimeOptions {
 }
 
 
+/** In sandboxes/NAME: create() skipped the NeedDaemonReload check (a foreground run needs no loaded unit). */
+const UNCHECKED_FILE = 'reload-unchecked';
+
 /** What ContainerState.unit says for a foreground run that has no unit. */
 const foregroundUnit = (fg: ForegroundRecord): string => `foreground run, pid ${fg.pid} (no unit)`;
 
@@ -166,8 +169,13 @@ export class BwrapRuntime implements Runtime {
       await writeIfChanged(join(drop.dir, drop.file), serializeUnit(drop.unit));
       // A foreground run reads the unit files itself (see toAttachedRun); systemd needs them
       // loaded only when start() or enable() hands the unit to it, and those reload then.
-      if (create.attached === true && !templateChanged) this.unitless.add(name);
-      else await this.reloadIfNeeded(unitName(name), templateChanged);
+      // The marker keeps that owed check for a later process's start() or enable().
+      if (create.attached === true && !templateChanged) {
+        await writeFile(join(this.storeRoot, 'sandboxes', name, UNCHECKED_FILE), '');
+        this.unitless.add(name);
+      } else {
+        await this.reloadIfNeeded(unitName(name), templateChanged);
+      }
     } catch (e) {
       await rm(drop.dir, { recursive: true, force: true });
       await rm(join(this.storeRoot, 'sandboxes', name), { recursive: true, force: true });
@@ -202,6 +210,15 @@ export class BwrapRuntime implements Runtime {
     await this.daemonReload();
   }
 
+  /** The NeedDaemonReload check create({attached}) left for whoever hands the unit to systemd. */
+  private async owedReloadCheck(name: string): Promise<void> {
+    this.unitless.delete(name);
+    const marker = join(this.storeRoot, 'sandboxes', validateMachineName(name), UNCHECKED_FILE);
+    if (!existsSync(marker)) return;
+    await this.reloadIfNeeded(unitName(name), false);
+    await rm(marker, { force: true });
+  }
+
   private async daemonReload(): Promise<void> {
     const r = await this.systemctl(['daemon-reload']);
     if (r.exitCode !== 0) throw new BerthError('FAILED_PRECONDITION', `systemctl --user daemon-reload failed: ${r.stderr.trim()} (is the user's systemd running? loginctl enable-linger ${this.user.name})`);
@@ -212,7 +229,7 @@ export class BwrapRuntime implements Runtime {
     const st = await this.state(name);
     if (st.status === 'running' && st.unit !== unit) throw new BerthError('FAILED_PRECONDITION', `container ${name} is running in the foreground (${st.unit})`, { details: { name } });
     if (st.status === 'running') return;
-    if (this.unitless.delete(name)) await this.reloadIfNeeded(unit, false);
+    await this.owedReloadCheck(name);
     await this.systemctl(['reset-failed', '--', unit]);
     await rm(this.paths(name).exitFile, { force: true });
     const r = await this.systemctl(['start', '--', unit]);
@@ -609,7 +626,7 @@ export class BwrapRuntime implements Runtime {
   /** Wanted by the user manager's default.target; warns when that manager does not run without a login. */
   async enable(name: string): Promise<EnableResult> {
     const unit = await this.requireKnown(name);
-    if (this.unitless.delete(name)) await this.reloadIfNeeded(unit, false);
+    await this.owedReloadCheck(name);
     const r = await this.systemctl(['enable', '--', unit]);
     if (r.exitCode !== 0) throw new BerthError('FAILED_PRECONDITION', `enable ${name}: ${r.stderr.trim()}`);
     const warnings: string[] = [];
