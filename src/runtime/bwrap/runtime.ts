@@ -147,6 +147,7 @@ export class BwrapRuntime implements Runtime {
     const name = validateMachineName(spec.name);
     if (existsSync(this.dropInPath(name))) throw new BerthError('ALREADY_EXISTS', `container ${name} already exists`, { details: { name } });
     const opts = await this.options(spec, create);
+    trace('bwrap: host facts read');
     // Translate first: a refusal leaves nothing behind.
     const template = toTemplateUnit(opts);
     const drop = toMachineDropIn(spec, opts);
@@ -160,13 +161,15 @@ export class BwrapRuntime implements Runtime {
     await mkdir(join(this.storeRoot, 'sandboxes'), { recursive: true, mode: 0o700 });
     await chmod(join(this.storeRoot, 'sandboxes'), 0o700);
     try {
-      for (const d of [p.upper, p.work, p.merged]) await mkdir(d, { recursive: true, mode: 0o755 });
-      await mkdir(join(this.storeRoot, 'libexec'), { recursive: true });
-      await writeIfChanged(p.launcher, LAUNCHER_SCRIPT, 0o755);
-      await mkdir(this.unitDir, { recursive: true });
-      const templateChanged = await writeIfChanged(template.path!, serializeUnit(template));
-      await mkdir(drop.dir, { recursive: true });
-      await writeIfChanged(join(drop.dir, drop.file), serializeUnit(drop.unit));
+      // Independent files, written in parallel (each step is a thread-pool round trip).
+      const templateWrite = mkdir(this.unitDir, { recursive: true }).then(() => writeIfChanged(template.path!, serializeUnit(template)));
+      await Promise.all([
+        ...[p.upper, p.work, p.merged].map((d) => mkdir(d, { recursive: true, mode: 0o755 })),
+        mkdir(join(this.storeRoot, 'libexec'), { recursive: true }).then(() => writeIfChanged(p.launcher, LAUNCHER_SCRIPT, 0o755)),
+        templateWrite,
+        mkdir(drop.dir, { recursive: true }).then(() => writeIfChanged(join(drop.dir, drop.file), serializeUnit(drop.unit))),
+      ]);
+      const templateChanged = await templateWrite;
       // A foreground run reads the unit files itself (see toAttachedRun); systemd needs them
       // loaded only when start() or enable() hands the unit to it, and those reload then.
       // The marker keeps that owed check for a later process's start() or enable().
@@ -585,6 +588,7 @@ export class BwrapRuntime implements Runtime {
     const record = this.recordPath(name);
     await rm(paths.exitFile, { force: true });
     const child = spawn(run.argv[0]!, run.argv.slice(1), { stdio: stdin ? 'inherit' : ['ignore', 'inherit', 'inherit'], detached: true, env: run.env });
+    trace('bwrap: sandbox spawned');
     const exited = new Promise<{ code: number | null; sig: NodeJS.Signals | null }>((resolve, reject) => {
       child.on('error', (e) => reject(new BerthError('FAILED_PRECONDITION', `${run.argv[0]}: ${e.message}`, { cause: e })));
       child.on('exit', (code, sig) => resolve({ code, sig }));
@@ -612,7 +616,9 @@ export class BwrapRuntime implements Runtime {
         await writeFile(record, formatRecord(fg), { mode: 0o600 });
         if (early) await this.signalForeground(fg, 'SIGKILL');
       }
+      trace('bwrap: foreground recorded');
       const { code, sig } = await exited;
+      trace('bwrap: sandbox exited');
       await writeFile(paths.exitFile, `${exitWords(code, sig)}\n`).catch(() => {});
       const status = code ?? 128 + ((sig && (osConstants.signals as Record<string, number>)[sig]) || 9);
       // Interrupted before the container's process existed: report the signal, not the launcher's 125.
