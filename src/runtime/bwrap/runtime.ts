@@ -593,6 +593,8 @@ export class BwrapRuntime implements Runtime {
       child.on('error', (e) => reject(new BerthError('FAILED_PRECONDITION', `${run.argv[0]}: ${e.message}`, { cause: e })));
       child.on('exit', (code, sig) => resolve({ code, sig }));
     });
+    // A spawn error may come while the record is written; it is awaited below, not unhandled.
+    exited.catch(() => {});
     let fg: ForegroundRecord | undefined;
     let interrupts = 0;
     let early: NodeJS.Signals | undefined;

@@ -335,10 +335,16 @@ export function toAttachedRun(template: UnitFile, dropIn: UnitFile, opts: { name
   }
   const common = { unit, killSignal: killSignalOf(settings.get('KillSignal')), stopTimeoutSec: stopSecondsOf(settings.get('TimeoutStopSec')) };
   const why = needsUnit(argv, settings, opts.tty);
+  let env: Record<string, string> = {};
+  try {
+    env = environmentOf(envValues);
+  } catch {
+    why.push('an Environment= with specifiers');
+  }
   if (why.length === 0) {
     const words = argv.map((a) => a.replaceAll('$$', '$'));
     const b = words.indexOf('--', words.indexOf('--') + 1) + 1;
-    return { ...common, mode: 'child', why, argv: [...words.slice(0, b + 1), '--die-with-parent', ...words.slice(b + 1)], env: environmentOf(envValues) };
+    return { ...common, mode: 'child', why, argv: [...words.slice(0, b + 1), '--die-with-parent', ...words.slice(b + 1)], env };
   }
   if (opts.tty) {
     const b = argv.findIndex((a) => /(^|\/)bwrap$/.test(a));

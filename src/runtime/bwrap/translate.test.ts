@@ -239,6 +239,9 @@ test('attached run without a unit: the unit\'s own command as a child when nothi
   const dollar = dropOf(spec);
   dollar.add('Service', 'ExecStart', dollar.get('Service', 'ExecStart')!.replace('"--clearenv"', '"--clearenv" "--setenv" "X" "$HOME"'));
   assert.deepEqual(unitFor(dollar), ['$ expansion']);
+  const spec2 = dropOf(spec);
+  spec2.add('Service', 'Environment', 'HOMEDIR=%h');
+  assert.deepEqual(unitFor(spec2), ['an Environment= with specifiers']);
   // A drop-in edit of the stop settings reaches the child mode too.
   const stop = dropOf(spec);
   stop.add('Service', 'KillSignal', 'SIGINT');
