@@ -155,6 +155,21 @@ describe('bwrap verbs for the manager and the rootless unpacker', { timeout: 600
     for (let i = 0; i < 50 && (await leftovers()) !== ''; i++) await new Promise((r) => setTimeout(r, 100));
     assert.equal(await leftovers(), '');
     assert.notEqual((ok(await drv('state', 'nounit')) as { status: string }).status, 'running');
+    // A payload that daemonises (setsid, a double fork) and exits: without a unit's cgroup to
+    // empty, the PID namespace ending with bwrap's init takes its children along.
+    // It also leaves what a plain rm as the user cannot remove, a 000 directory with a file and
+    // a file of a subordinate ID, plus a deep tree; rm must still remove it all.
+    const bb = '/bin/busybox'; // the test image links a few applets only
+    const mess = `${bb} mkdir -p /m/locked && touch /m/locked/f && ${bb} chmod 000 /m/locked && touch /m/sub && ${bb} chown 1234:1234 /m/sub && ` +
+      `${bb} mkdir -p /m/${Array.from({ length: 15 }, () => 'n'.repeat(200)).join('/')} && touch /m/${Array.from({ length: 15 }, () => 'n'.repeat(200)).join('/')}/deep`;
+    ok(await drv('create', 'daemons', { spec: spec('daemons', ['sh', '-c', `${mess} || exit 9; (${bb} setsid sleep 333 >/dev/null 2>&1 &); (sleep 334 >/dev/null 2>&1 &); exit 3`]) }));
+    assert.equal(ok(await drv('run', 'daemons')), 3);
+    const sleepers = async () => (await host().exec(['sh', '-c', 'ps -eo args= | grep -E "^sleep 33[34]" || true'])).stdout.trim();
+    for (let i = 0; i < 20 && (await sleepers()) !== ''; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(await sleepers(), '');
+    assert.equal((await host().exec(['stat', '-c', '%u', `${STORE}/sandboxes/daemons/upper/m/sub`])).stdout.trim(), '101233');
+    ok(await drv('rm', 'daemons'));
+    assert.equal((await host().exec(['test', '-e', `${STORE}/sandboxes/daemons`], { reject: false })).exitCode, 1);
     // rm -f from another process while it runs in the foreground: killed, then removed.
     await asUser(['sh', '-c', bg('nounit')], 120_000);
     ok(await drv('rm', 'nounit', 'force'));
