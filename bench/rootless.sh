@@ -2,7 +2,8 @@
 # list: it boots a test host and creates a user there; about 2-3 min).
 # In a test host (systemd as PID 1 with a user manager; this VM's PID 1 is not systemd),
 # as the unprivileged user tuser (lingering, /etc/subuid range), same busybox OCI layout:
-#   rootless-berth-run-rm    bin/berth run --rm --network=none IMAGE true
+#   rootless-berth-run-rm    bin/berth run --rm --network=none IMAGE true (the sandbox as
+#                            berth's child, no unit: see README "Foreground runs")
 #   rootless-podman-run-rm   podman run --rm --network=none (rootless: its own --root and
 #                            --runroot in the user's home, overlay, cgroupfs; the test
 #                            host's /etc is empty, hence --signature-policy for the pull)

@@ -5,9 +5,13 @@
 // parsing and compiling ~650 KB of JavaScript costs ~30-45 ms of CPU per invocation here,
 // a cache hit ~3 ms. Measured with /usr/bin/time over 12 runs of `berth images`: 0.214 s
 // CPU as ESM chunks, 0.196 s as one CJS file, 0.167 s with the cache (`node -e 0`: 0.13 s).
-// A cache is bytecode berth runs as root, so it is never trusted blindly:
-//   - only for root, in /var/cache/berth/v8 (0700, root-owned, checked before each use;
-//     anything else: no cache), files 0600, written to a temporary name and renamed;
+// A cache is bytecode berth runs as its caller, so it is never trusted blindly:
+//   - root's is /var/cache/berth/v8 (0700, root-owned, checked before each use; anything
+//     else: no cache); a user's is $XDG_CACHE_HOME/berth/v8 (default ~/.cache/berth/v8),
+//     where that directory and berth/ must be the user's own and 0700-like, and the one
+//     above them the user's or root's, writable by nobody else: only the user (or root)
+//     can put bytecode there, the same trust as the user's own shell startup files. Files
+//     0600 and the caller's, written to a temporary name and renamed;
 //   - keyed by the SHA-256 of the bundle's bytes (never reused across builds), one file
 //     per command word (each holds the functions that command compiled on its first run);
 //   - the file carries the SHA-256 of its payload, checked before V8 sees it: V8 checks
@@ -42,7 +46,15 @@ function runBundle() {
 }
 
 // BERTH_V8_CACHE_DIR moves it (tests); the same ownership checks apply there.
-const CACHE_DIR = process.env.BERTH_V8_CACHE_DIR || '/var/cache/berth/v8';
+const EUID = process.geteuid?.() ?? -1;
+function cacheDir() {
+  if (process.env.BERTH_V8_CACHE_DIR) return process.env.BERTH_V8_CACHE_DIR;
+  if (EUID === 0) return '/var/cache/berth/v8';
+  const xdg = process.env.XDG_CACHE_HOME;
+  const base = xdg && xdg.startsWith('/') ? xdg : process.env.HOME && process.env.HOME.startsWith('/') ? join(process.env.HOME, '.cache') : undefined;
+  return base === undefined ? undefined : join(base, 'berth', 'v8');
+}
+const CACHE_DIR = cacheDir();
 const trace = process.env.BERTH_V8_CACHE_TRACE === '1' ? (m) => process.stderr.write(`berth: v8 cache: ${m}\n`) : () => {};
 const MAGIC = Buffer.from('berth-v8-cache 1\n');
 const GLOBAL_WITH_VALUE = new Set(['--root', '--snapshot-format']);
@@ -59,15 +71,20 @@ function commandWord() {
   return 'none';
 }
 
-/** Only root, only from a root-owned directory nobody else can write; undefined: no cache. */
+/**
+ * Only from directories nobody but the caller can write (root: root's; a user: the cache
+ * dir and its parent the user's, the one above the user's or root's); undefined: no cache.
+ */
 function cachePlan(source) {
-  if (process.env.BERTH_V8_CACHE === '0' || process.geteuid?.() !== 0) return undefined;
+  if (process.env.BERTH_V8_CACHE === '0' || EUID < 0 || CACHE_DIR === undefined) return undefined;
   try {
     mkdirSync(CACHE_DIR, { mode: 0o700, recursive: true });
-    for (const d of [dirname(CACHE_DIR), CACHE_DIR]) {
+    const dirs = EUID === 0 ? [dirname(CACHE_DIR), CACHE_DIR] : [dirname(dirname(CACHE_DIR)), dirname(CACHE_DIR), CACHE_DIR];
+    for (const [i, d] of dirs.entries()) {
       const st = lstatSync(d);
-      if (!st.isDirectory() || st.uid !== 0 || (st.mode & 0o022) !== 0) {
-        trace(`off: ${d} is not a root-owned directory that only root can write`);
+      const owners = EUID !== 0 && i === 0 ? [EUID, 0] : [EUID];
+      if (!st.isDirectory() || !owners.includes(st.uid) || (st.mode & 0o022) !== 0) {
+        trace(EUID === 0 ? `off: ${d} is not a root-owned directory that only root can write` : `off: ${d} is not a directory of uid ${owners.join(' or ')} that only its owner can write`);
         return undefined;
       }
     }
@@ -84,8 +101,8 @@ function readCache(plan) {
   try {
     fd = openSync(plan.path, FS.O_RDONLY | FS.O_NOFOLLOW | FS.O_CLOEXEC);
     const st = fstatSync(fd);
-    if (!st.isFile() || st.uid !== 0 || (st.mode & 0o077) !== 0 || st.size > 64 << 20 || st.size < MAGIC.length + 64) {
-      trace('ignored: not a root-only regular file of a plausible size');
+    if (!st.isFile() || st.uid !== EUID || (st.mode & 0o077) !== 0 || st.size > 64 << 20 || st.size < MAGIC.length + 64) {
+      trace(EUID === 0 ? 'ignored: not a root-only regular file of a plausible size' : 'ignored: not a regular file of the caller, 0600, of a plausible size');
       return undefined;
     }
     const buf = Buffer.allocUnsafe(st.size);

@@ -63,6 +63,8 @@ interface Extras {
   inspect?(name: string): Promise<Record<string, unknown>>;
   imageUsers?(): Promise<Array<{ container: string; digest: string }>>;
   exists?(name: string): Promise<boolean>;
+  /** One container's row of summaries(), without reading every container's (NOT_FOUND if unknown). */
+  summary?(name: string): Promise<ContainerSummary>;
   /** Throws when the host cannot run containers in the background (nspawn: PID 1 is not systemd). */
   checkDetach?(): void;
 }
@@ -176,12 +178,12 @@ export class Manager {
     });
   }
 
-  private async prepare(req: RunRequest, startSoon: boolean): Promise<ContainerSpec> {
+  private async prepare(req: RunRequest, startSoon: boolean, attached = false): Promise<ContainerSpec> {
     const name = req.flags.name ?? (await this.freeName());
     trace('name chosen');
     const spec = await this.buildSpec(req, name);
     const { publishedPorts } = await import('./flags.ts');
-    await this.runtime.create(spec, { publish: publishedPorts(spec), startSoon });
+    await this.runtime.create(spec, { publish: publishedPorts(spec), startSoon, ...(attached ? { attached } : {}) });
     trace('container created');
     return spec;
   }
@@ -200,7 +202,7 @@ export class Manager {
       if (f.rm) throw new BerthError('INVALID_ARGUMENT', '--rm with -d is not supported: no berth process stays behind to remove the container');
       this.runtime.checkDetach?.();
     }
-    const spec = await this.prepare(req, true);
+    const spec = await this.prepare(req, true, !f.detach);
     if (f.detach) {
       try {
         await this.runtime.start(spec.name);
@@ -258,11 +260,21 @@ export class Manager {
     return this.runtime.state(name);
   }
 
+  /** state() and the summaries() row of one container: one read where the runtime has summary(). */
+  private async stateAndRow(name: string): Promise<{ st: ContainerState; row: ContainerSummary | undefined }> {
+    if (this.runtime.summary) {
+      const r = await this.runtime.summary(name);
+      const st: ContainerState = { name: r.name, runtime: r.runtime, status: r.status, unit: r.unit, ...(r.pid !== undefined ? { pid: r.pid } : {}), ...(r.exitCode !== undefined ? { exitCode: r.exitCode } : {}) };
+      return { st, row: r };
+    }
+    const st = await this.runtime.state(name);
+    return { st, row: (await this.runtime.summaries()).find((s) => s.name === name) };
+  }
+
   /** The runtime's own detailed status where it has one; else state, ports and the journal's tail. */
   async status(name: string, opts: { lines?: number } = {}): Promise<StatusView> {
     if (this.runtime.detailedStatus) return this.runtime.detailedStatus(name, opts);
-    const st = await this.runtime.state(name);
-    const row = (await this.runtime.summaries()).find((s) => s.name === name);
+    const { st, row } = await this.stateAndRow(name);
     const ports = await this.runtime.ports(name).catch(() => [] as PortMapping[]);
     const lines: string[] = [];
     for await (const l of this.runtime.logs(name, { lines: opts.lines ?? 10 })) lines.push(l);
@@ -282,8 +294,7 @@ export class Manager {
 
   async inspect(name: string): Promise<Record<string, unknown>> {
     if (this.runtime.inspect) return this.runtime.inspect(name);
-    const st = await this.runtime.state(name);
-    const row = (await this.runtime.summaries()).find((s) => s.name === name);
+    const { st, row } = await this.stateAndRow(name);
     return { Name: name, Runtime: st.runtime, Unit: st.unit, Image: row?.image, State: st, Ports: await this.runtime.ports(name) };
   }
 

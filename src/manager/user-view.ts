@@ -18,7 +18,7 @@ import { parseUnit, type UnitFile } from '../unit/unit-file.ts';
 import type { ContainerState, ContainerStatus, ContainerSummary, EnableResult, GcRoots, PortMapping, Runtime, RuntimeLogsOptions } from '../runtime/runtime.ts';
 import { isRunningState } from '../runtime/runtime.ts';
 import {
-  DROPIN_FILE, gcRootsOfDropIns, imageOfDropIn, parseShowBlocks, portsOfDropIn, unitName,
+  commandOfDropIn, DROPIN_FILE, gcRootsOfDropIns, imageOfDropIn, parseShowBlocks, portsOfDropIn, unitName,
 } from '../runtime/bwrap/translate-unit.ts';
 
 export interface Account {
@@ -156,7 +156,7 @@ done`;
       const image = u ? imageOfDropIn(u) : undefined;
       return {
         name: n, runtime: this.name, unit: unitName(n), status: statusOf(p.ActiveState), ...(pid > 0 ? { pid } : {}),
-        ...(image ? { image } : {}), command: [], activeState: p.ActiveState ?? 'inactive', subState: p.SubState ?? 'dead',
+        ...(image ? { image } : {}), command: u ? commandOfDropIn(u) : [], activeState: p.ActiveState ?? 'inactive', subState: p.SubState ?? 'dead',
         ...(p.UnitFileState ? { enabled: p.UnitFileState } : {}),
       };
     }));

@@ -79,6 +79,11 @@ export interface RuntimeCreateOptions {
    * keep what it prepared (nspawn: the mounted rootfs) instead of undoing it. A hint only.
    */
   startSoon?: boolean;
+  /**
+   * The caller runs it in the foreground (runAttached) right after create(), in this
+   * process: a backend may skip what only a start by its supervisor needs. A hint only.
+   */
+  attached?: boolean;
 }
 
 export interface RuntimeExecOptions {

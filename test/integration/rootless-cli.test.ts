@@ -191,7 +191,8 @@ describe('berth as an unprivileged user: the CLI through the manager and the bwr
     assert.doesNotMatch(own, /^web\s/m);
     assert.match(await ok('root', ['ps', '--help']), /--user NAME/);
     const theirs = await ok('root', ['ps', '-a', '--user', 'tuser']);
-    assert.match(theirs, /^web\s+127\.0\.0\.1:15000\/busybox:latest\s+-\s+active \(running\)/m);
+    // The command comes from the drop-in's X-Berth Command= (it was "-" before).
+    assert.match(theirs, /^web\s+127\.0\.0\.1:15000\/busybox:latest\s+sh -c mkdir -p \/www.*\s+active \(running\)/m);
     assert.doesNotMatch(theirs, /rootbox/);
     const rows = JSON.parse(await ok('root', ['ps', '--json', '--user', 'tuser'])) as Array<{ name: string; status: string; pid?: number }>;
     assert.deepEqual(rows.map((r) => [r.name, r.status]), [['web', 'running']]);

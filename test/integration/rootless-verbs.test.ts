@@ -113,6 +113,72 @@ describe('bwrap verbs for the manager and the rootless unpacker', { timeout: 600
     ok(await drv('rm', 'busy', 'force'));
   });
 
+  test('foreground run without a unit: seen running by other processes, stopped or removed by them, gone with a SIGKILLed berth', async () => {
+    // --network=none, no terminal, no limits: berth's own child, no transient unit (toAttachedRun mode 'child').
+    // The foreground run sits in its caller's cgroup (as podman's does), so it is started in
+    // a user service of its own that outlives this command, with KillMode=none: when that
+    // berth is SIGKILLed, only --die-with-parent may take the sandbox down, not systemd.
+    let runs = 0;
+    const bg = (name: string) => {
+      const u = `rlverbs-bg-${name}-${++runs}.service`;
+      return `o=/home/tuser/${name}.out; rm -f $o; systemd-run --user --quiet --collect -p KillMode=none --unit=${u} --working-directory=${repoRoot} ` +
+        `sh -c ${q(`exec ${DRIVER.join(' ')} run ${name} > $0 2>&1`)} $o; i=0; ` +
+        `while ! grep -q '^ready' $o 2>/dev/null && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; systemctl --user show -p MainPID --value ${u}`;
+    };
+    const waitOut = (name: string) => `o=/home/tuser/${name}.out; i=0; while ! grep -q '"ok"' $o && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done; cat $o`;
+    ok(await drv('create', 'nounit', { spec: spec('nounit', ['sh', '-c', 'echo ready; exec sleep 100']) }));
+    const started = await asUser(['sh', '-c', bg('nounit')], 120_000);
+    assert.match(started.stdout, /^\d+$/m);
+    const st = ok(await drv('state', 'nounit')) as { status: string; unit: string; pid: number };
+    assert.equal(st.status, 'running');
+    assert.match(st.unit, /^foreground run, pid \d+ \(no unit\)$/);
+    // Its first process is bwrap (with --die-with-parent), in the caller's cgroup, not a unit's.
+    assert.match((await host().exec(['cat', `/proc/${st.pid}/cmdline`])).stdout, /bwrap\0--die-with-parent\0/);
+    const units = await asUser(['systemctl', '--user', 'list-units', '--all', '--no-legend', 'berth-run-*', 'berth-sandbox@nounit*']);
+    assert.equal(units.stdout.trim(), '');
+    const row = (ok(await drv('summaries')) as Array<{ name: string; status: string; pid?: number }>).find((s) => s.name === 'nounit');
+    assert.deepEqual([row?.status, row?.pid], ['running', st.pid]);
+    assert.equal((await drv('start', 'nounit')).code, 'FAILED_PRECONDITION');
+    assert.equal((await drv('run', 'nounit')).code, 'FAILED_PRECONDITION');
+    assert.equal((await drv('rm', 'nounit')).code, 'FAILED_PRECONDITION');
+    // exec works the same way as into a unit's sandbox.
+    const ex = await drv('exec', 'nounit', ['sh', '-c', 'echo "in $(hostname)"']);
+    assert.match(ex.stdout, /^in nounit$/m);
+    // stop from another process: the stop signal reaches the payload, the run ends with 143 and is recorded.
+    ok(await drv('stop', 'nounit'));
+    assert.match((await asUser(['sh', '-c', waitOut('nounit')], 120_000)).stdout, /"ok":true,"value":143/);
+    assert.deepEqual(ok(await drv('state', 'nounit')), { name: 'nounit', runtime: 'bwrap', unit: 'berth-sandbox@nounit.service', status: 'exited', exitCode: 143 });
+    // SIGKILL of berth itself: bwrap dies with its parent, and its PID namespace with it; nothing stays.
+    const again = await asUser(['sh', '-c', bg('nounit')], 120_000);
+    const berthPid = again.stdout.trim().split('\n').pop()!;
+    await asUser(['sh', '-c', `kill -KILL ${berthPid}`]);
+    for (let i = 0; i < 50 && (await leftovers()) !== ''; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(await leftovers(), '');
+    assert.notEqual((ok(await drv('state', 'nounit')) as { status: string }).status, 'running');
+    // A payload that daemonises (setsid, a double fork) and exits: without a unit's cgroup to
+    // empty, the PID namespace ending with bwrap's init takes its children along.
+    // It also leaves what a plain rm as the user cannot remove, a 000 directory with a file and
+    // a file of a subordinate ID, plus a deep tree; rm must still remove it all.
+    const bb = '/bin/busybox'; // the test image links a few applets only
+    const mess = `${bb} mkdir -p /m/locked && touch /m/locked/f && ${bb} chmod 000 /m/locked && touch /m/sub && ${bb} chown 1234:1234 /m/sub && ` +
+      `${bb} mkdir -p /m/${Array.from({ length: 15 }, () => 'n'.repeat(200)).join('/')} && touch /m/${Array.from({ length: 15 }, () => 'n'.repeat(200)).join('/')}/deep`;
+    ok(await drv('create', 'daemons', { spec: spec('daemons', ['sh', '-c', `${mess} || exit 9; (${bb} setsid sleep 333 >/dev/null 2>&1 &); (sleep 334 >/dev/null 2>&1 &); exit 3`]) }));
+    assert.equal(ok(await drv('run', 'daemons')), 3);
+    const sleepers = async () => (await host().exec(['sh', '-c', 'ps -eo args= | grep -E "^sleep 33[34]" || true'])).stdout.trim();
+    for (let i = 0; i < 20 && (await sleepers()) !== ''; i++) await new Promise((r) => setTimeout(r, 100));
+    assert.equal(await sleepers(), '');
+    assert.equal((await host().exec(['stat', '-c', '%u', `${STORE}/sandboxes/daemons/upper/m/sub`])).stdout.trim(), '101233');
+    ok(await drv('rm', 'daemons'));
+    assert.equal((await host().exec(['test', '-e', `${STORE}/sandboxes/daemons`], { reject: false })).exitCode, 1);
+    // rm -f from another process while it runs in the foreground: killed, then removed.
+    await asUser(['sh', '-c', bg('nounit')], 120_000);
+    ok(await drv('rm', 'nounit', 'force'));
+    assert.match((await asUser(['sh', '-c', waitOut('nounit')], 120_000)).stdout, /"ok":true,"value":137/);
+    assert.equal((await drv('state', 'nounit')).code, 'NOT_FOUND');
+    assert.equal((await host().exec(['test', '-e', `${STORE}/sandboxes/nounit`], { reject: false })).exitCode, 1);
+    assert.equal(await leftovers(), '');
+  });
+
   test('attached run with a terminal: job control in the container, Ctrl-C stops the foreground job only', async () => {
     // ash drops what is typed before its first prompt: its $ENV script (run just before
     // that prompt) says when it is there; Ctrl-C only once `sleep 30` runs (it touched /ready1).

@@ -78,14 +78,16 @@ async function delegated(root: string, uid: number): Promise<{ controllers: stri
 export async function probeHost(opts: ProbeOptions): Promise<HostFacts> {
   const root = opts.root ?? '/';
   const sub = async (file: string) => pickSubIdRange(parseSubIds((await readOr(join(root, file), ''))!), opts.user, { file, minCount: 1 });
-  const subuid = await sub('/etc/subuid');
-  const subgid = await sub('/etc/subgid');
-  await checkIdMapTool(root, 'newuidmap');
-  await checkIdMapTool(root, 'newgidmap');
-  await checkUserns(root);
-  const port = Number((await readOr(join(root, 'proc/sys/net/ipv4/ip_unprivileged_port_start'), '1024'))!.trim());
-  const cg = await delegated(root, opts.user.uid);
-  return { subuid, subgid, unprivilegedPortStart: Number.isInteger(port) ? port : 1024, delegatedControllers: cg.controllers, cgroupPath: cg.path };
+  // Independent reads, in parallel (each is a thread-pool round trip); the refusals keep
+  // their order: the first failing check in this list is the one reported.
+  const [subuid, subgid, uidmap, gidmap, userns, portText, cg] = await Promise.allSettled([
+    sub('/etc/subuid'), sub('/etc/subgid'), checkIdMapTool(root, 'newuidmap'), checkIdMapTool(root, 'newgidmap'), checkUserns(root),
+    readOr(join(root, 'proc/sys/net/ipv4/ip_unprivileged_port_start'), '1024'), delegated(root, opts.user.uid),
+  ]);
+  for (const r of [subuid, subgid, uidmap, gidmap, userns, portText, cg]) if (r.status === 'rejected') throw r.reason;
+  const got = <T,>(r: PromiseSettledResult<T>): T => (r as PromiseFulfilledResult<T>).value;
+  const port = Number(got(portText)!.trim());
+  return { subuid: got(subuid), subgid: got(subgid), unprivilegedPortStart: Number.isInteger(port) ? port : 1024, delegatedControllers: got(cg).controllers, cgroupPath: got(cg).path };
 }
 
 /** pasta needs /dev/net/tun, opened as root of the user namespace: it must be world rw (udev's 0666). */

@@ -34,6 +34,8 @@ import {
   toMachineDropIn, toTemplateUnit, unitName,
 } from './translate-unit.ts';
 import type { BwrapOptions, SandboxPaths } from './types.ts';
+import { exitWords, firstChild, formatRecord, liveRecord, payloadOf, procStat, RECORD_FILE, type ForegroundRecord } from './foreground.ts';
+import { trace } from '../../base/trace.ts';
 
 export interface BwrapRuntimeOptions {
   user?: { name: string; uid: number; gid: number };
@@ -44,6 +46,12 @@ export interface BwrapRuntimeOptions {
   hostRoot?: string;
 }
 
+
+/** In sandboxes/NAME: create() skipped the NeedDaemonReload check (a foreground run needs no loaded unit). */
+const UNCHECKED_FILE = 'reload-unchecked';
+
+/** What ContainerState.unit says for a foreground run that has no unit. */
+const foregroundUnit = (fg: ForegroundRecord): string => `foreground run, pid ${fg.pid} (no unit)`;
 
 function currentUser(): { name: string; uid: number; gid: number } {
   const u = userInfo();
@@ -74,6 +82,11 @@ export class BwrapRuntime implements Runtime {
   readonly user: { name: string; uid: number; gid: number };
   private readonly opts: BwrapRuntimeOptions;
   private facts: HostFacts | undefined;
+  /**
+   * Containers this process created for a foreground run (create({attached})) and that
+   * systemd has not been asked to load: their removal needs no systemctl call.
+   */
+  private readonly unitless = new Set<string>();
 
   constructor(ctx: RuntimeContext) {
     this.opts = (ctx.options ?? {}) as BwrapRuntimeOptions;
@@ -89,6 +102,15 @@ export class BwrapRuntime implements Runtime {
       lowerDirs, upper: join(dir, 'upper'), work: join(dir, 'work'), merged: join(dir, 'rootfs'), netns: join(dir, 'netns'), exitFile: join(dir, 'last-exit'),
       launcher: join(this.storeRoot, 'libexec', 'berth-sandbox-launch'),
     };
+  }
+
+  private recordPath(name: string): string {
+    return join(this.storeRoot, 'sandboxes', validateMachineName(name), RECORD_FILE);
+  }
+
+  /** A foreground run without a unit (another berth process's or this one's), while it lives. */
+  private foreground(name: string): Promise<ForegroundRecord | undefined> {
+    return liveRecord(this.recordPath(name));
   }
 
   private dropInPath(name: string): string {
@@ -125,6 +147,7 @@ export class BwrapRuntime implements Runtime {
     const name = validateMachineName(spec.name);
     if (existsSync(this.dropInPath(name))) throw new BerthError('ALREADY_EXISTS', `container ${name} already exists`, { details: { name } });
     const opts = await this.options(spec, create);
+    trace('bwrap: host facts read');
     // Translate first: a refusal leaves nothing behind.
     const template = toTemplateUnit(opts);
     const drop = toMachineDropIn(spec, opts);
@@ -138,14 +161,24 @@ export class BwrapRuntime implements Runtime {
     await mkdir(join(this.storeRoot, 'sandboxes'), { recursive: true, mode: 0o700 });
     await chmod(join(this.storeRoot, 'sandboxes'), 0o700);
     try {
-      for (const d of [p.upper, p.work, p.merged]) await mkdir(d, { recursive: true, mode: 0o755 });
-      await mkdir(join(this.storeRoot, 'libexec'), { recursive: true });
-      await writeIfChanged(p.launcher, LAUNCHER_SCRIPT, 0o755);
-      await mkdir(this.unitDir, { recursive: true });
-      const templateChanged = await writeIfChanged(template.path!, serializeUnit(template));
-      await mkdir(drop.dir, { recursive: true });
-      await writeIfChanged(join(drop.dir, drop.file), serializeUnit(drop.unit));
-      await this.reloadIfNeeded(unitName(name), templateChanged);
+      // Independent files, written in parallel (each step is a thread-pool round trip).
+      const templateWrite = mkdir(this.unitDir, { recursive: true }).then(() => writeIfChanged(template.path!, serializeUnit(template)));
+      await Promise.all([
+        ...[p.upper, p.work, p.merged].map((d) => mkdir(d, { recursive: true, mode: 0o755 })),
+        mkdir(join(this.storeRoot, 'libexec'), { recursive: true }).then(() => writeIfChanged(p.launcher, LAUNCHER_SCRIPT, 0o755)),
+        templateWrite,
+        mkdir(drop.dir, { recursive: true }).then(() => writeIfChanged(join(drop.dir, drop.file), serializeUnit(drop.unit))),
+      ]);
+      const templateChanged = await templateWrite;
+      // A foreground run reads the unit files itself (see toAttachedRun); systemd needs them
+      // loaded only when start() or enable() hands the unit to it, and those reload then.
+      // The marker keeps that owed check for a later process's start() or enable().
+      if (create.attached === true && !templateChanged) {
+        await writeFile(join(this.storeRoot, 'sandboxes', name, UNCHECKED_FILE), '');
+        this.unitless.add(name);
+      } else {
+        await this.reloadIfNeeded(unitName(name), templateChanged);
+      }
     } catch (e) {
       await rm(drop.dir, { recursive: true, force: true });
       await rm(join(this.storeRoot, 'sandboxes', name), { recursive: true, force: true });
@@ -180,6 +213,15 @@ export class BwrapRuntime implements Runtime {
     await this.daemonReload();
   }
 
+  /** The NeedDaemonReload check create({attached}) left for whoever hands the unit to systemd. */
+  private async owedReloadCheck(name: string): Promise<void> {
+    this.unitless.delete(name);
+    const marker = join(this.storeRoot, 'sandboxes', validateMachineName(name), UNCHECKED_FILE);
+    if (!existsSync(marker)) return;
+    await this.reloadIfNeeded(unitName(name), false);
+    await rm(marker, { force: true });
+  }
+
   private async daemonReload(): Promise<void> {
     const r = await this.systemctl(['daemon-reload']);
     if (r.exitCode !== 0) throw new BerthError('FAILED_PRECONDITION', `systemctl --user daemon-reload failed: ${r.stderr.trim()} (is the user's systemd running? loginctl enable-linger ${this.user.name})`);
@@ -190,6 +232,7 @@ export class BwrapRuntime implements Runtime {
     const st = await this.state(name);
     if (st.status === 'running' && st.unit !== unit) throw new BerthError('FAILED_PRECONDITION', `container ${name} is running in the foreground (${st.unit})`, { details: { name } });
     if (st.status === 'running') return;
+    await this.owedReloadCheck(name);
     await this.systemctl(['reset-failed', '--', unit]);
     await rm(this.paths(name).exitFile, { force: true });
     const r = await this.systemctl(['start', '--', unit]);
@@ -201,6 +244,8 @@ export class BwrapRuntime implements Runtime {
 
   async stop(name: string, opts: { timeoutSec?: number } = {}): Promise<void> {
     await this.requireKnown(name);
+    const fg = await this.foreground(name);
+    if (fg) return this.stopForeground(name, fg, opts.timeoutSec);
     // The unit that runs it: its own, or the transient one of a foreground run.
     const unit = (await this.state(name)).unit;
     let timer: NodeJS.Timeout | undefined;
@@ -214,16 +259,78 @@ export class BwrapRuntime implements Runtime {
   async kill(name: string, signal = 'SIGKILL'): Promise<void> {
     await this.requireKnown(name);
     if (!/^SIG[A-Z0-9+-]{2,10}$/.test(signal)) throw new BerthError('INVALID_ARGUMENT', `"${signal}" is not a signal name`);
+    const fg = await this.foreground(name);
+    if (fg) {
+      if ((osConstants.signals as Record<string, number>)[signal] === undefined) throw new BerthError('INVALID_ARGUMENT', `"${signal}" is not a signal name`);
+      await this.signalForeground(fg, signal as NodeJS.Signals);
+      return;
+    }
     const st = await this.state(name);
     if (st.status !== 'running') throw new BerthError('FAILED_PRECONDITION', `container ${name} is not running`);
     const r = await this.systemctl(['kill', `--signal=${signal}`, '--', st.unit]);
     if (r.exitCode !== 0) throw new BerthError('FAILED_PRECONDITION', `kill ${name}: ${r.stderr.trim()}`);
   }
 
+  /**
+   * A signal for a foreground run's payload (what `systemctl kill` of its unit would reach
+   * first). SIGKILL, or a payload that is not there yet or cannot be signalled, takes the
+   * whole sandbox down instead: bwrap dies, and --die-with-parent ends its PID namespace.
+   */
+  private async signalForeground(fg: ForegroundRecord, sig: NodeJS.Signals): Promise<void> {
+    const payload = sig === 'SIGKILL' ? 0 : await payloadOf(fg.pid);
+    try {
+      if (payload > 0) {
+        process.kill(payload, sig);
+        return;
+      }
+    } catch {
+      // fall through
+    }
+    try {
+      if ((await procStat(fg.pid))?.startTime === fg.startTime) process.kill(fg.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
+
+  /** Stop signal to the payload (or SIGKILL with kill), SIGKILL after the timeout; resolves once the sandbox is gone. */
+  private async stopForeground(name: string, fg: ForegroundRecord, timeoutSec?: number, kill = false): Promise<void> {
+    const drop = await this.readDropIn(name);
+    const sig = kill ? 'SIGKILL' : drop?.get('Service', 'KillSignal') ?? 'SIGTERM';
+    const stopSec = timeoutSec ?? (Number(/^(\d+)s?$/.exec(drop?.get('Service', 'TimeoutStopSec') ?? '')?.[1] ?? 10));
+    await this.signalForeground(fg, ((osConstants.signals as Record<string, number>)[sig] !== undefined ? sig : 'SIGTERM') as NodeJS.Signals);
+    const gone = async () => (await liveRecord(this.recordPath(name)))?.pid !== fg.pid;
+    const until = Date.now() + stopSec * 1000;
+    let killedAt = -1;
+    for (let i = 0; !(await gone()); i++) {
+      if (killedAt < 0 && Date.now() >= until) {
+        await this.signalForeground(fg, 'SIGKILL');
+        killedAt = i;
+      }
+      if (killedAt >= 0 && i - killedAt > 400) throw new BerthError('FAILED_PRECONDITION', `container ${name} (pid ${fg.pid}) did not end after SIGKILL`);
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    // The berth that runs it records the exit and then drops the record: wait for that
+    // (briefly: a berth that was itself killed leaves a record of a dead process behind).
+    for (let i = 0; i < 40 && existsSync(this.recordPath(name)); i++) await new Promise((r) => setTimeout(r, 25));
+  }
+
   async remove(name: string, opts: { force?: boolean } = {}): Promise<void> {
     const unit = unitName(name);
     const known = existsSync(this.dropInPath(name));
     if (!known && !opts.force) throw new BerthError('NOT_FOUND', `no such container: ${name}`, { details: { name } });
+    const fg = known ? await this.foreground(name) : undefined;
+    if (fg) {
+      if (!opts.force) throw new BerthError('FAILED_PRECONDITION', `container ${name} is running; stop it first or use --force`);
+      await this.stopForeground(name, fg, 0, true);
+    }
+    if (known && this.unitless.has(name)) {
+      // Created by this process for a foreground run and never handed to systemd: no unit
+      // state to clear (no show, disable or reset-failed).
+      this.unitless.delete(name);
+      await this.removeFiles(name);
+      return;
+    }
     // One show for both units; only the systemctl calls the state calls for (run --rm pays for each).
     const props = await this.show([unit, attachedUnitName(name)]);
     const st = known ? await this.stateFrom(name, props) : undefined;
@@ -237,16 +344,30 @@ export class BwrapRuntime implements Runtime {
     if (!known || st?.status === 'running' || main?.ActiveState === 'failed' || props.get(attachedUnitName(name))?.ActiveState === 'failed') {
       await this.systemctl(['reset-failed', '--', unit, attachedUnitName(name)]);
     }
-    const dir = join(this.storeRoot, 'sandboxes', validateMachineName(name));
-    if (existsSync(dir)) {
-      // The upper dir holds files of subordinate IDs (and overlay's 000 work dir): remove inside the mapping.
-      const f = await this.hostFacts();
-      await run(['unshare', '--user', '--map-user=0', '--map-group=0', `--map-users=${f.subuid.start},1,${f.subuid.count}`,
-        `--map-groups=${f.subgid.start},1,${f.subgid.count}`, '--', 'rm', '-rf', '--one-file-system', '--', dir], { timeoutMs: 120_000 });
-    }
-    await rm(join(this.unitDir, `${unit}.d`), { recursive: true, force: true });
+    await this.removeFiles(name);
     // No daemon-reload: the unit is stopped, not failed and not enabled, so systemd drops
     // it from memory on its own, and a later create() of the name reloads if it did not.
+  }
+
+  /**
+   * The sandbox directory, then the drop-in. Nothing of the container runs any more, so the
+   * tree cannot change underneath: first as the user (fs.rm never follows a symlink; what a
+   * container's root wrote belongs to the user), and only when that is refused (files of
+   * subordinate IDs) `rm -rf` inside the same mapping, which costs unshare, newuidmap and
+   * newgidmap. Overlay leaves its work dir mode 000 and owned by the user: opened first.
+   */
+  private async removeFiles(name: string): Promise<void> {
+    const dir = join(this.storeRoot, 'sandboxes', validateMachineName(name));
+    if (existsSync(dir)) {
+      await chmod(join(dir, 'work', 'work'), 0o700).catch(() => {});
+      const plain = await rm(dir, { recursive: true, force: true, maxRetries: 0 }).then(() => true, () => false);
+      if (!plain) {
+        const f = await this.hostFacts();
+        await run(['unshare', '--user', '--map-user=0', '--map-group=0', `--map-users=${f.subuid.start},1,${f.subuid.count}`,
+          `--map-groups=${f.subgid.start},1,${f.subgid.count}`, '--', 'rm', '-rf', '--one-file-system', '--', dir], { timeoutMs: 120_000 });
+      }
+    }
+    await rm(join(this.unitDir, `${unitName(name)}.d`), { recursive: true, force: true });
   }
 
   /**
@@ -266,6 +387,8 @@ export class BwrapRuntime implements Runtime {
     const unit = unitName(name);
     const attached = props.get(attachedUnitName(name));
     const main = props.get(unit) ?? {};
+    const fg = await this.foreground(name);
+    if (fg) return { name, runtime: this.name, unit: foregroundUnit(fg), status: 'running', pid: fg.pid, props: { ActiveState: 'active', SubState: 'running' } };
     if (attached && isRunningState(attached.ActiveState)) {
       const pid = Number(attached.MainPID ?? 0);
       return { name, runtime: this.name, unit: attachedUnitName(name), status: 'running', ...(pid > 0 ? { pid } : {}), props: attached };
@@ -321,9 +444,8 @@ export class BwrapRuntime implements Runtime {
     if (argv.length === 0) throw new BerthError('INVALID_ARGUMENT', 'exec: no command given');
     const st = await this.state(name);
     if (st.status !== 'running' || !st.pid) throw new BerthError('FAILED_PRECONDITION', `container ${name} is not running`);
-    const child = async (pid: number): Promise<number> => Number((await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '')).trim().split(/\s+/)[0] || 0);
-    const init = await child(st.pid);
-    const payload = init ? await child(init) : 0;
+    const init = await firstChild(st.pid);
+    const payload = init ? await firstChild(init) : 0;
     if (!init || !payload) throw new BerthError('FAILED_PRECONDITION', `container ${name} is still starting`);
     const env: Record<string, string> = {};
     for (const kv of (await readFile(`/proc/${payload}/environ`, 'utf8').catch(() => '')).split('\0')) {
@@ -352,25 +474,26 @@ export class BwrapRuntime implements Runtime {
     const names = await this.list();
     const props = await this.show(names.flatMap((n) => [unitName(n), attachedUnitName(n)]));
     const out: ContainerSummary[] = [];
-    for (const n of names) {
-      const { props: p, ...st } = await this.stateFrom(n, props);
-      const u = await this.readDropIn(n);
-      const ts = Number(/^@(\d+)$/.exec(p.StateChangeTimestamp ?? '')?.[1] ?? NaN);
-      const enabled = props.get(unitName(n))?.UnitFileState;
-      out.push({
-        ...st, image: u ? imageOfDropIn(u) : undefined, command: u ? commandOfDropIn(u) : [],
-        activeState: p.ActiveState ?? 'unknown', subState: p.SubState ?? '',
-        ...(enabled ? { enabled } : {}), ...(Number.isFinite(ts) ? { since: new Date(ts * 1000).toISOString() } : {}),
-      });
-    }
+    for (const n of names) out.push(await this.summaryFrom(n, props));
     return out;
   }
 
-  /** The payload: the child of bwrap's init, which is the child of bwrap (the unit's main process). */
-  private async payloadPid(mainPid: number): Promise<number> {
-    const child = async (pid: number): Promise<number> => Number((await readFile(`/proc/${pid}/task/${pid}/children`, 'utf8').catch(() => '')).trim().split(/\s+/)[0] || 0);
-    const init = await child(mainPid);
-    return init ? child(init) : 0;
+  /** summaries()' row of one container, from its two units only (status and inspect need no more). */
+  async summary(name: string): Promise<ContainerSummary> {
+    await this.requireKnown(name);
+    return this.summaryFrom(name, await this.show([unitName(name), attachedUnitName(name)]));
+  }
+
+  private async summaryFrom(n: string, props: Map<string, Record<string, string>>): Promise<ContainerSummary> {
+    const { props: p, ...st } = await this.stateFrom(n, props);
+    const u = await this.readDropIn(n);
+    const ts = Number(/^@(\d+)$/.exec(p.StateChangeTimestamp ?? '')?.[1] ?? NaN);
+    const enabled = props.get(unitName(n))?.UnitFileState;
+    return {
+      ...st, image: u ? imageOfDropIn(u) : undefined, command: u ? commandOfDropIn(u) : [],
+      activeState: p.ActiveState ?? 'unknown', subState: p.SubState ?? '',
+      ...(enabled ? { enabled } : {}), ...(Number.isFinite(ts) ? { since: new Date(ts * 1000).toISOString() } : {}),
+    };
   }
 
   /**
@@ -383,14 +506,23 @@ export class BwrapRuntime implements Runtime {
    */
   async runAttached(name: string, opts: RuntimeAttachOptions = {}): Promise<number> {
     await this.requireKnown(name);
-    const props = await this.show([unitName(name), attachedUnitName(name)]);
-    if ((await this.stateFrom(name, props)).status === 'running') throw new BerthError('FAILED_PRECONDITION', `container ${name} is already running`, { details: { name } });
+    // A container this process has just created for the run has nothing running yet, and
+    // systemd has not seen it: no need to ask.
+    const fresh = this.unitless.has(name);
+    const props = fresh ? new Map<string, Record<string, string>>() : await this.show([unitName(name), attachedUnitName(name)]);
+    if (fresh ? (await this.foreground(name)) !== undefined : (await this.stateFrom(name, props)).status === 'running') {
+      throw new BerthError('FAILED_PRECONDITION', `container ${name} is already running`, { details: { name } });
+    }
     const template = await readFile(join(this.unitDir, TEMPLATE_NAME), 'utf8').then((t) => parseUnit(t), () => undefined);
     const drop = await this.readDropIn(name);
     if (!template || !drop) throw new BerthError('FAILED_PRECONDITION', `container ${name}: its unit files cannot be read; remove and create it again`, { details: { name } });
     const tty = opts.tty === true;
     if (tty && !process.stdin.isTTY) throw new BerthError('INVALID_ARGUMENT', 'a terminal (-t) was asked for, but stdin is not a terminal');
     const run = toAttachedRun(template, drop, { name, tty, stdin: opts.stdin === true });
+    trace(`foreground: ${run.mode === 'child' ? 'as a child, no unit' : `transient unit for ${run.why.join(', ')}`}`);
+    if (run.mode === 'child') return this.runChild(name, run, opts.stdin === true);
+    // systemd loads the transient unit; remove() then clears what it may leave.
+    this.unitless.delete(name);
     if (props.get(run.unit)?.ActiveState === 'failed') await this.systemctl(['reset-failed', '--', run.unit]);
     await rm(this.paths(name).exitFile, { force: true });
     const child = spawn(run.argv[0]!, run.argv.slice(1), {
@@ -406,7 +538,7 @@ export class BwrapRuntime implements Runtime {
       }
       void (async () => {
         const main = Number((await this.show([run.unit])).get(run.unit)?.MainPID ?? 0);
-        const payload = main > 0 ? await this.payloadPid(main) : 0;
+        const payload = main > 0 ? await payloadOf(main) : 0;
         if (payload === 0) {
           // Still starting (launcher, pasta): there is nobody to deliver it to; stop the run.
           early ??= sig;
@@ -444,9 +576,65 @@ export class BwrapRuntime implements Runtime {
     }
   }
 
+  /**
+   * A foreground run as berth's child (AttachedRun mode 'child'): in its own session and
+   * process group, so a Ctrl-C reaches berth only, which forwards SIGINT/SIGTERM/SIGHUP to
+   * the payload (a second SIGINT, or a signal before the payload exists, kills the sandbox).
+   * The record file tells other berth processes it runs; the exit is recorded in the words
+   * ExecStopPost= would have used, so state() reads both kinds of run alike.
+   */
+  private async runChild(name: string, run: ReturnType<typeof toAttachedRun>, stdin: boolean): Promise<number> {
+    const paths = this.paths(name);
+    const record = this.recordPath(name);
+    await rm(paths.exitFile, { force: true });
+    const child = spawn(run.argv[0]!, run.argv.slice(1), { stdio: stdin ? 'inherit' : ['ignore', 'inherit', 'inherit'], detached: true, env: run.env });
+    trace('bwrap: sandbox spawned');
+    const exited = new Promise<{ code: number | null; sig: NodeJS.Signals | null }>((resolve, reject) => {
+      child.on('error', (e) => reject(new BerthError('FAILED_PRECONDITION', `${run.argv[0]}: ${e.message}`, { cause: e })));
+      child.on('exit', (code, sig) => resolve({ code, sig }));
+    });
+    // A spawn error may come while the record is written; it is awaited below, not unhandled.
+    exited.catch(() => {});
+    let fg: ForegroundRecord | undefined;
+    let interrupts = 0;
+    let early: NodeJS.Signals | undefined;
+    const forward = (sig: NodeJS.Signals) => () => {
+      void (async () => {
+        if (!fg) {
+          early ??= sig;
+          return;
+        }
+        if (sig === 'SIGINT' && ++interrupts > 1) return this.signalForeground(fg, 'SIGKILL');
+        if ((await payloadOf(fg.pid)) === 0) early ??= sig;
+        await this.signalForeground(fg, sig);
+      })();
+    };
+    const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((s) => [s, forward(s)] as const);
+    for (const [s, h] of handlers) process.on(s, h);
+    try {
+      const st = child.pid ? await procStat(child.pid) : undefined;
+      if (child.pid && st) {
+        fg = { pid: child.pid, startTime: st.startTime };
+        await writeFile(record, formatRecord(fg), { mode: 0o600 });
+        if (early) await this.signalForeground(fg, 'SIGKILL');
+      }
+      trace('bwrap: foreground recorded');
+      const { code, sig } = await exited;
+      trace('bwrap: sandbox exited');
+      await writeFile(paths.exitFile, `${exitWords(code, sig)}\n`).catch(() => {});
+      const status = code ?? 128 + ((sig && (osConstants.signals as Record<string, number>)[sig]) || 9);
+      // Interrupted before the container's process existed: report the signal, not the launcher's 125.
+      return early !== undefined && status !== 0 ? 128 + (osConstants.signals as Record<string, number>)[early]! : status;
+    } finally {
+      for (const [s, h] of handlers) process.off(s, h);
+      await rm(record, { force: true });
+    }
+  }
+
   /** Wanted by the user manager's default.target; warns when that manager does not run without a login. */
   async enable(name: string): Promise<EnableResult> {
     const unit = await this.requireKnown(name);
+    await this.owedReloadCheck(name);
     const r = await this.systemctl(['enable', '--', unit]);
     if (r.exitCode !== 0) throw new BerthError('FAILED_PRECONDITION', `enable ${name}: ${r.stderr.trim()}`);
     const warnings: string[] = [];

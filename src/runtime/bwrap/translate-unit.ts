@@ -246,21 +246,79 @@ const TRANSIENT_KEYS = ['Type', 'Environment', 'KillMode', 'KillSignal', 'Timeou
 export const attachedUnitName = (name: string): string => `berth-run-${validateMachineName(name)}.service`;
 
 export interface AttachedRun {
-  /** The transient service (berth-run-NAME.service). */
+  /** The transient service (berth-run-NAME.service); in child mode the name it would have had. */
   unit: string;
-  /** systemd-run argv. */
+  /**
+   * 'unit': `argv` is systemd-run's. 'child': `argv` is the sandbox's own command, which
+   * berth runs as its child in the caller's session and cgroup, with `env` only.
+   */
+  mode: 'unit' | 'child';
+  /** Why a transient unit is needed (empty in child mode): for --debug and tests. */
+  why: string[];
   argv: string[];
+  env: Record<string, string>;
+  /** The stop signal and timeout the unit files give (child mode applies them itself). */
+  killSignal: string;
+  stopTimeoutSec: number;
 }
 
 /**
- * A foreground run of the same sandbox: `systemd-run --user --wait --collect` of a transient
- * *service* with the unit's own ExecStart= and settings (so isolation, limits and network are
- * the drop-in's, whatever edits it has), its stdio passed through (`--pipe`) or a terminal
- * of its own (`--pty`). A service and not a scope: when its first process ends, systemd
- * kills what is left in its cgroup (pasta, a daemonised child), so nothing outlives the run
- * even when berth itself is killed. With a terminal, bwrap's --new-session is dropped so
- * the payload gets the pty as its controlling terminal (Ctrl-C reaches it); that pty is
- * systemd-run's own, so TIOCSTI can only push input into the container itself.
+ * Whether a foreground run can do without systemd: only when nothing the user asked for
+ * needs a unit. A terminal needs systemd-run's fresh pty (berth's own terminal must never
+ * be the container's: TIOCSTI); limits and a slice need a cgroup of the unit's own; pasta
+ * lives outside the sandbox's PID namespace, so only a unit's cgroup reliably ends it when
+ * berth is killed. Without those, the sandbox is berth's child like podman's rootless
+ * `run --rm`: bwrap --die-with-parent (PR_SET_PDEATHSIG) takes its PID namespace down with
+ * berth, and the mount and user namespaces go with their last process.
+ */
+function needsUnit(argv: string[], props: Map<string, string>, tty: boolean): string[] {
+  const why: string[] = [];
+  if (tty) why.push('a terminal');
+  for (const k of ['MemoryMax', 'CPUQuota', 'TasksMax', 'Slice']) if (props.get(k)) why.push(k);
+  // unshare … -- SH LAUNCHER LOWERS UPPER WORK MERGED CHECK NET NETNS TCP UDP -- BWRAP…
+  const i = argv.indexOf('--');
+  const net = i > 0 ? argv[i + 8] : undefined;
+  if (net !== 'none' && net !== 'host') why.push(net === 'pasta' ? 'pasta' : 'a command berth did not write');
+  else if (argv[i + 12] !== '--' || !/(^|\/)bwrap$/.test(argv[i + 13] ?? '')) why.push('a command berth did not write');
+  // systemd would expand $VAR (and turn $$ into $): a lone $ means an edit berth cannot carry out itself.
+  if (argv.some((a) => /\$(?!\$)/.test(a.replace(/\$\$/g, '')))) why.push('$ expansion');
+  return why;
+}
+
+function killSignalOf(v: string | undefined): string {
+  return v !== undefined && /^SIG[A-Z0-9+-]{2,10}$/.test(v) ? v : 'SIGTERM';
+}
+
+/** TimeoutStopSec= as systemd writes it ("10s", "90", "1min 30s" is not written by berth: default then). */
+function stopSecondsOf(v: string | undefined): number {
+  const m = /^(\d{1,6})(s|sec)?$/.exec(v ?? '');
+  return m ? Number(m[1]) : DEFAULT_STOP_TIMEOUT_SEC;
+}
+
+/** Environment= words ("K=V" each, quoted as systemd allows) → a map; malformed words are dropped. */
+function environmentOf(values: string[]): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const v of values) {
+    for (const kv of parseExecWords(v, 'Environment')) {
+      const i = kv.indexOf('=');
+      if (i > 0 && /^[A-Za-z_][A-Za-z0-9_]*$/.test(kv.slice(0, i))) env[kv.slice(0, i)] = kv.slice(i + 1);
+    }
+  }
+  return env;
+}
+
+/**
+ * A foreground run of the same sandbox, from the unit files (so isolation, limits and network
+ * are the drop-in's, whatever edits it has). Mode 'child' when needsUnit() finds nothing:
+ * the unit's own command with `$$` made `$` (systemd's spawn-time rule) and bwrap's
+ * --die-with-parent added. Mode 'unit' otherwise: `systemd-run --user --wait --collect` of a
+ * transient *service* with that command and the settings of TRANSIENT_KEYS, its stdio passed
+ * through (`--pipe`) or a terminal of its own (`--pty`). A service and not a scope: when its
+ * first process ends, systemd kills what is left in its cgroup (pasta, a daemonised child),
+ * so nothing outlives the run even when berth itself is killed. With a terminal, bwrap's
+ * --new-session is dropped so the payload gets the pty as its controlling terminal (Ctrl-C
+ * reaches it); that pty is systemd-run's own, so TIOCSTI can only push input into the
+ * container itself.
  */
 export function toAttachedRun(template: UnitFile, dropIn: UnitFile, opts: { name: string; tty: boolean; stdin: boolean }): AttachedRun {
   const name = validateMachineName(opts.name);
@@ -269,6 +327,25 @@ export function toAttachedRun(template: UnitFile, dropIn: UnitFile, opts: { name
   const execStart = dropIn.getAll('Service', 'ExecStart').filter((v) => v !== '').at(-1);
   if (execStart === undefined) throw new BerthError('FAILED_PRECONDITION', `container ${name}: its drop-in has no ExecStart=`, { details: { name } });
   let argv = parseExecWords(execStart, 'ExecStart');
+  const envValues = [...template.getAll('Service', 'Environment'), ...dropIn.getAll('Service', 'Environment')].filter((v) => v !== '');
+  const settings = new Map<string, string>();
+  for (const k of TRANSIENT_KEYS) {
+    const v = last(k);
+    if (v !== undefined && v !== '') settings.set(k, v);
+  }
+  const common = { unit, killSignal: killSignalOf(settings.get('KillSignal')), stopTimeoutSec: stopSecondsOf(settings.get('TimeoutStopSec')) };
+  const why = needsUnit(argv, settings, opts.tty);
+  let env: Record<string, string> = {};
+  try {
+    env = environmentOf(envValues);
+  } catch {
+    why.push('an Environment= with specifiers');
+  }
+  if (why.length === 0) {
+    const words = argv.map((a) => a.replaceAll('$$', '$'));
+    const b = words.indexOf('--', words.indexOf('--') + 1) + 1;
+    return { ...common, mode: 'child', why, argv: [...words.slice(0, b + 1), '--die-with-parent', ...words.slice(b + 1)], env };
+  }
   if (opts.tty) {
     const b = argv.findIndex((a) => /(^|\/)bwrap$/.test(a));
     const ns = argv.indexOf('--new-session', b);
@@ -276,7 +353,7 @@ export function toAttachedRun(template: UnitFile, dropIn: UnitFile, opts: { name
   }
   const props: string[] = [];
   for (const k of TRANSIENT_KEYS) {
-    const v = k === 'Environment' ? [...template.getAll('Service', k), ...dropIn.getAll('Service', k)] : [last(k)];
+    const v = k === 'Environment' ? envValues : [last(k)];
     for (const one of v) if (one !== undefined && one !== '') props.push('-p', `${k}=${one}`);
   }
   for (const v of dropIn.getAll('Service', 'ExecStopPost').filter((x) => x !== '')) {
@@ -284,7 +361,7 @@ export function toAttachedRun(template: UnitFile, dropIn: UnitFile, opts: { name
   }
   props.push('-p', `SyslogIdentifier=berth-${name}`, '-p', `Description=berth container ${name} (attached)`);
   return {
-    unit,
+    ...common, mode: 'unit', why, env: {},
     argv: ['systemd-run', '--user', `--unit=${unit}`, '--quiet', '--wait', '--collect', opts.tty ? '--pty' : '--pipe', ...props, '--', ...argv],
   };
 }

@@ -11,7 +11,7 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isBerthError } from '../../base/errors.ts';
 import type { ContainerSpec } from '../../container/spec.ts';
-import { serializeUnit, parseUnit } from '../../unit/unit-file.ts';
+import { serializeUnit, parseUnit, type UnitFile } from '../../unit/unit-file.ts';
 import { PODMAN_DEFAULT_CAPS, toSandboxCommand } from './translate-argv.ts';
 import { commandOfDropIn, parseExecWords, portsOfDropIn, toAttachedRun, toMachineDropIn, toTemplateUnit, unitName } from './translate-unit.ts';
 import type { BwrapOptions } from './types.ts';
@@ -200,4 +200,53 @@ test('attached run: a transient service with the unit\'s command and settings; a
   const t2 = toAttachedRun(template, parseUnit(serializeUnit(toMachineDropIn(odd, opts).unit)), { name: 'bb', tty: true, stdin: false });
   assert.deepEqual(t2.argv.slice(-2), ['echo', '--new-session']);
   assert.throws(() => toAttachedRun(template, parseUnit('[Service]\nKillSignal=SIGTERM\n'), { name: 'bb', tty: false, stdin: false }), (e) => isBerthError(e, 'FAILED_PRECONDITION'));
+});
+
+test('attached run without a unit: the unit\'s own command as a child when nothing needs systemd', () => {
+  const { spec, opts } = load('network-none');
+  const template = parseUnit(serializeUnit(toTemplateUnit(opts)));
+  const dropOf = (s: ContainerSpec) => parseUnit(serializeUnit(toMachineDropIn(s, opts).unit));
+  const args = ['sh', '-c', 'echo "$HOME $$" 100%'];
+  const child = toAttachedRun(template, dropOf({ ...spec, process: { ...spec.process, args } }), { name: 'bb', tty: false, stdin: false });
+  assert.equal(child.mode, 'child');
+  assert.deepEqual(child.why, []);
+  // Exactly the unit's command ($$ → $ as systemd does at spawn time), bwrap dying with berth.
+  const want = toSandboxCommand({ ...spec, process: { ...spec.process, args } }, opts).execStart;
+  const b = want.findIndex((a) => a.endsWith('/bwrap'));
+  assert.deepEqual(child.argv, [...want.slice(0, b + 1), '--die-with-parent', ...want.slice(b + 1)]);
+  assert.deepEqual(child.argv.slice(-3), args);
+  assert.equal(child.env.PATH, '/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin');
+  assert.deepEqual(Object.keys(child.env), ['PATH']);
+  assert.equal(child.killSignal, 'SIGTERM');
+  assert.equal(child.stopTimeoutSec, 10);
+  assert.equal(toAttachedRun(template, dropOf({ ...spec, network: { mode: 'host' } }), { name: 'bb', tty: false, stdin: true }).mode, 'child');
+  // What needs a unit: a terminal, pasta, limits, a slice, an ExecStart= berth did not write, a lone $.
+  const unitFor = (drop: UnitFile, tty = false) => {
+    const r = toAttachedRun(template, drop, { name: 'bb', tty, stdin: tty });
+    assert.equal(r.mode, 'unit');
+    assert.equal(r.argv[0], 'systemd-run');
+    return r.why;
+  };
+  assert.deepEqual(unitFor(dropOf(spec), true), ['a terminal']);
+  assert.deepEqual(unitFor(dropOf({ ...spec, network: { mode: 'link' } })), ['pasta']);
+  const lim = load('limits-delegated');
+  assert.ok(unitFor(parseUnit(serializeUnit(toMachineDropIn(lim.spec, lim.opts).unit))).includes('MemoryMax'));
+  assert.deepEqual(unitFor(dropOf({ ...spec, slice: 'work.slice' })), ['Slice']);
+  const edited = dropOf(spec);
+  edited.add('Service', 'ExecStart', '');
+  edited.add('Service', 'ExecStart', '/usr/bin/sleep 1');
+  assert.deepEqual(unitFor(edited), ['a command berth did not write']);
+  const dollar = dropOf(spec);
+  dollar.add('Service', 'ExecStart', dollar.get('Service', 'ExecStart')!.replace('"--clearenv"', '"--clearenv" "--setenv" "X" "$HOME"'));
+  assert.deepEqual(unitFor(dollar), ['$ expansion']);
+  const spec2 = dropOf(spec);
+  spec2.add('Service', 'Environment', 'HOMEDIR=%h');
+  assert.deepEqual(unitFor(spec2), ['an Environment= with specifiers']);
+  // A drop-in edit of the stop settings reaches the child mode too.
+  const stop = dropOf(spec);
+  stop.add('Service', 'KillSignal', 'SIGINT');
+  stop.add('Service', 'TimeoutStopSec', '3s');
+  const c2 = toAttachedRun(template, stop, { name: 'bb', tty: false, stdin: false });
+  assert.equal(c2.killSignal, 'SIGINT');
+  assert.equal(c2.stopTimeoutSec, 3);
 });
