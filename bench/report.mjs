@@ -76,6 +76,14 @@ if (images.length) {
     p(`| ${img} | ${cell(b)} | ${cell(s)} | ${cell(pm)} | ${cell(su)} | ${cell(fz)} | ${cell(fi)} | ${cell(ft)} | ${ratio(b, s)} | ${ratio(b, pm)} | ${ratio(b, su)} | ${ratio(b, ft)} | ${ratio(b, fz)} | ${ratio(b, fi)} | ${load} | ${psi} |`);
   }
   p('', 'loadavg 1-min and CPU pressure: range over the image\'s rows (per row: see "Every row" below).', '');
+  p('berth pull keeps its store between runs and removes only the image (`rmi` + `image prune`), as podman\'s row keeps',
+    'its store (`rmi`). Into a store that does not exist yet (a wiped root: the store is created and its file system',
+    'probed first):', '');
+  for (const img of images) {
+    const n = get('berth-newstore', img);
+    if (n) p(`- ${img}: ${cell(n)} s, ${ratio(n, get('podman', img))} podman`);
+  }
+  p('');
   const stages = existsSync(join(dir, 'stages.txt')) ? readFileSync(join(dir, 'stages.txt'), 'utf8').trim() : '';
   if (stages) {
     p(

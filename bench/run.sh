@@ -220,7 +220,15 @@ if want pull; then
   mkdir -p "$W/oci" "$W/unpack" "$W/floor"
   for img in ${IMAGES:-${BENCH_IMAGES[*]}}; do
     ref=$REG/$img:latest lay=$BENCH_DIR/images/$img
+    # Like podman's row (its prepare is `rmi`: its store stays), berth's store stays and only
+    # the image goes: rmi, then image prune removes its blobs and snapshots. A pull into a
+    # store that does not exist yet also creates it and probes what the file system can mount
+    # (~30 ms here): that is the next row, kept apart.
+    rm -rf --one-file-system "$W/berth-root"
+    $BERTH image prune > /dev/null 2>&1
     measure "pull-berth-$img" pull "$img" berth "$RUNS_PULL" "$WARMUP_PULL" \
+      "$BERTH pull --tls-verify=false $ref" "sh -c '$BERTH rmi $ref > /dev/null 2>&1; $BERTH image prune > /dev/null'"
+    measure "pull-berth-newstore-$img" pull "$img" berth-newstore "$RUNS_PULL" "$WARMUP_PULL" \
       "$BERTH pull --tls-verify=false $ref" "rm -rf --one-file-system $W/berth-root"
     # with 3+ cores big layers unpack in a worker thread: the same pull with the worker
     # forced on and off (only debian has a layer big enough for it)
