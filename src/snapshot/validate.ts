@@ -107,9 +107,11 @@ export class LayerValidator {
 
   /**
    * Validates one entry header (long names and PAX already applied). Throws on violation.
-   * Returns the entry's normalised path (of GNU.sparse.name when set).
+   * Returns the entry's normalised path (of GNU.sparse.name when set), or null for an entry
+   * below an AUFS meta name (`.wh..wh.plnk/x`): the dir format's tar excludes it, so every
+   * format must drop it (with its data).
    */
-  check(h: EntryHeader): string {
+  check(h: EntryHeader): string | null {
     const rawName = h.pax?.['GNU.sparse.name'] ?? h.name;
     if (++this.entries > this.policy.maxEntries) {
       throw hostile(rawName, `more than ${this.policy.maxEntries} entries (limit)`);
@@ -133,7 +135,7 @@ export class LayerValidator {
       // tar implementations disagree on whether such data exists: refuse the ambiguity
       throw hostile(rawName, `${type ?? 'unknown'} entry with data`);
     }
-    if (this.belowMeta(rawName, path)) return path; // excluded by tar, like the meta entry itself
+    if (this.belowMeta(rawName, path)) return null; // excluded by tar, like the meta entry itself
     this.checkParents(rawName, path);
     const base = path.slice(path.lastIndexOf('/') + 1);
     if (base.startsWith(WH_PREFIX)) {

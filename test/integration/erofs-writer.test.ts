@@ -155,6 +155,22 @@ test('whiteouts and opaque markers become overlay whiteouts; overlay xattrs of t
   await withMount(image2, async (m) => assert.equal((await readXattrs(m)).get('o')?.['user.overlay.opaque'], '0x79'));
 });
 
+test('AUFS meta entries and everything below them are dropped, as the dir format drops them', async () => {
+  const image = await build(rawTar([
+    { name: '.wh..wh.plnk/', type: '5' },
+    { name: '.wh..wh.plnk/1234.5678', body: 'hardlink store of aufs' },
+    { name: '.wh..wh.aufs', body: '' },
+    { name: 'd/', type: '5' },
+    { name: 'd/.wh..wh.orph/', type: '5' },
+    { name: 'd/.wh..wh.orph/x', body: 'x' },
+    { name: 'keep', body: 'k' },
+  ]));
+  await withMount(image, async (m) => {
+    assert.deepEqual((await readdir(m)).sort(), ['d', 'keep']);
+    assert.deepEqual(await readdir(join(m, 'd')), []);
+  });
+});
+
 test('files over 4 GiB (sparse, extended inode, 64-bit size) and big uids', async () => {
   const size = 5 * 1024 ** 3 + 3;
   const map = Buffer.alloc(512);

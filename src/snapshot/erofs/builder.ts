@@ -298,6 +298,7 @@ export class LayerImageBuilder implements TarSink {
     }
     this.cur = null;
     this.curSkip = true;
+    if (path === null) return; // below an AUFS meta name: dropped, as the dir format's tar does
     if (path === '') {
       this.setMeta(this.root, e, S_IFDIR);
       return;
