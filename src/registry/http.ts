@@ -9,7 +9,7 @@
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
-import { readFileSync } from 'node:fs';
+import { closeSync, constants as FS, fstatSync, openSync, readFileSync } from 'node:fs';
 import { connect as tlsConnect, createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
 import type { Readable } from 'node:stream';
 
@@ -98,13 +98,26 @@ function extraCaContext(): SecureContext | undefined {
     const file = process.env.BERTH_NODE_EXTRA_CA_CERTS;
     if (file) {
       try {
-        extraCa = createSecureContext({ ca: [...rootCertificates, readFileSync(file, 'latin1')] });
+        extraCa = createSecureContext({ ca: [...rootCertificates, readCaFile(file)] });
       } catch (e) {
         process.stderr.write(`berth: warning: ignoring extra CA certificates from ${file} (NODE_EXTRA_CA_CERTS): ${(e as Error).message}\n`);
       }
     }
   }
   return extraCa ?? undefined;
+}
+
+/** A CA bundle: a regular file of at most 16 MiB (a FIFO or a device would block or never end). */
+function readCaFile(file: string): string {
+  const fd = openSync(file, FS.O_RDONLY | FS.O_NONBLOCK);
+  try {
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new Error('not a regular file');
+    if (st.size > 16 << 20) throw new Error(`${st.size} bytes, more than 16 MiB`);
+    return readFileSync(fd, 'latin1');
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /**

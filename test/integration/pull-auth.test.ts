@@ -7,6 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
+import { execFileSync } from 'node:child_process';
 import { startRegistry, pushImage, type Registry } from '../fixtures/registry.ts';
 import { buildImage } from '../fixtures/images.ts';
 import { berthEnv } from '../fixtures/berth.ts';
@@ -149,6 +150,12 @@ describe('TLS', () => {
       const bad = await b3.run(['pull', '-q', `${tls.host}/tls/busybox:latest`], { env: { NODE_EXTRA_CA_CERTS: join(tls.dir, 'missing.crt') } });
       assert.equal(bad.code, 7, bad.stderr);
       assert.match(bad.stderr, /ignoring extra CA certificates from .*missing\.crt/);
+      // A FIFO is refused without blocking (Node itself would wait for a writer at start-up).
+      const fifo = join(tls.dir, 'ca.fifo');
+      execFileSync('mkfifo', [fifo]);
+      const blocked = await b3.run(['pull', '-q', `${tls.host}/tls/busybox:latest`], { env: { NODE_EXTRA_CA_CERTS: fifo }, timeoutMs: 30_000 });
+      assert.equal(blocked.code, 7, blocked.stderr);
+      assert.match(blocked.stderr, /ignoring extra CA certificates from .*ca\.fifo .*not a regular file/);
     } finally {
       await tls.stop();
     }
