@@ -99,7 +99,7 @@ function cachePlan(source) {
 function readCache(plan) {
   let fd;
   try {
-    fd = openSync(plan.path, FS.O_RDONLY | FS.O_NOFOLLOW | FS.O_CLOEXEC);
+    fd = openSync(plan.path, FS.O_RDONLY | FS.O_NOFOLLOW);
     const st = fstatSync(fd);
     if (!st.isFile() || st.uid !== EUID || (st.mode & 0o077) !== 0 || st.size > 64 << 20 || st.size < MAGIC.length + 64) {
       trace(EUID === 0 ? 'ignored: not a root-only regular file of a plausible size' : 'ignored: not a regular file of the caller, 0600, of a plausible size');

@@ -108,6 +108,9 @@ async function writeRecord(a: Attachment): Promise<void> {
   await writeFileAtomic(recordPath(a.machine), serializeAttachment(a));
 }
 
+/** A claim file's name: the dotted address it claims. */
+const CLAIM_NAME = /^\d{1,3}(\.\d{1,3}){3}$/;
+
 /**
  * The zone's address claims: one file per address in use, named by the address and
  * holding the machine's name, created exclusively (link(2)), so concurrent creates
@@ -182,7 +185,7 @@ async function releaseAddress(zone: string, address: string, machine: string): P
 async function claimedAddresses(zone: string): Promise<Set<number>> {
   const out = new Set<number>();
   for (const f of await readdir(claimsDir(zone)).catch(() => [] as string[])) {
-    if (/^\d{1,3}(\.\d{1,3}){3}$/.test(f)) out.add(parseIPv4(f));
+    if (CLAIM_NAME.test(f)) out.add(parseIPv4(f));
   }
   return out;
 }
@@ -317,7 +320,7 @@ async function releaseOrphanClaims(machine: string): Promise<void> {
     if (z.endsWith('.zone') || z.startsWith('.')) continue;
     const dir = join(zonesDir(), z, 'addrs');
     for (const f of await readdir(dir).catch(() => [] as string[])) {
-      if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(f)) continue;
+      if (!CLAIM_NAME.test(f)) continue;
       if ((await readFile(join(dir, f), 'utf8').catch(() => '')).trim() === machine) await rm(join(dir, f), { force: true });
     }
   }

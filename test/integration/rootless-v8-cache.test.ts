@@ -26,15 +26,24 @@ function berthAs(home: string, env: Record<string, string> = {}): { status: numb
   return { status: r.status, stdout: r.stdout, trace: r.stderr.split('\n').filter((l) => l.startsWith('berth: v8 cache: ')).map((l) => l.slice(17)) };
 }
 
-const files = (d: string) => (existsSync(d) ? readdirSync(d).filter((f) => f.endsWith('.bin')) : []);
-
-test('a user\'s v8 cache: ~/.cache/berth/v8, 0700 and 0600, the user\'s own; a hit on the second run', { skip }, () => {
+/** A scratch dir (removed after) with the user's own HOME in it. */
+function withUserHome(fn: (base: string, home: string) => void): void {
   const base = mkdtempSync(join(tmpdir(), 'berth-v8u-'));
   chmodSync(base, 0o755);
   try {
     const home = join(base, 'home');
     mkdirSync(home, { mode: 0o755 });
     chownSync(home, UID, UID);
+    fn(base, home);
+  } finally {
+    rmSync(base, { recursive: true, force: true });
+  }
+}
+
+const files = (d: string) => (existsSync(d) ? readdirSync(d).filter((f) => f.endsWith('.bin')) : []);
+
+test('a user\'s v8 cache: ~/.cache/berth/v8, 0700 and 0600, the user\'s own; a hit on the second run', { skip }, () => {
+  withUserHome((_base, home) => {
     const first = berthAs(home);
     assert.equal(first.status, 0, first.trace.join('; '));
     assert.deepEqual(first.trace.map((t) => t.split(':')[0]), ['miss', 'written']);
@@ -60,18 +69,11 @@ test('a user\'s v8 cache: ~/.cache/berth/v8, 0700 and 0600, the user\'s own; a h
     const moved = berthAs(home, { XDG_CACHE_HOME: xdg });
     assert.equal(moved.status, 0);
     assert.equal(files(join(xdg, 'berth/v8')).length, 1);
-  } finally {
-    rmSync(base, { recursive: true, force: true });
-  }
+  });
 });
 
 test('a user\'s v8 cache is not used below a directory another user owns or may write', { skip }, () => {
-  const base = mkdtempSync(join(tmpdir(), 'berth-v8u-'));
-  chmodSync(base, 0o755);
-  try {
-    const home = join(base, 'home');
-    mkdirSync(home, { mode: 0o755 });
-    chownSync(home, UID, UID);
+  withUserHome((base, home) => {
     // XDG_CACHE_HOME world-writable (not sticky-protected either): off.
     const open = join(base, 'open');
     mkdirSync(open);
@@ -90,7 +92,5 @@ test('a user\'s v8 cache is not used below a directory another user owns or may 
     assert.equal(r2.status, 0);
     assert.match(r2.trace.join('\n'), /^off: .*other\/berth is not a directory of uid 65534 /m);
     assert.deepEqual(files(join(other, 'berth/v8')), []);
-  } finally {
-    rmSync(base, { recursive: true, force: true });
-  }
+  });
 });

@@ -10,7 +10,6 @@ import { humanBytes } from '../progress.ts';
 import { inspectJSON, listImages, resolveLocal, resolveOne } from '../../image/local.ts';
 import { BerthError, isBerthError } from '../../base/errors.ts';
 import { isManifestType } from '../../oci/media-types.ts';
-import type { Digest } from '../../base/digest.ts';
 
 export async function listCommand(flags: { json?: boolean; quiet?: boolean; digests?: boolean; trunc?: boolean }, g: GlobalOptions): Promise<void> {
   const { store } = await openServices(g, { unpack: false });

@@ -30,8 +30,8 @@ import { isRunningState } from '../runtime.ts';
 import { checkTun, probeHost, probeStoreFilesystem, type HostFacts } from './host.ts';
 import { LAUNCHER_SCRIPT } from './launcher.ts';
 import {
-  attachedUnitName, commandOfDropIn, DROPIN_FILE, gcRootsOfDropIns, imageOfDropIn, parseShowBlocks, portsOfDropIn, TEMPLATE_NAME, toAttachedRun,
-  toMachineDropIn, toTemplateUnit, unitName,
+  attachedUnitName, commandOfDropIn, DROPIN_FILE, gcRootsOfDropIns, imageOfDropIn, parseShowBlocks, portsOfDropIn, stopSettingsOf, TEMPLATE_NAME,
+  toAttachedRun, toMachineDropIn, toTemplateUnit, unitName,
 } from './translate-unit.ts';
 import type { BwrapOptions, SandboxPaths } from './types.ts';
 import { exitWords, firstChild, formatRecord, liveRecord, payloadOf, procStat, RECORD_FILE, type ForegroundRecord } from './foreground.ts';
@@ -58,11 +58,23 @@ function currentUser(): { name: string; uid: number; gid: number } {
   return { name: u.username, uid: u.uid, gid: u.gid };
 }
 
+const SIGNALS = osConstants.signals as Record<string, number>;
+
 /** systemd's EXIT_CODE/EXIT_STATUS words → a shell-style status (128+N for a signal). */
 function exitStatusOf(code: string, status: string): number | undefined {
   if (code === 'exited') return /^\d+$/.test(status) ? Number(status) : undefined;
-  const sig = (osConstants.signals as Record<string, number>)[`SIG${status}`];
+  const sig = SIGNALS[`SIG${status}`];
   return sig === undefined ? undefined : 128 + sig;
+}
+
+/** A child's exit as a shell-style status: its code, or 128+N for its signal (N = unknown when there is none). */
+function childStatus(code: number | null, sig: NodeJS.Signals | null, unknown: number): number {
+  return code ?? 128 + ((sig && SIGNALS[sig]) || unknown);
+}
+
+/** A run interrupted before the container's process existed reports the signal, not the launcher's 125. */
+function reported(status: number, early: NodeJS.Signals | undefined): number {
+  return early !== undefined && status !== 0 ? 128 + SIGNALS[early]! : status;
 }
 
 /** Writes atomically unless the file already holds text; true when it wrote. */
@@ -261,7 +273,7 @@ export class BwrapRuntime implements Runtime {
     if (!/^SIG[A-Z0-9+-]{2,10}$/.test(signal)) throw new BerthError('INVALID_ARGUMENT', `"${signal}" is not a signal name`);
     const fg = await this.foreground(name);
     if (fg) {
-      if ((osConstants.signals as Record<string, number>)[signal] === undefined) throw new BerthError('INVALID_ARGUMENT', `"${signal}" is not a signal name`);
+      if (SIGNALS[signal] === undefined) throw new BerthError('INVALID_ARGUMENT', `"${signal}" is not a signal name`);
       await this.signalForeground(fg, signal as NodeJS.Signals);
       return;
     }
@@ -295,10 +307,10 @@ export class BwrapRuntime implements Runtime {
 
   /** Stop signal to the payload (or SIGKILL with kill), SIGKILL after the timeout; resolves once the sandbox is gone. */
   private async stopForeground(name: string, fg: ForegroundRecord, timeoutSec?: number, kill = false): Promise<void> {
-    const drop = await this.readDropIn(name);
-    const sig = kill ? 'SIGKILL' : drop?.get('Service', 'KillSignal') ?? 'SIGTERM';
-    const stopSec = timeoutSec ?? (Number(/^(\d+)s?$/.exec(drop?.get('Service', 'TimeoutStopSec') ?? '')?.[1] ?? 10));
-    await this.signalForeground(fg, ((osConstants.signals as Record<string, number>)[sig] !== undefined ? sig : 'SIGTERM') as NodeJS.Signals);
+    const unitStop = stopSettingsOf(await this.readDropIn(name));
+    const sig = kill ? 'SIGKILL' : unitStop.killSignal;
+    const stopSec = timeoutSec ?? unitStop.stopTimeoutSec;
+    await this.signalForeground(fg, (SIGNALS[sig] !== undefined ? sig : 'SIGTERM') as NodeJS.Signals);
     const gone = async () => (await liveRecord(this.recordPath(name)))?.pid !== fg.pid;
     const until = Date.now() + stopSec * 1000;
     let killedAt = -1;
@@ -465,7 +477,7 @@ export class BwrapRuntime implements Runtime {
       // no_new_privs before entering, like the container's own processes (setns is unaffected by it).
       const c = spawn('setpriv', ['--no-new-privs', 'nsenter', ...args], { env, stdio: opts.stdin || opts.tty ? 'inherit' : ['ignore', 'inherit', 'inherit'] });
       c.on('error', (e) => reject(new BerthError('FAILED_PRECONDITION', `setpriv/nsenter: ${e.message}`, { cause: e })));
-      c.on('close', (code, sig) => resolve(code ?? 128 + ((sig && (osConstants.signals as Record<string, number>)[sig]) || 0)));
+      c.on('close', (code, sig) => resolve(childStatus(code, sig, 0)));
     });
   }
 
@@ -561,7 +573,7 @@ export class BwrapRuntime implements Runtime {
         child.on('error', (e) => reject(new BerthError('FAILED_PRECONDITION', `systemd-run: ${e.message}`, { cause: e })));
         child.on('close', (code, sig) => {
           killed = code === null;
-          resolve(code ?? 128 + ((sig && (osConstants.signals as Record<string, number>)[sig]) || 0));
+          resolve(childStatus(code, sig, 0));
         });
       });
       // --wait returns once the service is gone; if systemd-run itself was killed, stop it
@@ -569,8 +581,7 @@ export class BwrapRuntime implements Runtime {
       if (killed) await this.systemctl(['stop', '--', run.unit]);
       const last = (await readFile(this.paths(name).exitFile, 'utf8').catch(() => '')).trim().split(' ');
       const status = (last.length >= 3 ? exitStatusOf(last[1]!, last[2]!) : undefined) ?? rc;
-      // Interrupted before the container's process existed: report the signal, not the launcher's 125.
-      return early !== undefined && status !== 0 ? 128 + (osConstants.signals as Record<string, number>)[early]! : status;
+      return reported(status, early);
     } finally {
       for (const [s, h] of handlers) process.off(s, h);
     }
@@ -622,9 +633,7 @@ export class BwrapRuntime implements Runtime {
       const { code, sig } = await exited;
       trace('bwrap: sandbox exited');
       await writeFile(paths.exitFile, `${exitWords(code, sig)}\n`).catch(() => {});
-      const status = code ?? 128 + ((sig && (osConstants.signals as Record<string, number>)[sig]) || 9);
-      // Interrupted before the container's process existed: report the signal, not the launcher's 125.
-      return early !== undefined && status !== 0 ? 128 + (osConstants.signals as Record<string, number>)[early]! : status;
+      return reported(childStatus(code, sig, 9), early);
     } finally {
       for (const [s, h] of handlers) process.off(s, h);
       await rm(record, { force: true });

@@ -295,6 +295,15 @@ function stopSecondsOf(v: string | undefined): number {
   return m ? Number(m[1]) : DEFAULT_STOP_TIMEOUT_SEC;
 }
 
+/**
+ * The stop signal and timeout (KillSignal=, TimeoutStopSec=) of the container's unit files,
+ * the drop-in's over the template's: what a foreground run without a unit applies itself.
+ */
+export function stopSettingsOf(dropIn: UnitFile | undefined, template?: UnitFile): { killSignal: string; stopTimeoutSec: number } {
+  const last = (k: string): string | undefined => dropIn?.getAll('Service', k).at(-1) ?? template?.getAll('Service', k).at(-1);
+  return { killSignal: killSignalOf(last('KillSignal')), stopTimeoutSec: stopSecondsOf(last('TimeoutStopSec')) };
+}
+
 /** Environment= words ("K=V" each, quoted as systemd allows) → a map; malformed words are dropped. */
 function environmentOf(values: string[]): Record<string, string> {
   const env: Record<string, string> = {};
@@ -333,7 +342,7 @@ export function toAttachedRun(template: UnitFile, dropIn: UnitFile, opts: { name
     const v = last(k);
     if (v !== undefined && v !== '') settings.set(k, v);
   }
-  const common = { unit, killSignal: killSignalOf(settings.get('KillSignal')), stopTimeoutSec: stopSecondsOf(settings.get('TimeoutStopSec')) };
+  const common = { unit, ...stopSettingsOf(dropIn, template) };
   const why = needsUnit(argv, settings, opts.tty);
   let env: Record<string, string> = {};
   try {

@@ -4,7 +4,7 @@
  * atomic (temp + fsync + rename; one directory fsync per batch). Removal is thorough and idempotent, so `rm` and a
  * failed create leave no unit, drop-in, settings file, mount or directory behind.
  */
-import { link, open, readdir, rename, rm, rmdir, unlink } from 'node:fs/promises';
+import { link, open, readdir, rm, rmdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { ensureDir, fsyncDir, isErrno, removeTree, tempPathFor, writeFileAtomic, writeFilesAtomic } from '../../base/fs.ts';
 import { fromSystemError } from '../../base/errors.ts';

@@ -28,7 +28,7 @@ import { link, mkdir, readdir, readFile, unlink, writeFile } from 'node:fs/promi
 import { ownerIsDead, processStartTime } from '../../base/lock.ts';
 import { isErrno } from '../../base/fs.ts';
 import { join } from 'node:path';
-import { BerthError } from '../../base/errors.ts';
+import { BerthError, isBerthError } from '../../base/errors.ts';
 import type { UidRange } from './rootfs.ts';
 import { readSettingsFileSync } from './paths.ts';
 
@@ -245,7 +245,7 @@ export async function pickAndClaimRange(name: string, taken: readonly UidRange[]
       try {
         r = pickRange(name, tried);
       } catch (e) {
-        if (!readClaims && e instanceof BerthError && e.code === 'NO_SPACE') break;
+        if (!readClaims && isBerthError(e, 'NO_SPACE')) break;
         throw e;
       }
       if (await claimRange(r, name, dir)) return r;
