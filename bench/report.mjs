@@ -129,6 +129,8 @@ if (starts.length) {
       const own = b.hf.median - n.hf.median - node.hf.median;
       p(`|  ↳ where berth's ${fmt(b.hf.median, 'ms')} ms go | Node.js start ${fmt(node.hf.median, 'ms')} | berth's own work ${fmt(own, 'ms')} (image lookup, settings, rootfs helper mount/umount) | nspawn ${fmt(n.hf.median, 'ms')} | | |`);
     }
+    const ns = byName.get(`start-nspawn-noseccomp-${img}`);
+    if (n?.hf && ns?.hf) p(`|  ↳ of nspawn's ${fmt(n.hf.median, 'ms')} ms | seccomp filter compile ${fmt(n.hf.median - ns.hf.median, 'ms')} | nspawn with SYSTEMD_SECCOMP=0 (diagnostic only) ${fmt(ns.hf.median, 'ms')} | | | |`);
   }
   const d = ['start-d-berth-busybox', 'start-d-podman-busybox', 'stop-berth-busybox', 'stop-podman-busybox'].map((x) => byName.get(x));
   if (d.some(Boolean)) {

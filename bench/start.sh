@@ -7,6 +7,8 @@
 #      start-podman-IMG   podman run --rm --network=none --runtime=runc IMG true
 #      start-nspawn-IMG   systemd-nspawn --keep-unit --register=no -q -D ROOTFS /bin/true
 #                         (ROOTFS: the same image unpacked by umoci; nspawn's floor)
+#      start-nspawn-noseccomp-IMG  the same with SYSTEMD_SECCOMP=0 (diagnostic: the share of
+#                         nspawn's start that is its seccomp filter compile; berth never runs so)
 #    plus start-node (`node -e 0`) so the report can split berth's time into Node.js start,
 #    berth's own work (image lookup, settings, rootfs helper) and nspawn.
 #    Isolation: berth runs with a private user namespace and network namespace by default;
@@ -45,6 +47,11 @@ for img in $START_IMAGES; do
   measure "start-podman-$img" start "$img" podman "$RUNS_START" 2 "$PODMAN run --rm $PODMAN_RUN_OPTS localhost/bench-$img true"
   measure "start-nspawn-$img" start "$img" nspawn "$RUNS_START" 2 \
     "systemd-nspawn --keep-unit --register=no -q -D $ST/rootfs-$img /bin/true"
+  # Diagnostic only, never what berth runs: the same nspawn with its seccomp filter off. The
+  # difference is the time nspawn spends compiling its system-call filter with libseccomp
+  # (~60 ms of user CPU per start here), the largest single step of every berth start.
+  measure "start-nspawn-noseccomp-$img" start "$img" nspawn-noseccomp "$RUNS_START" 2 \
+    "env SYSTEMD_SECCOMP=0 systemd-nspawn --keep-unit --register=no -q -D $ST/rootfs-$img /bin/true"
 done
 measure start-node start - node "$RUNS_START" 2 "env -u NODE_EXTRA_CA_CERTS node -e 0"
 
