@@ -11,6 +11,10 @@
  *             (= SnapshotStore.unpack minus locking/commit, which `store` adds)
  *   store     the full SnapshotStore.unpack (lock, work area, commit rename)
  * Each stage's share = its time minus the previous stage's, over `store`.
+ *   cold      `store` again, once per fresh process (STAGES_COLD=1): a pull is one short
+ *             process, so its parser, validator and writer run before V8 has optimised
+ *             them; the stages above are medians of runs in one warm process. cold - store
+ *             is what the JIT's warm-up costs a real pull.
  * Plus zstd: zstd-napi vs `zstd -dc` on a zstd recompression of the Debian layers.
  *
  * usage: node --import tsx bench/stages.mts BENCH_DIR [IMAGE...]   (RUNS=5)
@@ -39,7 +43,7 @@ const [benchDir, ...names] = process.argv.slice(2);
 if (!benchDir) throw new Error('usage: stages.mts BENCH_DIR [IMAGE...]');
 const images = names.length ? names : ['busybox', 'debian', 'many-small-files'];
 const RUNS = Number(process.env.RUNS ?? 5);
-const scratch = join(benchDir, 'work', `stages-${process.pid}`);
+const scratch = process.env.BENCH_STAGES_SCRATCH ?? join(benchDir, 'work', `stages-${process.pid}`);
 
 interface Layer { desc: Descriptor; diffId: Digest; chainId: Digest; path: string; compression: Compression }
 
@@ -90,7 +94,31 @@ const stages: Array<[string, Stage]> = [
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
+/** One `store` run in this (fresh) process: the cold-JIT figure. */
+async function coldOnce(name: string): Promise<void> {
+  const layers = await layersOf(name);
+  const store = stages.find(([s]) => s === 'store')![1];
+  const t0 = performance.now();
+  await Promise.all(layers.map((l, i) => store(l, i)));
+  process.stdout.write(`${JSON.stringify({ image: name, stage: 'cold', ms: Math.round(performance.now() - t0) })}\n`);
+}
+
+async function coldTimes(name: string): Promise<number[]> {
+  const xs: number[] = [];
+  for (let r = 0; r < RUNS; r++) {
+    await rm(join(scratch, 'store'), { recursive: true, force: true });
+    const res = await run([process.execPath, ...process.execArgv, process.argv[1] as string, benchDir as string, name], {
+      env: { ...process.env, STAGES_COLD: '1', BENCH_STAGES_SCRATCH: scratch },
+      timeoutMs: 300_000,
+    });
+    const line = res.stdout.trim().split('\n').pop() ?? '';
+    xs.push((JSON.parse(line) as { ms: number }).ms);
+  }
+  return xs;
+}
+
 async function main(): Promise<void> {
+  if (process.env.STAGES_COLD === '1') return coldOnce(images[0] as string);
   await rm(scratch, { recursive: true, force: true });
   await mkdir(scratch, { recursive: true });
   const table: string[] = [`gzip engine: ${gzipEngine()}, ${RUNS} runs, median ms (share of 'store')`];
@@ -116,7 +144,10 @@ async function main(): Promise<void> {
       prev = times[s]!;
       return `${s} +${inc.toFixed(0)} (${((inc / total) * 100).toFixed(0)}%)`;
     });
-    table.push(`${name}: floor ${times.floor!.toFixed(0)} ms; ${parts.join(', ')}; total ${total.toFixed(0)} ms = ${(total / times.floor!).toFixed(2)}× floor`);
+    const cold = await coldTimes(name);
+    const coldMs = median(cold);
+    console.log(JSON.stringify({ image: name, stage: 'cold', ms: Math.round(coldMs), runs: cold }));
+    table.push(`${name}: floor ${times.floor!.toFixed(0)} ms; ${parts.join(', ')}; total ${total.toFixed(0)} ms = ${(total / times.floor!).toFixed(2)}× floor; cold process ${coldMs.toFixed(0)} ms (JIT warm-up +${(coldMs - total).toFixed(0)})`);
   }
   // zstd-napi vs zstd -dc on the Debian layers recompressed with zstd
   if (images.includes('debian')) {

@@ -157,3 +157,30 @@ test('unknown types (old GNU sparse, volume labels) are reported with type null'
   const got = parse(rawTar([{ name: 'S', type: 'S', magic: 'gnu' }, { name: 'V', type: 'V', magic: 'gnu' }]));
   assert.deepEqual(got.map((g) => g.e.type), [null, null]);
 });
+
+test('header checksum: the word-wise sum agrees with the byte sum, aligned or not, signed sums accepted, any wrong byte refused', () => {
+  // high bytes (≥ 0x80) in every lane (the header is written and read as latin1)
+  const tar = rawTar([
+    { name: 'héllo/ÿÿÿÿþþþþ', body: 'x' },
+    { name: 'l', type: '2', linkname: 'ü'.repeat(49) },
+  ]);
+  for (const shift of [0, 1, 2, 3]) {
+    // copy at an offset so the headers sit at every alignment of their ArrayBuffer
+    const buf = Buffer.alloc(tar.length + 8);
+    tar.copy(buf, shift);
+    const view = buf.subarray(shift, shift + tar.length);
+    assert.deepEqual(parse(view).map((g) => g.e.name), ['héllo/ÿÿÿÿþþþþ', 'l']);
+    assert.deepEqual(parse(view, 7).map((g) => g.e.name), ['héllo/ÿÿÿÿþþþþ', 'l']);
+    for (const at of [0, 3, 99, 147, 156, 200, 511]) {
+      const bad = Buffer.from(view);
+      bad[at] = ((bad[at] as number) + 1) & 0xff;
+      corrupt(() => parse(bad));
+    }
+  }
+  // an old tar's signed sum (bytes ≥ 0x80 counted negative) is accepted too
+  const h = Buffer.from(tar);
+  let signed = 8 * 0x20;
+  for (let i = 0; i < 512; i++) if (i < 148 || i >= 156) signed += (h[i] as number) > 127 ? (h[i] as number) - 256 : (h[i] as number);
+  h.write(`${signed.toString(8).padStart(6, '0')}\0 `, 148, 'latin1');
+  assert.equal(parse(h)[0]?.e.name, 'héllo/ÿÿÿÿþþþþ');
+});
