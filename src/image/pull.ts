@@ -296,6 +296,16 @@ class LayerFetcher {
         const tee = this.unpacker && !haveSnapshot && w.offset === 0 && !streamedUnpack && (slot || tiny);
         let unpackDone: Promise<void> | undefined;
         try {
+          if (w.offset === desc.size) {
+            // A partial that is already whole (a pull killed between the last byte and the
+            // commit): nothing is left to fetch, and `Range: bytes=SIZE-` is unsatisfiable
+            // (registries answer 416 or drop the connection). commit() checks its digest;
+            // a mismatch discards it and the next attempt starts from byte 0.
+            await w.commit();
+            trace(`pull: ${desc.digest.slice(7, 19)} complete from an earlier pull's partial`);
+            this.emit({ type: 'layer-downloaded', digest: desc.digest, size: desc.size });
+            break;
+          }
           const { body, start } = await this.registry.fetchBlob(this.ref, desc, { offset: w.offset, signal: this.opts.signal });
           if (start !== w.offset) {
             // The server ignored Range: start over.

@@ -6,7 +6,7 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readdir, mkdir } from 'node:fs/promises';
+import { mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { startRegistry, pushImage, type Registry } from '../fixtures/registry.ts';
 import { buildImage, type BuiltImage } from '../fixtures/images.ts';
@@ -61,6 +61,26 @@ describe('faults on the wire', () => {
     const from = Number(/^bytes=(\d+)-$/.exec(String(gets[1]!.headers.range))?.[1]);
     assert.ok(from > 0 && from <= 300_000, `range ${gets[1]!.headers.range}`);
     await assertClean(b);
+  });
+
+  test('a partial that is already whole (killed before its commit) is committed without a request; a whole one with wrong bytes is fetched again', async () => {
+    // The partial a pull leaves when it is killed between the blob's last byte and the
+    // commit: resuming it with `Range: bytes=SIZE-` is unsatisfiable (docker-registry's
+    // answer dropped the connection on every retry, so such a store never pulled again).
+    const hex = layerDigest().slice('sha256:'.length);
+    const bytes = await readFile(join(busybox.layoutDir, 'blobs', 'sha256', hex));
+    for (const [what, content, requests] of [['whole and right', bytes, 0], ['whole and wrong', Buffer.from(bytes).fill(0x5a, 1000, 2000), 1]] as const) {
+      proxy.reset();
+      const b = await berthEnv('berth-whole');
+      await mkdir(join(b.root, 'ingest'), { recursive: true });
+      await writeFile(join(b.root, 'ingest', `sha256-${hex}.partial`), content);
+      const r = await b.run(['pull', `${proxy.host}/f/busybox:latest`]);
+      assert.equal(r.code, 0, `${what}: ${r.stderr}`);
+      const gets = proxy.requests.filter((q) => layerPath().test(q.path));
+      assert.equal(gets.length, requests, `${what}: ${gets.map((g) => g.headers.range ?? 'no range').join(', ')}`);
+      if (requests) assert.equal(gets[0]!.headers.range, undefined, `${what}: fetched from byte 0`);
+      await assertClean(b);
+    }
   });
 
   test('500 then success', async () => {
