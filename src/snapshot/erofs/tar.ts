@@ -101,18 +101,19 @@ export function parseNumber(b: Buffer, start: number, len: number, what: string)
 // The header's unsigned byte sum. When the header is 4-byte aligned in its ArrayBuffer (the
 // usual case: pipe and socket reads fill fresh buffers, headers sit at multiples of 512), it
 // is read as 32-bit words and summed two byte lanes at a time (each lane stays below 2^16:
-// 126 words of at most 255), a quarter of a byte loop's iterations, without a copy. The view
-// over the last ArrayBuffer is kept: consecutive headers mostly share one.
-let ckBuffer: ArrayBufferLike | undefined;
-let ckWords: Uint32Array<ArrayBufferLike> = new Uint32Array(0);
+// 126 words of at most 255), a quarter of a byte loop's iterations, without a copy. Each
+// parser keeps its view over the last ArrayBuffer (consecutive headers mostly share one),
+// so the view lives and dies with the parser.
+interface WordView { buffer?: ArrayBufferLike; words: Uint32Array<ArrayBufferLike> }
 
-function unsignedSum(h: Buffer, o: number): number {
+function unsignedSum(h: Buffer, o: number, view: WordView): number {
   const at = h.byteOffset + o;
   if ((at & 3) === 0) {
-    if (h.buffer !== ckBuffer) {
-      ckBuffer = h.buffer;
-      ckWords = new Uint32Array(h.buffer, 0, h.buffer.byteLength >>> 2);
+    if (h.buffer !== view.buffer) {
+      view.buffer = h.buffer;
+      view.words = new Uint32Array(h.buffer, 0, h.buffer.byteLength >>> 2);
     }
+    const ckWords = view.words;
     const w0 = at >>> 2;
     let even = 0;
     let odd = 0;
@@ -130,9 +131,9 @@ function unsignedSum(h: Buffer, o: number): number {
   return sum;
 }
 
-function checksumOk(h: Buffer, o: number): boolean {
+function checksumOk(h: Buffer, o: number, view: WordView): boolean {
   const stored = parseNumber(h, o + 148, 8, 'checksum');
-  if (stored === unsignedSum(h, o)) return true;
+  if (stored === unsignedSum(h, o, view)) return true;
   // some old tars summed signed bytes
   let signed = 8 * 0x20;
   for (let i = 0; i < 512; i++) {
@@ -261,6 +262,7 @@ export class TarParser {
   private readonly sink: TarSink;
   private state: State = 'header';
   private readonly hdr = Buffer.alloc(512);
+  private readonly words: WordView = { words: new Uint32Array(0) };
   private hdrFill = 0;
   // meta (PAX / long name) accumulation
   private metaKind = '';
@@ -377,7 +379,7 @@ export class TarParser {
       this.state = 'zero';
       return o + 512;
     }
-    if (!checksumOk(h, o)) throw corrupt(`header checksum mismatch at entry ${this.entries + 1}`);
+    if (!checksumOk(h, o, this.words)) throw corrupt(`header checksum mismatch at entry ${this.entries + 1}`);
     const flag = String.fromCharCode(h[o + 156] as number);
     let size = parseNumber(h, o + 124, 12, 'size');
     if (size < 0) throw corrupt('negative size');
