@@ -14,6 +14,10 @@
  *   setuser USER[:GROUP] -- CMD [ARG...]                                      (also as argv[0] "setuser")
  *   netns-exec NETNS CONFIG -- CMD [ARG...]                                   configure a machine's netns, exec CMD in it
  *   private-tmpfs DIR -- CMD [ARG...]                                         CMD in a private mount ns, a tmpfs on DIR
+ *   seccomp-probe CACHE NSPAWN                                                compile nspawn's seccomp filter once (seccomp.c)
+ *   nspawn-start FILTER -- NSPAWN ARG...                                      nspawn, with the cached filter when it applies
+ *   seccomp-dump PID                                                          a process's seccomp programs, oldest first
+ *   seccomp-init NEXT ARG...                   (as argv[0] "seccomp-init")   a machine's PID 1: load the cached filter, exec NEXT
  *
  * Every failure is one line "berth-helper: STEP PATH: ERRNO_NAME (strerror)" and an exit
  * status per class (helper.h), so berth maps it to a BerthError naming the step and errno.
@@ -98,13 +102,16 @@ int main(int argc, char **argv) {
   const char *self = argc > 0 ? base_name(argv[0]) : "";
   /* Bound into containers as /run/host/berth/setuser: argv[0] selects the command. */
   if (strcmp(self, "setuser") == 0 || strcmp(self, "berth-setuser") == 0) return cmd_setuser(argc - 1, argv + 1);
-  if (argc < 2) usage("berth-helper mount|umount|mount-erofs|probe-erofs|mkdirs|read|exec|netns-exec|private-tmpfs|setuser ...");
+  int r = seccomp_argv0(self, argc, argv);
+  if (r >= 0) return r;
+  if (argc < 2) usage("berth-helper mount|umount|mount-erofs|probe-erofs|mkdirs|read|exec|netns-exec|private-tmpfs|setuser|seccomp-probe|nspawn-start|seccomp-dump ...");
   const char *cmd = argv[1];
   static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
     { "mount", cmd_mount }, { "umount", cmd_umount }, { "mount-erofs", cmd_mount_erofs },
     { "probe-erofs", cmd_probe_erofs }, { "mkdirs", cmd_mkdirs }, { "read", cmd_read },
     { "exec", cmd_exec }, { "setuser", cmd_setuser }, { "netns-exec", cmd_netns_exec },
-    { "private-tmpfs", cmd_private_tmpfs },
+    { "private-tmpfs", cmd_private_tmpfs }, { "seccomp-probe", cmd_seccomp_probe },
+    { "nspawn-start", cmd_nspawn_start }, { "seccomp-dump", cmd_seccomp_dump },
   };
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
     if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 2, argv + 2);

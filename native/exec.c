@@ -58,14 +58,13 @@
 
 extern char **environ;
 
-struct filter { struct sock_fprog prog; unsigned long flags; };
 struct cg { char hier[128]; char path[2048]; };
 
 struct leader {
   pid_t pid;
   uint64_t capbnd;
   int nnp, seccomp, nfilters;
-  struct filter filters[64];
+  struct dumped_filter filters[64];
   struct cg cgroups[32];
   int ncgroups;
   int ns[7];          /* user, cgroup, ipc, uts, net, mnt: entered by the child (user last); pid: by the parent */
@@ -118,40 +117,12 @@ static void read_cgroups(int procfd, struct leader *l) {
   free(s);
 }
 
-/* Copies the leader's seccomp filters (index 0 = newest). The leader is stopped briefly. */
+/* Copies the leader's seccomp filters (index 0 = the first installed). The leader is stopped briefly. */
 static void read_filters(struct leader *l) {
   if (l->seccomp == 0) return;
   if (l->seccomp != 2) fail_msg(HX_UNSUPPORTED, "seccomp", "leader", "EINVAL", "strict seccomp mode cannot be copied");
-  pid_t pid = l->pid;
-  if (ptrace(PTRACE_SEIZE, pid, 0, 0) != 0) fail(HX_UNSUPPORTED, "ptrace(PTRACE_SEIZE)", "leader", errno);
-  if (ptrace(PTRACE_INTERRUPT, pid, 0, 0) != 0) fail(HX_UNSUPPORTED, "ptrace(PTRACE_INTERRUPT)", "leader", errno);
-  int st, reinject = 0;
-  for (;;) {
-    pid_t w = waitpid(pid, &st, __WALL);
-    if (w < 0 && errno == EINTR) continue;
-    if (w < 0) fail(0, "waitpid", "leader", errno);
-    if (WIFEXITED(st) || WIFSIGNALED(st)) fail_msg(HX_NOTFOUND, "ptrace", "leader", "ESRCH", "the container stopped");
-    if (WIFSTOPPED(st)) {
-      if ((st >> 16) == 0 && WSTOPSIG(st) != SIGTRAP) reinject = WSTOPSIG(st); /* a signal-delivery stop */
-      break;
-    }
-  }
-  int err = 0, i;
-  for (i = 0; i < 64; i++) {
-    long n = ptrace(PTRACE_SECCOMP_GET_FILTER, pid, (void *)(long)i, NULL);
-    if (n < 0) {
-      if (errno == ENOENT && i > 0) break;
-      err = errno;
-      break;
-    }
-    struct sock_filter *insns = calloc((size_t)n, sizeof *insns);
-    if (ptrace(PTRACE_SECCOMP_GET_FILTER, pid, (void *)(long)i, insns) != n) { err = errno ? errno : EIO; break; }
-    l->filters[i].prog.len = (unsigned short)n;
-    l->filters[i].prog.filter = insns;
-    struct { uint64_t filter_off, flags; } md = { (uint64_t)i, 0 };
-    l->filters[i].flags = ptrace(PTRACE_SECCOMP_GET_METADATA, pid, (void *)sizeof md, &md) > 0 ? md.flags : 0;
-  }
-  ptrace(PTRACE_DETACH, pid, 0, (void *)(long)reinject);
+  int i = 0, err = dump_filters(l->pid, l->filters, 64, &i);
+  if (err == ESRCH) fail_msg(HX_NOTFOUND, "ptrace", "leader", "ESRCH", "the container stopped");
   if (err == EACCES) fail_msg(HX_UNSUPPORTED, "ptrace(PTRACE_SECCOMP_GET_FILTER)", "leader", "EACCES",
       "cannot read the container's seccomp filter (is berth itself confined by seccomp?); refusing to run unconfined");
   if (err) fail(HX_UNSUPPORTED, "ptrace(PTRACE_SECCOMP_GET_FILTER)", "leader", err);
@@ -304,7 +275,7 @@ static _Noreturn void child(struct leader *l, const char *user, const char *cwd,
   resolve_user(root, user ? user : "0", &ids);
   close(root);
   if (l->nnp && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) fail(0, "prctl(PR_SET_NO_NEW_PRIVS)", NULL, errno);
-  for (int i = l->nfilters - 1; i >= 0; i--) { /* oldest first, as the leader got them */
+  for (int i = 0; i < l->nfilters; i++) { /* in the order the leader got them */
     unsigned long flags = l->filters[i].flags & SECCOMP_FILTER_FLAG_LOG;
     if (syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, flags, &l->filters[i].prog) != 0) fail(0, "seccomp(SECCOMP_SET_MODE_FILTER)", NULL, errno);
   }

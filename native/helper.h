@@ -73,6 +73,17 @@ int cmd_setuser(int argc, char **argv);
 /* exec.c */
 int cmd_exec(int argc, char **argv);
 
+/* seccomp.c: nspawn's filter compiled once (seccomp-probe, nspawn-start, seccomp-init). */
+#include <linux/filter.h>
+struct dumped_filter { struct sock_fprog prog; unsigned long flags; };
+int dump_filters(pid_t pid, struct dumped_filter *out, int max, int *count);
+int cmd_seccomp_probe(int argc, char **argv);
+int cmd_nspawn_start(int argc, char **argv);
+int cmd_seccomp_init(int argc, char **argv);
+int cmd_seccomp_dump(int argc, char **argv);
+/* argv[0] commands inside a container: seccomp-init, seccomp-probe; -1 for any other name */
+int seccomp_argv0(const char *self, int argc, char **argv);
+
 /* netns.c */
 int cmd_netns_exec(int argc, char **argv);
 

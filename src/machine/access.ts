@@ -17,7 +17,7 @@ import { BerthError } from '../base/errors.ts';
 import { forwardSignals } from '../base/exec.ts';
 import { execArgs, helperError, helperPath, HELPER_EXIT } from '../native/index.ts';
 import { parseNspawnWords, type UnitFile } from '../unit/index.ts';
-import { machinePaths, showMachine } from '../runtime/nspawn/index.ts';
+import { machinePaths, payloadOf, showMachine } from '../runtime/nspawn/index.ts';
 import { readSettings } from './query.ts';
 
 export interface ExecOptions {
@@ -35,9 +35,7 @@ export function containerUser(u: UnitFile | undefined): string | undefined {
   const p = u?.get('Exec', 'Parameters');
   if (!p) return undefined;
   try {
-    let w = parseNspawnWords(p);
-    if (w[0] === '/run/host/berth/init' && w[1] === '--') w = w.slice(2);
-    return w[0] === '/run/host/berth/setuser' && w[2] === '--' ? w[1] : undefined;
+    return payloadOf(parseNspawnWords(p)).setuser;
   } catch {
     return undefined;
   }

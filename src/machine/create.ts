@@ -25,8 +25,8 @@ import { attachMachine, detachMachine, networkPlan } from '../network/index.ts';
 import {
   reloadIfNeeded, createNspawnFileExclusive, layerPaths, machineInfo, machinePaths, mountRootfs, nspawnDir,
   pickAndClaimRange, planFor, rangesInUse, releaseRange, rootfsDropInText, systemdIsPid1, takenRanges, toNspawnFile, toServiceDropIns,
-  umountRootfs, unitState, writeDropIns, removeMachineFiles, volumeSteps,
-  type MachinePaths, type RootfsPlan, type UidRange, type VolumeKind, type VolumeSteps,
+  umountRootfs, unitState, writeDropIns, removeMachineFiles, volumeSteps, ensureFilterCache, seccompStart,
+  type MachinePaths, type SeccompStart, type RootfsPlan, type UidRange, type VolumeKind, type VolumeSteps,
 } from '../runtime/nspawn/index.ts';
 import { run } from '../base/exec.ts';
 
@@ -45,6 +45,8 @@ export interface CreatedMachine {
   range?: UidRange;
   /** Staging of the volumes, for a start without the unit (attached run). */
   volumes: VolumeSteps;
+  /** nspawn through nspawn-start (cached seccomp filter), for the unit and an attached run. */
+  start?: SeccompStart;
 }
 
 export function machinesLock(ctx: Pick<MachineContext, 'berthRoot'>): string {
@@ -122,9 +124,13 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
   const setuser = spec.boot ? undefined : helperPath();
   // Translate first: invalid values fail before anything is written.
   const network = networkPlan(spec.name, spec.network);
-  const nspawn = toNspawnFile(spec, { initHostPath: spec.boot ? undefined : findInit(), setuserHostPath: setuser, network });
-  const dropIns = toServiceDropIns(spec, { network, volumeKinds }).map((d) => ({ file: d.file, text: serializeUnit(d.unit) }));
+  const init = spec.boot ? undefined : findInit();
   const helper = helperPath();
+  // nspawn's seccomp filter compiled once (runtime/nspawn/seccomp.ts): only with berth's init.
+  const start = init === undefined ? undefined : seccompStart(spec.name, helper);
+  const cached = start === undefined ? Promise.resolve() : ensureFilterCache(helper);
+  const nspawn = toNspawnFile(spec, { initHostPath: init, setuserHostPath: setuser, network, seccomp: start });
+  const dropIns = toServiceDropIns(spec, { network, volumeKinds, start }).map((d) => ({ file: d.file, text: serializeUnit(d.unit) }));
   trace('create: translated');
   // Another machine of this name (berth's, machinectl's, a unit): refuse before any work.
   // Its D-Bus look is under way while the ranges in use are read (synchronous reads of
@@ -184,7 +190,8 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
       if (systemdIsPid1()) await reloadIfNeeded(paths.unit).catch(() => {});
       throw e;
     }
-    return { paths, plan, range, volumes: volumeSteps(spec, volumeKinds) };
+    await cached;
+    return { paths, plan, range, volumes: volumeSteps(spec, volumeKinds), ...(start ? { start } : {}) };
   });
 }
 

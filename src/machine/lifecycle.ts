@@ -22,7 +22,7 @@ import { readFile } from 'node:fs/promises';
 import {
   isRunningState, releaseRange, killMachineLeader, killUnit, machineInfo, machinePaths, planFor, reloadIfNeeded, removeMachineFiles, requireSystemd,
   resetFailed, rootfsDropInText, signalNumber, startUnit, stopUnit, systemdIsPid1, terminateMachine, umountRootfs, unitDir, unitState,
-  waitInactive, layerPaths, parsePrivateUsers, renameNetworkFiles,
+  waitInactive, layerPaths, parsePrivateUsers, renameNetworkFiles, renameStartFiles, ensureFilterCache,
 } from '../runtime/nspawn/index.ts';
 import { machineExists, machineLock, machinesLock, type MachineContext } from './create.ts';
 import { checkPortsFree, detachMachine, renameAttachment } from '../network/index.ts';
@@ -54,7 +54,8 @@ export async function startMachine(name: string, opts: { fresh?: boolean } = {})
   // An explicit start always means "start now": clear a failed state and systemd's start
   // rate limit (hit by quick stop/start cycles), as `docker start` would not refuse either.
   // systemd still holding an older copy of the unit (files changed since) reloads first.
-  await Promise.all([resetFailed(p.unit), opts.fresh ? undefined : reloadIfNeeded(p.unit)]);
+  // After a boot the seccomp cache is gone until berth makes it (create does; so does a start).
+  await Promise.all([resetFailed(p.unit), opts.fresh ? undefined : reloadIfNeeded(p.unit), opts.fresh ? undefined : ensureFilterCache(helperPath())]);
   trace('start: reset-failed, reload check');
   const result = await startUnit(p.unit);
   if (result !== 'done') {
@@ -161,8 +162,9 @@ export async function renameMachine(ctx: MachineContext, from: string, to: strin
     await fsRename(a.nspawnFile, b.nspawnFile);
     if (existsSync(a.dropInDir)) await fsRename(a.dropInDir, b.dropInDir);
     if (existsSync(a.stateDir)) await fsRename(a.stateDir, b.stateDir);
+    const start = await renameStartFiles(b, from, helperPath());
     const net = await renameAttachment(from, to);
-    if (net) await renameNetworkFiles(b, from, net);
+    if (net) await renameNetworkFiles(b, from, net, start);
     await rm(a.rootDir, { recursive: false, force: true }).catch(() => {});
     const helper = helperPath();
     const plan = planFor(b, helper, await layerPaths(ctx.snapshots, chainIds), range);

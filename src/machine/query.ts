@@ -15,7 +15,7 @@ import { parseNspawnWords, parseUnit, type UnitFile } from '../unit/index.ts';
 import { isValidMachineName, nameFromUnit } from '../container/names.ts';
 import {
   formatTimestamp, isRunningState, listMachines, listNspawnUnits, machineInfo, machinePaths, nspawnDir, showMachine, showUnit, systemdIsPid1,
-  readSettingsFileSync, unitDir, unitName, unitProperties, unitState, type UnitState,
+  payloadOf, readSettingsFileSync, unitDir, unitName, unitProperties, unitState, type UnitState,
 } from '../runtime/nspawn/index.ts';
 
 export interface MachineSummary {
@@ -97,10 +97,7 @@ export function commandOf(u: Pick<UnitFile, 'get'> | undefined): string[] {
   const p = u?.get('Exec', 'Parameters');
   if (!p) return u?.get('Exec', 'Boot') === 'yes' ? ['(boot)'] : [];
   try {
-    let w = parseNspawnWords(p);
-    if (w[0] === '/run/host/berth/init' && w[1] === '--') w = w.slice(2);
-    if (w[0] === '/run/host/berth/setuser' && w[2] === '--') w = w.slice(3);
-    return w;
+    return payloadOf(parseNspawnWords(p)).command;
   } catch {
     return [p];
   }

@@ -184,7 +184,7 @@ export class NspawnRuntime implements Runtime, NspawnExtras {
     if (att) await ensureZoneRunning(att.zone);
     return runForeground({
       name: spec.name, plan: machine.plan, volumes: machine.volumes, tty: spec.process.tty, stdin: spec.process.stdin, properties,
-      slice: systemdIsPid1() ? spec.slice : undefined, network: att ? runtimeNetwork(att) : undefined,
+      slice: systemdIsPid1() ? spec.slice : undefined, network: att ? runtimeNetwork(att) : undefined, start: machine.start,
     });
   }
 

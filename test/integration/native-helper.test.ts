@@ -55,6 +55,35 @@ describe('berth-helper in a test host', { timeout: 600_000 }, () => {
     await berth(['rm', '-f', 'conf']);
   });
 
+  test('run -d starts through nspawn-start with the cached filter: PID 1 gets the programs nspawn gives it', async () => {
+    await berth(['run', '-d', '--name', 'fast', 'busybox', 'sleep', '1000']);
+    const d = '/run/berth/seccomp';
+    const first = await sh([
+      'systemctl show -p ExecStart --value systemd-nspawn@fast.service',
+      `test -s ${d}/nspawn.cache && test -s ${d}/fast.filter && echo CACHED`,
+      // the next machine without the cache (and without a new probe): nspawn's own filter
+      `mv ${d}/nspawn.cache ${d}/keep && touch ${d}/nspawn.cache.failed`,
+    ].join('\n'));
+    assert.match(first.stdout, new RegExp(`${HELPER} nspawn-start ${d}/fast\\.filter -- /usr/bin/systemd-nspawn `));
+    assert.match(first.stdout, /^CACHED$/m, 'create made the cache; the start used it');
+    await berth(['run', '-d', '--name', 'slow', 'busybox', 'sleep', '1000']);
+    const cmp = await sh([
+      `test -s ${d}/slow.filter || echo SLOW-EMPTY`,
+      'A=$(machinectl show fast -p Leader --value); B=$(machinectl show slow -p Leader --value)',
+      `${HELPER} seccomp-dump $A | sha256sum; ${HELPER} seccomp-dump $B | sha256sum`,
+      `${FIELDS} /proc/$A/status; echo ---; ${FIELDS} /proc/$B/status`,
+      `mv ${d}/keep ${d}/nspawn.cache && rm ${d}/nspawn.cache.failed`,
+    ].join('\n'));
+    assert.match(cmp.stdout, /^SLOW-EMPTY$/m, 'without a cache the filter file is empty: nspawn filtered');
+    const sums = cmp.stdout.split('\n').filter((l) => /^[0-9a-f]{64} /.test(l));
+    assert.equal(sums.length, 2, cmp.stdout);
+    assert.equal(sums[0], sums[1], 'byte-identical seccomp programs');
+    const [a, b] = cmp.stdout.slice(cmp.stdout.indexOf('CapBnd')).split('---\n');
+    assert.equal(a, b);
+    assert.match(a ?? '', /^Seccomp:\s+2$/m);
+    await berth(['rm', '-f', 'fast', 'slow']);
+  });
+
   test('exec: --userns=host too; stdin with -i; SIGTERM reaches the command; exit status relayed', async () => {
     await berth(['run', '-d', '--name', 'hostns', '--userns=host', 'busybox', 'sleep', '1000']);
     const same = await berth(['exec', 'hostns', 'sh', '-c', `${FIELDS} /proc/self/status; cat /proc/self/cgroup; echo ---; ${FIELDS} /proc/1/status; cat /proc/1/cgroup; echo ---; cat /proc/self/uid_map`]);

@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { ensureDir, fsyncDir, isErrno, removeTree, tempPathFor, writeFileAtomic, writeFilesAtomic } from '../../base/fs.ts';
 import { fromSystemError } from '../../base/errors.ts';
 import type { MachinePaths } from './paths.ts';
+import { machineFilterFile } from './seccomp-start.ts';
 
 export interface DropInText {
   /** File name inside the .d directory, e.g. 50-berth-resources.conf. */
@@ -76,6 +77,7 @@ export async function removeMachineFiles(p: MachinePaths): Promise<void> {
     await rm(join(p.rootDir, '..', `.#${p.name}.lck`), { force: true });
     await removeTree(p.dropInDir);
     await removeTree(p.stateDir);
+    await rm(machineFilterFile(p.name), { force: true });
     await rmdir(p.rootDir).catch((e: unknown) => {
       if (!isErrno(e, 'ENOENT')) throw e;
     });

@@ -17,6 +17,7 @@ import { systemdIsPid1 } from './systemd.ts';
 import { setup as networkSetup, teardown as networkTeardown, type RuntimeNetwork } from '../../network/index.ts';
 import { forwardSignals, run } from '../../base/exec.ts';
 import type { VolumeStep, VolumeSteps } from './translate-volumes.ts';
+import { startArgv, type SeccompStart } from './seccomp-start.ts';
 
 export interface ForegroundOptions {
   name: string;
@@ -30,12 +31,15 @@ export interface ForegroundOptions {
   network?: RuntimeNetwork;
   /** Volume staging (translate-volumes.ts): run before nspawn starts and after it ends. */
   volumes?: VolumeSteps;
+  /** nspawn through nspawn-start (the cached seccomp filter; seccomp.ts), as the unit does. */
+  start?: SeccompStart;
 }
 
 export function foregroundArgv(o: ForegroundOptions, withSystemd: boolean): string[] {
   // The same namespace entry as the unit's ExecStart= (see translate-dropins).
   const enter = o.network ? o.network.enter : [];
-  const argv = [...enter, 'systemd-nspawn', '--quiet', `--machine=${o.name}`, `--directory=${o.plan.target}`];
+  const nspawn = o.start === undefined ? ['systemd-nspawn'] : startArgv(o.start);
+  const argv = [...enter, ...nspawn, '--quiet', `--machine=${o.name}`, `--directory=${o.plan.target}`];
   if (withSystemd) {
     argv.push('--register=yes');
     for (const p of o.properties ?? []) argv.push(`--property=${p}`);

@@ -10,8 +10,9 @@ import { runtimeNetwork, type Attachment } from '../../network/index.ts';
 import { parseUnit, serializeUnit } from '../../unit/index.ts';
 import type { MachinePaths } from './paths.ts';
 import { networkDropIn } from './translate-dropins.ts';
+import type { SeccompStart } from './seccomp-start.ts';
 
-export async function renameNetworkFiles(p: MachinePaths, from: string, att: Attachment): Promise<void> {
+export async function renameNetworkFiles(p: MachinePaths, from: string, att: Attachment, start?: SeccompStart): Promise<void> {
   const rn = runtimeNetwork(att);
   const u = parseUnit(await readFile(p.nspawnFile, 'utf8'));
   const old = new Set(u.getAll('Files', 'BindReadOnly').filter((v) => v.includes(`/etc/berth/machines/${from}/`)));
@@ -22,5 +23,5 @@ export async function renameNetworkFiles(p: MachinePaths, from: string, att: Att
     for (const f of rn.files) u.add('Files', 'BindReadOnly', `${f.source}:${f.target}`);
     await writeFileAtomic(p.nspawnFile, serializeUnit(u));
   }
-  await writeFileAtomic(join(p.dropInDir, '60-berth-network.conf'), serializeUnit(networkDropIn(p.name, rn)));
+  await writeFileAtomic(join(p.dropInDir, '60-berth-network.conf'), serializeUnit(networkDropIn(p.name, rn, start)));
 }

@@ -7,11 +7,14 @@
  * - 50-berth-resources.conf  [Service] MemoryMax=, CPUQuota=, TasksMax=, Slice=
  * - 50-berth-lifecycle.conf  [Service] Restart=, RestartSec=, TimeoutStopSec=; [Unit] StartLimit*
  * - 20-berth-volumes.conf    [Service] ExecStartPre=/ExecStopPost= staging the volumes (translate-volumes.ts)
+ * - 40-berth-start.conf      [Service] ExecStart= through `berth-helper nspawn-start` (the
+ *                            cached seccomp filter, seccomp.ts); not for a network zone,
+ *                            whose 60-berth-network.conf carries the same start
  * - 60-berth-network.conf    (network zone only) [Unit] Requires=/After= the zone's unit;
  *                            [Service] ExecStartPre= network setup, ExecStart= entering the
  *                            machine's namespace, ExecStopPost= teardown
  *
- * ExecStart= is NOT overridden (except for a network zone, below): the template's `--settings=override` lets every setting in
+ * ExecStart= keeps the template's words (only prefixed by nspawn-start and, for a zone, the namespace entry): its `--settings=override` lets every setting in
  * NAME.nspawn beat its `--boot --network-veth -U` (verified on systemd 252), and
  * toNspawnFile states those settings explicitly. The stock RequiresMountsFor=
  * /var/lib/machines/%i already orders the service after a mount unit at that path; the
@@ -25,6 +28,7 @@ import type { RuntimeNetwork } from '../../network/index.ts';
 import { BerthError } from '../../base/errors.ts';
 import { checkUnitName } from './translate-values.ts';
 import { VOLUMES_DROPIN, volumesDropIn, type VolumeKind } from './translate-volumes.ts';
+import { startArgv, type SeccompStart } from './seccomp-start.ts';
 
 export interface DropInOptions {
   /** Mount unit that provides /var/lib/machines/NAME (e.g. var-lib-machines-web.mount). */
@@ -33,6 +37,8 @@ export interface DropInOptions {
   network?: RuntimeNetwork;
   /** Kind of each spec.mounts[i] source (a file needs a file as staging point); default dir. */
   volumeKinds?: readonly (VolumeKind | undefined)[];
+  /** Start through nspawn-start (when the .nspawn file uses seccomp-init). */
+  start?: SeccompStart;
 }
 
 /**
@@ -45,8 +51,25 @@ export interface DropInOptions {
  */
 export const NSPAWN_EXEC_START = ['systemd-nspawn', '--quiet', '--keep-unit', '--boot', '--link-journal=try-guest', '-U', '--settings=override'];
 
+/** The ExecStart= words: [namespace entry] [nspawn-start FILTER --] systemd-nspawn ... --machine=NAME. Pure. */
+export function execStartArgv(name: string, enter: readonly string[], start: SeccompStart | undefined): string[] {
+  const nspawn = start === undefined ? NSPAWN_EXEC_START : [...startArgv(start), ...NSPAWN_EXEC_START.slice(1)];
+  return [...enter, ...nspawn, `--machine=${validateMachineName(name)}`];
+}
+
+/** 40-berth-start.conf: the template's start, through nspawn-start. */
+export function startDropIn(name: string, start: SeccompStart): UnitFile {
+  const u = new UnitFile(`${dropInDir(name)}/40-berth-start.conf`);
+  u.comment(`Written by berth for container ${validateMachineName(name)}: nspawn with berth's cached seccomp filter when it applies (same programs, compiled once).`);
+  u.add('Service', 'ExecStart', '');
+  u.add('Service', 'ExecStart', execLine(execStartArgv(name, [], start)));
+  // The journal names nspawn, as for the stock unit (not the wrapper that execs it).
+  u.set('Service', 'SyslogIdentifier', 'systemd-nspawn');
+  return u;
+}
+
 /** 60-berth-network.conf: the machine's network lives exactly as long as its unit runs. */
-export function networkDropIn(name: string, rn: RuntimeNetwork): UnitFile {
+export function networkDropIn(name: string, rn: RuntimeNetwork, start?: SeccompStart): UnitFile {
   const u = new UnitFile(`${dropInDir(name)}/60-berth-network.conf`);
   u.comment(`Written by berth for container ${validateMachineName(name)}: its network namespace, address and published ports.`);
   for (const r of rn.requires) {
@@ -55,7 +78,8 @@ export function networkDropIn(name: string, rn: RuntimeNetwork): UnitFile {
   }
   for (const argv of rn.setup) u.add('Service', 'ExecStartPre', execLine(argv));
   u.add('Service', 'ExecStart', '');
-  u.add('Service', 'ExecStart', execLine([...rn.enter, ...NSPAWN_EXEC_START, `--machine=${name}`]));
+  u.add('Service', 'ExecStart', execLine(execStartArgv(name, rn.enter, start)));
+  u.set('Service', 'SyslogIdentifier', 'systemd-nspawn');
   for (const argv of rn.teardown) u.add('Service', 'ExecStopPost', execLine(argv, true));
   return u;
 }
@@ -126,7 +150,9 @@ export function toServiceDropIns(spec: ContainerSpec, opts: DropInOptions = {}):
   ];
   if (spec.network.mode === 'zone') {
     if (opts.network === undefined) throw new BerthError('INTERNAL', 'network zone without a prepared network namespace');
-    out.push({ file: '60-berth-network.conf', unit: networkDropIn(name, opts.network) });
+    out.push({ file: '60-berth-network.conf', unit: networkDropIn(name, opts.network, opts.start) });
+  } else if (opts.start !== undefined) {
+    out.push({ file: '40-berth-start.conf', unit: startDropIn(name, opts.start) });
   }
   return out;
 }

@@ -12,7 +12,7 @@ import { isBerthError } from '../../base/errors.ts';
 import type { ContainerSpec } from '../../container/spec.ts';
 import { parseNspawnWords } from '../../unit/quote.ts';
 import { parseUnit, serializeUnit } from '../../unit/unit-file.ts';
-import { toNspawnFile, type NspawnTranslateOptions } from './translate.ts';
+import { payloadOf, toNspawnFile, type NspawnTranslateOptions } from './translate.ts';
 import { toServiceDropIns, type DropInOptions } from './translate-dropins.ts';
 
 const DIR = join(import.meta.dirname, 'fixtures');
@@ -67,8 +67,7 @@ for (const f of readdirSync(DIR).filter((n) => n.endsWith('.json')).sort()) {
     // Whatever was written must read back to the same argv and environment.
     const u = parseUnit(out.nspawn);
     const params = u.getAll('Exec', 'Parameters').flatMap(parseNspawnWords);
-    const argv = params[0] === '/run/host/berth/init' ? params.slice(2) : params;
-    assert.deepEqual(argv, spec.process.args);
+    assert.deepEqual(payloadOf(params).command, spec.process.args);
     const env = u.getAll('Exec', 'Environment').flatMap(parseNspawnWords);
     assert.deepEqual(new Map(env.map((kv) => [kv.split('=')[0], kv])), new Map(spec.process.env.map((kv) => [kv.split('=')[0], kv])));
   });

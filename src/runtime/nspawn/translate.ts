@@ -27,6 +27,7 @@ import { UnitFile } from '../../unit/unit-file.ts';
 import type { RuntimeNetwork } from '../../network/index.ts';
 import { assertSafeValue, escapeNspawnPath, quoteNspawnWord } from '../../unit/quote.ts';
 import { checkAbsPath, checkHostname, checkMountOptions, checkSignal, nspawnUser, setuserSpec } from './translate-values.ts';
+import { SECCOMP_FILTER_TARGET, SECCOMP_INIT_TARGET, type SeccompStart } from './seccomp-start.ts';
 
 export interface NspawnTranslateOptions {
   /**
@@ -47,6 +48,12 @@ export interface NspawnTranslateOptions {
    * show inside). Required for that mode.
    */
   network?: RuntimeNetwork;
+  /**
+   * With the forwarding init: start through berth's cached seccomp filter (seccomp.ts).
+   * PID 1 is berth-helper as seccomp-init (bound from helper), which loads the machine's
+   * filter file when nspawn-start chose the cache, then execs the init.
+   */
+  seccomp?: Pick<SeccompStart, 'helper' | 'filter'>;
 }
 
 /** Where berth-helper appears inside the container, as its setuser command. */
@@ -54,6 +61,18 @@ export const SETUSER_TARGET = '/run/host/berth/setuser';
 
 /** Where the forwarding init appears inside the container (a tmpfs nspawn owns). */
 export const INIT_TARGET = '/run/host/berth/init';
+
+/**
+ * Reads Parameters= words back (ps, inspect, exec): berth's prefixes stripped, seccomp-init,
+ * the forwarding init and its `--`, and the setuser switch (whose argument is the user). Pure.
+ */
+export function payloadOf(words: readonly string[]): { command: string[]; setuser?: string } {
+  let w = [...words];
+  if (w[0] === SECCOMP_INIT_TARGET && w[1] === INIT_TARGET) w = w.slice(1);
+  if (w[0] === INIT_TARGET && w[1] === '--') w = w.slice(2);
+  if (w[0] === SETUSER_TARGET && w[2] === '--') return { command: w.slice(3), setuser: w[1] };
+  return { command: w };
+}
 
 /** The settings file's path for a machine name. */
 export function nspawnFilePath(name: string): string {
@@ -95,7 +114,8 @@ function writeExec(u: UnitFile, spec: ContainerSpec, opts: NspawnTranslateOption
       u.set('Exec', 'ProcessTwo', 'no');
       const setuser = switchUser(spec, opts);
       const prefix = setuser === undefined ? '' : `${quoteNspawnWord(SETUSER_TARGET)} ${quoteNspawnWord(setuser)} -- `;
-      u.set('Exec', 'Parameters', `${quoteNspawnWord(INIT_TARGET)} -- ${prefix}${words(args, 'argument')}`);
+      const first = opts.seccomp === undefined ? '' : `${quoteNspawnWord(SECCOMP_INIT_TARGET)} `;
+      u.set('Exec', 'Parameters', `${first}${quoteNspawnWord(INIT_TARGET)} -- ${prefix}${words(args, 'argument')}`);
       kill = checkSignal('stop signal', spec.stopSignal ?? 'SIGTERM');
     } else {
       u.set('Exec', 'ProcessTwo', 'yes');
@@ -139,6 +159,10 @@ function writeFiles(u: UnitFile, spec: ContainerSpec, opts: NspawnTranslateOptio
   if (!spec.boot && opts.initHostPath !== undefined) {
     const src = checkAbsPath('init', opts.initHostPath);
     u.add('Files', 'BindReadOnly', `${escapeNspawnPath(src)}:${escapeNspawnPath(INIT_TARGET)}`);
+    if (opts.seccomp !== undefined) {
+      u.add('Files', 'BindReadOnly', `${escapeNspawnPath(checkAbsPath('seccomp helper', opts.seccomp.helper))}:${SECCOMP_INIT_TARGET}`);
+      u.add('Files', 'BindReadOnly', `${escapeNspawnPath(checkAbsPath('seccomp filter', opts.seccomp.filter))}:${SECCOMP_FILTER_TARGET}`);
+    }
     if (switchUser(spec, opts) !== undefined) {
       const helper = checkAbsPath('setuser helper', opts.setuserHostPath!);
       u.add('Files', 'BindReadOnly', `${escapeNspawnPath(helper)}:${escapeNspawnPath(SETUSER_TARGET)}`);
