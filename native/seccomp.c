@@ -502,9 +502,13 @@ int cmd_seccomp_probe(int argc, char **argv) {
     /* as `run` does without systemd: nspawn's propagation dir on a tmpfs of this namespace */
     mkdir_p("/run/systemd/nspawn", 0755);
     if (mount("berth-nspawn", "/run/systemd/nspawn", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") != 0) fail(0, "mount(tmpfs)", "/run/systemd/nspawn", errno);
+    /* With systemd as PID 1, nspawn gets a transient scope of its own (the caller's cgroup
+     * may be anywhere, even outside this cgroup namespace); without it, the caller's. */
+    int systemd = access("/run/systemd/system", F_OK) == 0;
     char *const args[] = {
-      (char *)nspawn, "--quiet", "--keep-unit", "--register=no", "--settings=no", "--console=pipe",
-      "--link-journal=no", "--resolv-conf=off", "--timezone=off", dirarg, machine, bind, "--", PROBE_TARGET, NULL,
+      (char *)nspawn, "--quiet", "--register=no", "--settings=no", "--console=pipe",
+      "--link-journal=no", "--resolv-conf=off", "--timezone=off", dirarg, machine, bind,
+      systemd ? "--" : "--keep-unit", systemd ? PROBE_TARGET : "--", systemd ? NULL : PROBE_TARGET, NULL,
     };
     unsetenv("SYSTEMD_SECCOMP");
     execve(nspawn, args, environ);
