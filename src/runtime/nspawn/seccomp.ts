@@ -18,7 +18,7 @@
  * The programs a machine gets are byte-identical either way (test/integration/seccomp-cache).
  * The cache is derived state on a tmpfs: losing it costs one slower start, never a filter.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { runHelper } from '../../native/index.ts';
@@ -36,7 +36,7 @@ let ensured = false;
 /**
  * Makes the cache when it is missing (~130 ms, once per boot and nspawn build; concurrent
  * creates wait for one probe under its lock). A probe that fails leaves a marker, so a
- * host where it cannot work does not pay for it at every create; the machine then starts
+ * host where it cannot work does not pay for it at every create (it is tried again after an hour); the machine then starts
  * with nspawn's own filter. Never throws: the cache only saves time.
  */
 export async function ensureFilterCache(helper: string): Promise<void> {
@@ -44,7 +44,7 @@ export async function ensureFilterCache(helper: string): Promise<void> {
   ensured = true;
   const nspawn = nspawnBinary();
   const cache = `${seccompDir()}/nspawn.cache`;
-  if (nspawn === undefined || existsSync(cache) || existsSync(`${cache}.failed`)) return;
+  if (nspawn === undefined || existsSync(cache) || recentFailure(`${cache}.failed`)) return;
   try {
     await runHelper(['seccomp-probe', cache, nspawn], { context: 'compiling nspawn\'s seccomp filter', timeoutMs: 60_000 });
     trace('create: seccomp filter cached');
@@ -52,6 +52,12 @@ export async function ensureFilterCache(helper: string): Promise<void> {
     trace(`create: seccomp probe failed: ${(e as Error).message}`);
     await writeFile(`${cache}.failed`, `${(e as Error).message}\n`, { mode: 0o644 }).catch(() => {});
   }
+}
+
+/** A probe failed less than an hour ago: do not pay for another at every create. */
+function recentFailure(marker: string): boolean {
+  const st = statSync(marker, { throwIfNoEntry: false });
+  return st !== undefined && Date.now() - st.mtimeMs < 3600_000;
 }
 
 /**
