@@ -49,6 +49,8 @@ export function unitObjectPath(unit: string): string {
 
 export class SystemdManager {
   private subscribed: Promise<void> | undefined;
+  private listening = false;
+  private readonly matches = new Map<string, Promise<void>>();
   private readonly ended = new Map<string, JobResult>();
   private readonly waiters = new Map<string, Set<(r: JobResult) => void>>();
   private inflight = 0;
@@ -109,8 +111,14 @@ export class SystemdManager {
     await this.call('Reload', '', [], timeoutMs);
   }
 
-  private subscribe(): Promise<void> {
-    if (!this.subscribed) {
+  /**
+   * JobRemoved of this unit reaches this connection from here on. The match names the unit
+   * (arg2), so a process sees its own jobs only: in a storm of 100 starts each client used
+   * to receive and parse every other client's JobRemoved as well (n² messages).
+   */
+  private subscribe(unit: string): Promise<void> {
+    if (!this.listening) {
+      this.listening = true;
       this.bus.onSignal((s) => {
         if (s.interface !== MANAGER || s.member !== 'JobRemoved' || s.path !== PATH) return;
         const job = s.body[1] as string;
@@ -119,18 +127,25 @@ export class SystemdManager {
         for (const w of this.waiters.get(job) ?? []) w(result);
         if (this.inflight > 0) this.ended.set(job, result);
       });
-      this.subscribed = (async () => {
-        await this.bus.addMatch(`type='signal',sender='${DEST}',path='${PATH}',interface='${MANAGER}',member='JobRemoved'`);
-        // systemd emits job signals only while a client is subscribed.
-        await this.call('Subscribe').catch((e: unknown) => {
-          if (!/AlreadySubscribed/.test(dbusErrorName(e) ?? '')) throw e;
-        });
-      })();
-      this.subscribed.catch(() => {
-        this.subscribed = undefined;
+    }
+    // Inside a quoted match value only an apostrophe would need escaping; unit names have none.
+    const filter = unit.includes("'") ? '' : `,arg2='${unit}'`;
+    const key = filter === '' ? '*' : unit;
+    let p = this.matches.get(key) ?? this.matches.get('*');
+    if (p === undefined) {
+      // systemd emits job signals only while a client is subscribed; both requests go out at once.
+      this.subscribed ??= this.call('Subscribe').then(() => {}, (e: unknown) => {
+        if (!/AlreadySubscribed/.test(dbusErrorName(e) ?? '')) throw e;
+      });
+      const sub = this.subscribed;
+      p = Promise.all([this.bus.addMatch(`type='signal',sender='${DEST}',path='${PATH}',interface='${MANAGER}',member='JobRemoved'${filter}`), sub]).then(() => {});
+      this.matches.set(key, p);
+      p.catch(() => {
+        this.matches.delete(key);
+        if (this.subscribed === sub) this.subscribed = undefined;
       });
     }
-    return this.subscribed;
+    return p;
   }
 
   /**
@@ -138,7 +153,7 @@ export class SystemdManager {
    * JobRemoved says it ended; TIMEOUT after timeoutMs (the job keeps running in systemd).
    */
   async runJob(method: 'StartUnit' | 'StopUnit' | 'RestartUnit', unit: string, opts: { mode?: JobMode; timeoutMs?: number } = {}): Promise<JobResult> {
-    await this.subscribe();
+    await this.subscribe(unit);
     const release = this.bus.hold();
     this.inflight++;
     try {
