@@ -5,6 +5,7 @@
  * root-owned), never into a writable store.
  *
  *   mount --target DIR --upper DIR --work DIR [--idmap BASE:SIZE] LAYER...   machine rootfs
+ *         [--owner UID:GID --mkdir PATH...]                                   (and mkdirs inside it, once mounted)
  *   umount DIR                                                                every mount on DIR
  *   mount-erofs IMAGE DIR                                                     one EROFS layer (ro,nosuid,nodev)
  *   probe-erofs IMAGE                                                         can this store mount EROFS?

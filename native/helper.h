@@ -50,6 +50,9 @@ int open_in_root(int rootfd, const char *path, int flags, unsigned long long res
 enum { READ_STRICT = 0, READ_MISSING_OK = 1, READ_UNUSABLE_OK = 2 };
 int read_in_root(int rootfd, const char *path, size_t max, char **out, size_t *len, int lenient);
 int cmd_mkdirs(int argc, char **argv);
+/* mkdir -p of path inside rootfd, each new directory owned by uid:gid (mkdirs, mount --mkdir) */
+void mkdirs_one(int rootfd, const char *path, uid_t uid, gid_t gid);
+unsigned long parse_ulong(const char *s, unsigned long max, const char *what);
 int cmd_read(int argc, char **argv);
 
 /* mount.c */

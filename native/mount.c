@@ -211,23 +211,47 @@ static int ends_with(const char *s, const char *suffix) {
   return a >= b && strcmp(s + a - b, suffix) == 0;
 }
 
+#define MOUNT_USAGE "mount --target DIR --upper DIR --work DIR [--idmap BASE:SIZE] [--owner UID:GID --mkdir PATH...] LAYER..."
+
+/* --mkdir PATH...: made inside the mounted root (as mkdirs does), saving a helper start per create. */
+static void mkdirs_in(const char *target, const char *owner, const char **dirs, int ndirs) {
+  if (ndirs == 0) return;
+  if (!owner) usage(MOUNT_USAGE);
+  char u[32], *g;
+  snprintf(u, sizeof u, "%s", owner);
+  if (!(g = strchr(u, ':'))) usage(MOUNT_USAGE);
+  *g++ = 0;
+  uid_t uid = (uid_t)parse_ulong(u, 0xfffffffeUL, "UID");
+  gid_t gid = (gid_t)parse_ulong(g, 0xfffffffeUL, "GID");
+  int rootfd = open_dir(target);
+  for (int i = 0; i < ndirs; i++) mkdirs_one(rootfd, dirs[i], uid, gid);
+  close(rootfd);
+}
+
 int cmd_mount(int argc, char **argv) {
-  const char *target = NULL, *upper = NULL, *work = NULL, *idmap = NULL;
-  const char **layers = calloc((size_t)argc + 1, sizeof *layers);
-  int nlayers = 0;
+  const char *target = NULL, *upper = NULL, *work = NULL, *idmap = NULL, *owner = NULL;
+  const char **layers = calloc((size_t)argc + 1, sizeof *layers), **dirs = calloc((size_t)argc + 1, sizeof *dirs);
+  int nlayers = 0, ndirs = 0;
   for (int i = 0; i < argc; i++) {
+    const char *dummy = NULL;
+    int is_dir = strcmp(argv[i], "--mkdir") == 0;
     const char **slot = strcmp(argv[i], "--target") == 0 ? &target : strcmp(argv[i], "--upper") == 0 ? &upper
-      : strcmp(argv[i], "--work") == 0 ? &work : strcmp(argv[i], "--idmap") == 0 ? &idmap : NULL;
+      : strcmp(argv[i], "--work") == 0 ? &work : strcmp(argv[i], "--idmap") == 0 ? &idmap
+      : strcmp(argv[i], "--owner") == 0 ? &owner : is_dir ? &dummy : NULL;
     if (slot) {
-      if (i + 1 >= argc) usage("mount --target DIR --upper DIR --work DIR [--idmap BASE:SIZE] LAYER...");
+      if (i + 1 >= argc) usage(MOUNT_USAGE);
       *slot = argv[++i];
+      if (is_dir) dirs[ndirs++] = dummy;
     } else {
       layers[nlayers++] = argv[i];
     }
   }
-  if (!target || !upper || !work || nlayers == 0) usage("mount --target DIR --upper DIR --work DIR [--idmap BASE:SIZE] LAYER...");
+  if (!target || !upper || !work || nlayers == 0) usage(MOUNT_USAGE);
   struct statfs sf;
-  if (is_mount_point(target) && statfs(target, &sf) == 0 && sf.f_type == OVERLAY_MAGIC) return 0;
+  if (is_mount_point(target) && statfs(target, &sf) == 0 && sf.f_type == OVERLAY_MAGIC) {
+    mkdirs_in(target, owner, dirs, ndirs);
+    return 0;
+  }
   mkdir_p(target, 0755);
   mkdir_p(upper, 0755);
   mkdir_p(work, 0700);
@@ -250,6 +274,7 @@ int cmd_mount(int argc, char **argv) {
   if (strlen(data) + strlen(upper) + strlen(work) + 32 > 4000) fail_msg(HX_UNSUPPORTED, "mount(overlay)", target, "E2BIG", "too many layers for one mount option page");
   sprintf(p, ",upperdir=%s,workdir=%s", upper, work);
   if (mount("berth", target, "overlay", 0, data) != 0) fail(0, "mount(overlay)", target, errno);
+  mkdirs_in(target, owner, dirs, ndirs);
   return 0;
 }
 

@@ -95,7 +95,7 @@ int read_in_root(int rootfd, const char *path, size_t max, char **out, size_t *l
   return 0;
 }
 
-static unsigned long parse_ulong(const char *s, unsigned long max, const char *what) {
+unsigned long parse_ulong(const char *s, unsigned long max, const char *what) {
   if (!*s || strlen(s) > 19) fail_msg(HX_USAGE, "argument", what, "EINVAL", "not a number");
   for (const char *p = s; *p; p++) if (*p < '0' || *p > '9') fail_msg(HX_USAGE, "argument", what, "EINVAL", "not a number");
   unsigned long v = strtoul(s, NULL, 10);
@@ -109,7 +109,7 @@ static unsigned long parse_ulong(const char *s, unsigned long max, const char *w
  * would (runc's MkdirAllInRoot does the same): its target is created instead, at most 40
  * links deep. ".." is refused in PATH itself; inside link targets openat2 clamps it at the root.
  */
-static void mkdirs_one(int rootfd, const char *path, uid_t uid, gid_t gid) {
+void mkdirs_one(int rootfd, const char *path, uid_t uid, gid_t gid) {
   if (path[0] != '/') fail_msg(HX_USAGE, "mkdirs", path, "EINVAL", "path must be absolute");
   char cur[4096];
   if (snprintf(cur, sizeof cur, "%s", path) >= (int)sizeof cur) fail_msg(HX_USAGE, "mkdirs", path, "ENAMETOOLONG", "path too long");

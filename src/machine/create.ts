@@ -20,7 +20,7 @@ import { trace } from '../base/trace.ts';
 import type { ContainerSpec } from '../container/spec.ts';
 import { serializeUnit } from '../unit/index.ts';
 import type { SnapshotStore } from '../snapshot/index.ts';
-import { helperPath, mkdirsInRoot } from '../native/index.ts';
+import { helperPath } from '../native/index.ts';
 import { attachMachine, detachMachine, networkPlan } from '../network/index.ts';
 import {
   reloadIfNeeded, createNspawnFileExclusive, layerPaths, machineInfo, machinePaths, mountRootfs, nspawnDir,
@@ -169,11 +169,11 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
       if (range) await chown(paths.upper, range.base, range.base);
       await writeDropIns(paths, dropIns);
       trace('create: files written');
-      await mountRootfs(plan);
-      mounted = true;
-      trace('create: rootfs mounted');
-      // nspawn makes the mount point of a file volume itself (a directory there would fail)
-      await prepareRoot(paths, { ...spec, mounts: spec.mounts.filter((_, i) => volumeKinds[i] !== 'file') }, range);
+      // With the mount, in the same helper run: the directories nspawn and the volumes need
+      // (a file volume's mount point nspawn makes itself; a directory there would fail).
+      mounted = true; // a mount that succeeds before its mkdirs fail is undone below too
+      await mountRootfs(plan, rootDirs({ ...spec, mounts: spec.mounts.filter((_, i) => volumeKinds[i] !== 'file') }, range));
+      trace('create: rootfs mounted, directories made');
       await chownVolumes(spec, range);
       if (!opts.keepMounted) {
         await umountRootfs(helper, paths.rootDir);
@@ -199,13 +199,13 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
  * Directories nspawn insists on (/usr: "doesn't look like an OS tree"), mount points of
  * volumes and the working directory, made in the upper dir as the machine's root (else
  * nspawn makes them as host root and they show up inside as nobody). The paths come from
- * the image and resolve *inside* the container's root (berth-helper mkdirs, openat2
+ * the image and resolve *inside* the container's root (berth-helper mount --mkdir, as mkdirs: openat2
  * RESOLVE_IN_ROOT): a symlink `w -> /host/dir` is followed the way the container sees it
  * (dangling: its target is made inside the root, as runc does), and nothing outside the
  * root is ever created or chowned.
  */
-async function prepareRoot(paths: MachinePaths, spec: ContainerSpec, range: UidRange | undefined): Promise<void> {
-  const dirs = ['/usr', ...spec.mounts.map((m) => m.target)];
-  if (spec.process.cwd && spec.process.cwd !== '/') dirs.push(spec.process.cwd);
-  await mkdirsInRoot(paths.rootDir, { uid: range?.base ?? 0, gid: range?.base ?? 0 }, dirs);
+function rootDirs(spec: ContainerSpec, range: UidRange | undefined): { owner: { uid: number; gid: number }; paths: string[] } {
+  const paths = ['/usr', ...spec.mounts.map((m) => m.target)];
+  if (spec.process.cwd && spec.process.cwd !== '/') paths.push(spec.process.cwd);
+  return { owner: { uid: range?.base ?? 0, gid: range?.base ?? 0 }, paths };
 }

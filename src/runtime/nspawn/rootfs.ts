@@ -20,7 +20,7 @@
 import { readFile, realpath } from 'node:fs/promises';
 import type { Digest } from '../../base/digest.ts';
 import { BerthError } from '../../base/errors.ts';
-import { runHelper } from '../../native/index.ts';
+import { mkdirsArgs, runHelper } from '../../native/index.ts';
 import type { SnapshotStore } from '../../snapshot/index.ts';
 import type { MachinePaths } from './paths.ts';
 
@@ -103,9 +103,24 @@ export async function isMounted(path: string): Promise<boolean> {
 }
 
 /** Mounts the rootfs now (create-time preparation, foreground run). Idempotent. */
-export async function mountRootfs(p: RootfsPlan): Promise<void> {
-  if (await isMounted(p.target)) return;
-  await runHelper(mountArgv(p).slice(1), { context: `mounting the root filesystem on ${p.target}` });
+/**
+ * Mounts the rootfs (idempotent). `mkdirs`: directories to make inside it afterwards, as
+ * berth-helper mkdirs would (resolved in the root, new ones owned by owner), in the same
+ * helper run: one process fewer per create.
+ */
+export async function mountRootfs(p: RootfsPlan, mkdirs?: { owner: { uid: number; gid: number }; paths: readonly string[] }): Promise<void> {
+  const extra = mkdirs && mkdirs.paths.length > 0 ? mkdirsArgs(p.target, mkdirs.owner, mkdirs.paths) : undefined;
+  if (await isMounted(p.target)) {
+    if (extra) await runHelper(extra, { context: 'preparing the container root' });
+    return;
+  }
+  const argv = mountArgv(p).slice(1);
+  if (extra) {
+    // mountArgv ends with the layers; the options go before them
+    const [, , uid, gid, ...paths] = extra;
+    argv.splice(argv.length - p.layers.length, 0, '--owner', `${uid}:${gid}`, ...paths.flatMap((d) => ['--mkdir', d]));
+  }
+  await runHelper(argv, { context: `mounting the root filesystem on ${p.target}` });
 }
 
 /** Unmounts the rootfs (every stacked mount on it). Idempotent. */
