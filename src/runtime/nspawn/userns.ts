@@ -23,7 +23,7 @@
  * also show.
  */
 import { createHash } from 'node:crypto';
-import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
 import { link, mkdir, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { ownerIsDead, processStartTime } from '../../base/lock.ts';
 import { isErrno } from '../../base/fs.ts';
@@ -144,11 +144,17 @@ export async function rangesInUse(procDir = '/proc', nspawnLockDir = '/run/syste
     own = undefined; // no ns links (old kernel, fake /proc): read every process's maps
   }
   const namespaces = new Set<string>();
+  // Plain string paths and one shared buffer: with 600 processes in 200 namespaces this
+  // loop runs in every create of a storm, and path.join plus readFileSync's stat and
+  // second read were a third of its cost (14 -> 10 ms for 370 processes in 121 namespaces;
+  // the rest is the kernel: ~9 us per ns/user readlink, ~12 us per map read).
+  const buf = Buffer.allocUnsafe(16384);
   for (const p of pids) {
+    const dir = `${procDir}/${p}/`;
     if (own !== undefined) {
       let ns: string;
       try {
-        ns = readlinkSync(join(procDir, p, 'ns', 'user'));
+        ns = readlinkSync(`${dir}ns/user`);
       } catch {
         continue; // exited meanwhile (or a kernel thread)
       }
@@ -156,16 +162,31 @@ export async function rangesInUse(procDir = '/proc', nspawnLockDir = '/run/syste
       namespaces.add(ns);
     }
     for (const m of ['uid_map', 'gid_map']) {
-      let text = '';
-      try {
-        text = readFileSync(join(procDir, p, m), 'utf8');
-      } catch {
-        continue; // exited meanwhile
-      }
+      const text = readSmall(`${dir}${m}`, buf);
+      if (text === undefined) continue; // exited meanwhile
       for (const r of parseIdMap(text)) add(r);
     }
   }
   return out;
+}
+
+/** A procfs file of at most buf.length bytes (an id map has at most 340 lines of ~30). */
+function readSmall(path: string, buf: Buffer): string | undefined {
+  let fd: number;
+  try {
+    fd = openSync(path, 'r');
+  } catch {
+    return undefined;
+  }
+  try {
+    let n = 0;
+    for (let r; n < buf.length && (r = readSync(fd, buf, n, buf.length - n, null)) > 0;) n += r;
+    return buf.toString('latin1', 0, n);
+  } catch {
+    return undefined;
+  } finally {
+    closeSync(fd);
+  }
 }
 
 /** Where in-flight range claims live (per boot). */
