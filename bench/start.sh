@@ -7,8 +7,9 @@
 #      start-podman-IMG   podman run --rm --network=none --runtime=runc IMG true
 #      start-nspawn-IMG   systemd-nspawn --keep-unit --register=no -q -D ROOTFS /bin/true
 #                         (ROOTFS: the same image unpacked by umoci; nspawn's floor)
-#      start-nspawn-noseccomp-IMG  the same with SYSTEMD_SECCOMP=0 (diagnostic: the share of
-#                         nspawn's start that is its seccomp filter compile; berth never runs so)
+#      start-nspawn-noseccomp-IMG  the same with SYSTEMD_SECCOMP=0: nspawn without its seccomp
+#                         filter compile, the way berth runs it (berth's PID 1 loads the same
+#                         programs from berth's cache, native/seccomp.c)
 #    plus start-node (`node -e 0`) so the report can split berth's time into Node.js start,
 #    berth's own work (image lookup, settings, rootfs helper) and nspawn.
 #    Isolation: berth runs with a private user namespace and network namespace by default;
