@@ -96,6 +96,12 @@ describe('nspawn seccomp filter cache on this VM', { skip: !isRoot && 'needs roo
     assert.ok(files.some((f) => /libseccomp\.so/.test(f)), 'libseccomp is part of the identity');
     assert.ok(files.some((f) => /libsystemd-shared/.test(f)), 'libsystemd-shared is part of the identity');
     assert.match(header, /\nfilters [1-9]\d*$/);
+    // another systemd: what its filter depends on has not been read, so no cache
+    const fake = join(root, 'fake-nspawn');
+    await writeFile(fake, '#!/bin/sh\necho "systemd 254 (254.5-1)"\n', { mode: 0o755 });
+    const other = await run([HELPER, 'seccomp-probe', `${dir}/other.cache`, fake], { reject: false, timeoutMs: 10_000 });
+    assert.equal(other.exitCode, 5);
+    assert.match(other.stderr, /seccomp-probe \S+fake-nspawn: ENOTSUP \(systemd 254: .*252 only\)/);
   });
 
   test('a cached start gives PID 1 the programs nspawn gives it, byte for byte, and the same caps', async () => {
