@@ -28,7 +28,7 @@ import { LayerValidator, normalizeEntryPath, WH_META_PREFIX, WH_OPAQUE, WH_PREFI
 import type { ExtractPolicy } from '../types.ts';
 import {
   BLOCK, COMPACT_SIZE, DIRENT_SIZE, EXTENDED_SIZE, LAYOUT_FLAT_INLINE, LAYOUT_FLAT_PLAIN, NAME_MAX, SLOT, SUPER_OFFSET,
-  S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, XATTR_IBODY_HEADER, align, encodeDev, encodeSuperBlock, fileType,
+  S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, XATTR_IBODY_HEADER, align, encodeDev, encodeSuperBlock, fileType, put16,
   writeCompactInode, writeExtendedInode, writeU64, writeXattrEntry, xattrEntrySize, xattrIndex, type InodeFields,
 } from './format.ts';
 import type { TarEntry, TarSink } from './tar.ts';
@@ -122,7 +122,8 @@ class TailStore {
     this.inMemory -= TAIL_CHUNK;
   }
 
-  get(off: number, len: number): Buffer {
+  /** Copies the len bytes at off into target at targetOff (no view is made: one per inode, cold, costs). */
+  copyTo(off: number, len: number, target: Buffer, targetOff: number): void {
     const idx = Math.floor(off / TAIL_CHUNK);
     const at = off - idx * TAIL_CHUNK;
     let c = this.chunks[idx];
@@ -134,7 +135,7 @@ class TailStore {
       }
       c = this.cache as Buffer;
     }
-    return c.subarray(at, at + len);
+    c.copy(target, targetOff, at, at + len);
   }
 
   close(): void {
@@ -672,7 +673,7 @@ export class LayerImageBuilder implements TarSink {
     for (let i = 0; i < all.length; i++) {
       const n = all[i] as Inode;
       const at = n.nid * SLOT;
-      if (at + L.recordSize(n) > pieceStart + PIECE) {
+      if (at + (L.recordSizes[i] as number) > pieceStart + PIECE) {
         // records never cross a block, and PIECE is whole blocks: cut at the record's block
         // (the part of that block already filled moves to the new piece)
         const cut = Math.floor(at / BLOCK) * BLOCK;
@@ -689,15 +690,25 @@ export class LayerImageBuilder implements TarSink {
     out.write(piece.subarray(0, metaBlocks * BLOCK - pieceStart));
   }
 
+  /** The fields of the inode being encoded: one object for all of them, not one each. */
+  private readonly fields: InodeFields = { mode: 0, nlink: 0, size: 0, iu: 0, ino: 0, uid: 0, gid: 0, mtime: 0, mtimeNsec: 0, xattrIcount: 0, layout: 0 };
+
   /** One inode record: the inode (number ino), its xattr body, its inline tail. */
   private encodeRecord(n: Inode, ino: number, L: MetaLayout, piece: Buffer, at: number): void {
     const tail = L.tailLen(n);
     const xs = L.xattrSize(n);
-    const f: InodeFields = {
-      mode: n.mode, nlink: n.nlink, size: n.size, iu: n.iu, ino, uid: n.uid, gid: n.gid,
-      mtime: n.mtime, mtimeNsec: n.mtimeNsec, xattrIcount: xs ? (xs - XATTR_IBODY_HEADER) / 4 + 1 : 0,
-      layout: tail > 0 ? LAYOUT_FLAT_INLINE : LAYOUT_FLAT_PLAIN,
-    };
+    const f = this.fields;
+    f.mode = n.mode;
+    f.nlink = n.nlink;
+    f.size = n.size;
+    f.iu = n.iu;
+    f.ino = ino;
+    f.uid = n.uid;
+    f.gid = n.gid;
+    f.mtime = n.mtime;
+    f.mtimeNsec = n.mtimeNsec;
+    f.xattrIcount = xs ? (xs - XATTR_IBODY_HEADER) / 4 + 1 : 0;
+    f.layout = tail > 0 ? LAYOUT_FLAT_INLINE : LAYOUT_FLAT_PLAIN;
     let o = at;
     if (L.compact(n)) {
       writeCompactInode(piece, o, f);
@@ -709,7 +720,7 @@ export class LayerImageBuilder implements TarSink {
     if (n.xattrs) o = this.encodeXattrBody(n.xattrs, L, piece, o);
     if (tail > 0) {
       if (n.dir) this.encodeDirBlock(n, (n.dir.blockStarts as number[]).length - 1, piece, o);
-      else this.tails.get(n.tail, tail).copy(piece, o);
+      else this.tails.copyTo(n.tail, tail, piece, o);
     }
   }
 
@@ -744,7 +755,7 @@ export class LayerImageBuilder implements TarSink {
       const target = name === '.' ? d : name === '..' ? (info.parent as Inode) : (kids.get(name) as Inode);
       const de = off + (i - from) * DIRENT_SIZE;
       writeU64(buf, target.nid, de);
-      buf.writeUInt16LE(nameoff, de + 8);
+      put16(buf, de + 8, nameoff);
       buf[de + 10] = fileType(target.mode);
       buf[de + 11] = 0;
       buf.write(name, off + nameoff, 'latin1');
@@ -767,6 +778,8 @@ class MetaLayout {
   buildNsec = 0;
   /** Inline tail length of a directory whose last block lives in its inode record. */
   readonly dirTail = new Map<Inode, number>();
+  /** Each inode record's size, in the order of `all` (assignNids). */
+  recordSizes: Uint16Array = new Uint16Array(0);
 
   constructor(private readonly xSuffix: Buffer[], private readonly xValue: Buffer[]) {}
 
@@ -860,12 +873,16 @@ function layoutDir(d: Inode, L: MetaLayout, blk: number): number {
 /** Step 6: each inode record's place in the meta area (nid); returns the area's length. */
 function assignNids(all: Inode[], L: MetaLayout): number {
   let pos = 0;
-  for (const n of all) {
+  const sizes = new Uint16Array(all.length); // a record is at most one block
+  for (let i = 0; i < all.length; i++) {
+    const n = all[i] as Inode;
     const rec = L.recordSize(n);
     if (rec > BLOCK) throw new BerthError('UNSUPPORTED', 'layer entry has more than 4 KiB of xattrs (not supported by this EROFS writer)');
+    sizes[i] = rec;
     if ((pos % BLOCK) + rec > BLOCK) pos = align(pos, BLOCK);
     n.nid = pos / SLOT;
     pos = align(pos + rec, SLOT);
   }
+  L.recordSizes = sizes;
   return pos;
 }
