@@ -35,7 +35,11 @@ class Cursor {
       const c = this.peek();
       if (c === ' ' || c === '\t' || c === '\r') this.pos++;
       else if (newlines && c === '\n') this.next();
-      else if (c === '#') while (this.peek() !== undefined && this.peek() !== '\n') this.pos++;
+      else if (c === '#') {
+        // a comment runs to the end of the line (found at once: most of registries.conf is comments)
+        const nl = this.src.indexOf('\n', this.pos);
+        this.pos = nl < 0 ? this.src.length : nl;
+      }
       else return;
     }
   }
@@ -46,11 +50,25 @@ class Cursor {
   }
 }
 
-const BARE_KEY = /[A-Za-z0-9_-]/;
+/** A-Z a-z 0-9 _ - (TOML's bare key characters). */
+function isBareKeyChar(ch: number): boolean {
+  return (ch >= 0x41 && ch <= 0x5a) || (ch >= 0x61 && ch <= 0x7a) || (ch >= 0x30 && ch <= 0x39) || ch === 0x5f || ch === 0x2d;
+}
 const ESCAPES: Record<string, string> = { b: '\b', t: '\t', n: '\n', f: '\f', r: '\r', '"': '"', '\\': '\\' };
 
 function parseString(c: Cursor): string {
-  const quote = c.next();
+  const quote = c.next() as string;
+  // The common case at once: the closing quote on this line, no escape before it.
+  const close = c.src.indexOf(quote, c.pos);
+  if (close >= 0) {
+    const nl = c.src.indexOf('\n', c.pos);
+    const bs = quote === '"' ? c.src.indexOf('\\', c.pos) : -1;
+    if ((nl < 0 || nl > close) && (bs < 0 || bs > close)) {
+      const str = c.src.slice(c.pos, close);
+      c.pos = close + 1;
+      return str;
+    }
+  }
   let s = '';
   for (;;) {
     const ch = c.next();
@@ -73,8 +91,9 @@ function parseString(c: Cursor): string {
 function parseKey(c: Cursor): string {
   const ch = c.peek();
   if (ch === '"' || ch === "'") return parseString(c);
-  let k = '';
-  while (c.peek() !== undefined && BARE_KEY.test(c.peek()!)) k += c.next();
+  const start = c.pos;
+  while (c.pos < c.src.length && isBareKeyChar(c.src.charCodeAt(c.pos))) c.pos++;
+  const k = c.src.slice(start, c.pos);
   if (k === '') c.fail(`expected a key, found "${ch ?? 'end of file'}"`);
   return k;
 }

@@ -28,7 +28,7 @@ import { LayerValidator, normalizeEntryPath, WH_META_PREFIX, WH_OPAQUE, WH_PREFI
 import type { ExtractPolicy } from '../types.ts';
 import {
   BLOCK, COMPACT_SIZE, DIRENT_SIZE, EXTENDED_SIZE, LAYOUT_FLAT_INLINE, LAYOUT_FLAT_PLAIN, NAME_MAX, SLOT, SUPER_OFFSET,
-  S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, XATTR_IBODY_HEADER, align, encodeDev, encodeSuperBlock, fileType,
+  S_IFBLK, S_IFCHR, S_IFDIR, S_IFIFO, S_IFLNK, S_IFREG, XATTR_IBODY_HEADER, align, encodeDev, encodeSuperBlock, fileType, put16,
   writeCompactInode, writeExtendedInode, writeU64, writeXattrEntry, xattrEntrySize, xattrIndex, type InodeFields,
 } from './format.ts';
 import type { TarEntry, TarSink } from './tar.ts';
@@ -122,7 +122,8 @@ class TailStore {
     this.inMemory -= TAIL_CHUNK;
   }
 
-  get(off: number, len: number): Buffer {
+  /** Copies the len bytes at off into target at targetOff (no view is made: one per inode, cold, costs). */
+  copyTo(off: number, len: number, target: Buffer, targetOff: number): void {
     const idx = Math.floor(off / TAIL_CHUNK);
     const at = off - idx * TAIL_CHUNK;
     let c = this.chunks[idx];
@@ -134,7 +135,7 @@ class TailStore {
       }
       c = this.cache as Buffer;
     }
-    return c.subarray(at, at + len);
+    c.copy(target, targetOff, at, at + len);
   }
 
   close(): void {
@@ -537,6 +538,11 @@ export class LayerImageBuilder implements TarSink {
   }
 
   // ------------------------------------------------------------------ finish
+  //
+  // Each step is a method of its own with a small loop body: a one-shot pull runs these
+  // loops once, cold, and V8 OSR-compiles whichever loop gets hot. One big finish() made
+  // that a single 30-165 ms TurboFan job that often completed (or was aborted) only after
+  // the pull was done, and Node waits for pending compile jobs before the process exits.
 
   async finish(): Promise<BuildStats> {
     const t0 = performance.now();
@@ -545,131 +551,108 @@ export class LayerImageBuilder implements TarSink {
     const opaqueId = this.intern(prefix === 'trusted.overlay.' ? 4 : 1, 'overlay.opaque', Buffer.from('y'));
 
     // 1. walk the tree: whiteouts become char 0/0 children, directories in BFS order, nlinks
-    const dirs: Inode[] = [this.root];
-    dirOf(this.root).parent = this.root;
-    for (let i = 0; i < dirs.length; i++) {
-      const d = dirs[i] as Inode;
-      const info = dirOf(d);
-      const kids = info.children;
-      if (info.whiteouts) {
-        for (const w of info.whiteouts) {
-          if (kids.has(w)) continue; // the layer's own entry wins over its whiteout
-          const wh = new Inode();
-          wh.mode = S_IFCHR;
-          this.leaves.push(wh);
-          kids.set(w, wh);
-        }
-      }
-      if (info.opaque) d.xattrs = [...(d.xattrs ?? []).filter((x) => x !== opaqueId), opaqueId];
-      let sub = 0;
-      for (const k of kids.values()) {
-        if (k.dir) {
-          k.dir.parent = d;
-          dirs.push(k);
-          sub++;
-        } else {
-          k.nlink++;
-        }
-      }
-      d.nlink = 2 + sub;
-    }
+    const dirs = this.walkTree(opaqueId);
     const leaves = this.leaves.filter((n) => n.nlink > 0);
     const all = dirs.concat(leaves);
 
-    // 2. shared xattrs: (name, value) pairs carried by two or more inodes
-    const refs = new Uint32Array(this.xIndex.length);
-    for (const n of all) if (n.xattrs) for (const id of n.xattrs) refs[id] = (refs[id] as number) + 1;
-    const sharedId = new Int32Array(this.xIndex.length).fill(-1);
-    const sharedList: number[] = [];
-    let xpos = 0;
-    for (let id = 0; id < refs.length; id++) {
-      if ((refs[id] as number) < 2) continue;
-      const sz = xattrEntrySize((this.xSuffix[id] as Buffer).length, (this.xValue[id] as Buffer).length);
-      if ((xpos % BLOCK) + sz > BLOCK) xpos = align(xpos, BLOCK);
-      sharedId[id] = xpos / 4;
-      sharedList.push(id);
-      xpos += sz;
-    }
-    const xattrSize = (n: Inode): number => {
-      if (!n.xattrs) return 0;
-      let s = XATTR_IBODY_HEADER;
-      for (const id of n.xattrs) {
-        s += (sharedId[id] as number) >= 0 ? 4 : xattrEntrySize((this.xSuffix[id] as Buffer).length, (this.xValue[id] as Buffer).length);
-      }
-      return s;
-    };
-
-    // 3. build time = the most common mtime, so those inodes can be compact
-    const counts = new Map<number, Map<number, number>>();
-    let buildTime = 0;
-    let buildNsec = 0;
-    let best = 0;
-    for (const n of all) {
-      let m = counts.get(n.mtime);
-      if (!m) counts.set(n.mtime, (m = new Map()));
-      const c = (m.get(n.mtimeNsec) ?? 0) + 1;
-      m.set(n.mtimeNsec, c);
-      if (c > best) {
-        best = c;
-        buildTime = n.mtime;
-        buildNsec = n.mtimeNsec;
-      }
-    }
-    const compact = (n: Inode): boolean =>
-      n.mtime === buildTime && n.mtimeNsec === buildNsec && n.uid <= 0xffff && n.gid <= 0xffff && n.nlink <= 0xffff && n.size <= 0xffffffff;
-    const isize = (n: Inode): number => (compact(n) ? COMPACT_SIZE : EXTENDED_SIZE);
+    // 2. shared xattrs, 3. build time = the most common mtime (those inodes can be compact)
+    const L = new MetaLayout(this.xSuffix, this.xValue);
+    L.shareXattrs(all);
+    L.pickBuildTime(all);
 
     // 4. directory sizes (names only), full blocks after the file data
     out.flush();
-    let blk = out.pos / BLOCK;
-    const dirTail = new Map<Inode, number>(); // inline tail length of a directory
-    for (const d of dirs) {
-      const kids = dirOf(d).children;
-      const names = [...kids.keys(), '.', '..'].sort();
-      const starts = [0];
-      let used = 0;
-      for (let i = 0; i < names.length; i++) {
-        const need = DIRENT_SIZE + (names[i] as string).length;
-        if (used + need > BLOCK) {
-          starts.push(i);
-          used = 0;
-        }
-        used += need;
-      }
-      dirOf(d).names = names;
-      dirOf(d).blockStarts = starts;
-      d.size = (starts.length - 1) * BLOCK + used;
-      if (d.size > 0xffffffff) throw new BerthError('UNSUPPORTED', 'layer has a directory too large for EROFS');
-      const inline = isize(d) + xattrSize(d) + used <= BLOCK;
-      const full = inline ? starts.length - 1 : starts.length;
-      if (inline) dirTail.set(d, used);
-      d.iu = full > 0 ? blk : 0;
-      blk += full;
-    }
+    let blk = this.layoutDirs(dirs, L, out.pos / BLOCK);
 
     // 5. shared xattr area, 6. meta area: positions (nids)
-    const xattrBlk = sharedList.length ? blk : 0;
-    blk += Math.ceil(xpos / BLOCK);
+    const xattrBlk = L.sharedList.length ? blk : 0;
+    blk += Math.ceil(L.xpos / BLOCK);
     const metaBlk = blk;
-    let pos = 0;
-    for (const n of all) {
-      const tail = n.dir ? (dirTail.get(n) ?? 0) : n.tail >= 0 ? n.size % BLOCK : 0;
-      const rec = isize(n) + xattrSize(n) + tail;
-      if (rec > BLOCK) throw new BerthError('UNSUPPORTED', 'layer entry has more than 4 KiB of xattrs (not supported by this EROFS writer)');
-      if ((pos % BLOCK) + rec > BLOCK) pos = align(pos, BLOCK);
-      n.nid = pos / SLOT;
-      pos = align(pos + rec, SLOT);
-    }
+    const metaBytes = assignNids(all, L);
     if (this.root.nid !== 0) throw new Error('bug: root inode not first');
-    const metaBlocks = Math.ceil(pos / BLOCK);
+    const metaBlocks = Math.ceil(metaBytes / BLOCK);
     const totalBlocks = metaBlk + metaBlocks;
     if (totalBlocks > 0xffffffff) throw new BerthError('UNSUPPORTED', 'layer too large for an EROFS image (16 TiB)');
 
     // 7. write directory blocks
+    await this.writeDirBlocks(dirs, L);
+    // 8. shared xattrs
+    if (L.sharedList.length) {
+      out.skip(xattrBlk * BLOCK - out.pos);
+      const area = Buffer.alloc(align(L.xpos, BLOCK));
+      for (const id of L.sharedList) {
+        writeXattrEntry(area, (L.sharedId[id] as number) * 4, this.xIndex[id] as number, this.xSuffix[id] as Buffer, this.xValue[id] as Buffer);
+      }
+      out.write(area);
+    }
+    // 9. meta area, in 4 MiB pieces
+    out.skip(metaBlk * BLOCK - out.pos);
+    await this.writeMeta(all, L, metaBlocks);
+    await out.drain();
+    this.tails.close();
+
+    // 10. superblock last
+    const block0 = Buffer.alloc(BLOCK);
+    encodeSuperBlock({
+      rootNid: this.root.nid, inodes: all.length, buildTime: L.buildTime, buildTimeNsec: L.buildNsec, blocks: totalBlocks,
+      metaBlkaddr: metaBlk, xattrBlkaddr: xattrBlk,
+    }).copy(block0, SUPER_OFFSET);
+    await writeAll(out.fh, [block0], 0);
+    await out.fh.truncate(totalBlocks * BLOCK);
+    return {
+      entries: this.validator.entries, inodes: all.length, imageBytes: totalBlocks * BLOCK,
+      parseMs: 0, finishMs: performance.now() - t0,
+    };
+  }
+
+  /** Step 1: directories in BFS order (root first), whiteouts as char 0/0, nlinks, parents. */
+  private walkTree(opaqueId: number): Inode[] {
+    const dirs: Inode[] = [this.root];
+    dirOf(this.root).parent = this.root;
+    for (let i = 0; i < dirs.length; i++) this.walkDir(dirs[i] as Inode, dirs, opaqueId);
+    return dirs;
+  }
+
+  private walkDir(d: Inode, dirs: Inode[], opaqueId: number): void {
+    const info = dirOf(d);
+    const kids = info.children;
+    if (info.whiteouts) {
+      for (const w of info.whiteouts) {
+        if (kids.has(w)) continue; // the layer's own entry wins over its whiteout
+        const wh = new Inode();
+        wh.mode = S_IFCHR;
+        this.leaves.push(wh);
+        kids.set(w, wh);
+      }
+    }
+    if (info.opaque) d.xattrs = [...(d.xattrs ?? []).filter((x) => x !== opaqueId), opaqueId];
+    let sub = 0;
+    for (const k of kids.values()) {
+      if (k.dir) {
+        k.dir.parent = d;
+        dirs.push(k);
+        sub++;
+      } else {
+        k.nlink++;
+      }
+    }
+    d.nlink = 2 + sub;
+  }
+
+  /** Step 4: each directory's sorted names, block starts, size and first block; returns the next free block. */
+  private layoutDirs(dirs: Inode[], L: MetaLayout, firstBlk: number): number {
+    let blk = firstBlk;
+    for (const d of dirs) blk = layoutDir(d, L, blk);
+    return blk;
+  }
+
+  /** Step 7: the directories' full blocks (an inline last block goes with the inode). */
+  private async writeDirBlocks(dirs: Inode[], L: MetaLayout): Promise<void> {
+    const out = this.out;
     const dirBlock = Buffer.alloc(BLOCK);
     for (const d of dirs) {
       const starts = dirOf(d).blockStarts as number[];
-      const full = dirTail.has(d) ? starts.length - 1 : starts.length;
+      const full = L.dirTail.has(d) ? starts.length - 1 : starts.length;
       if (full === 0) continue;
       out.skip(d.iu * BLOCK - out.pos);
       for (let b = 0; b < full; b++) {
@@ -679,27 +662,18 @@ export class LayerImageBuilder implements TarSink {
         if (out.inflightBytes > MAX_INFLIGHT) await out.backpressure();
       }
     }
-    // 8. shared xattrs
-    if (sharedList.length) {
-      out.skip(xattrBlk * BLOCK - out.pos);
-      const area = Buffer.alloc(align(xpos, BLOCK));
-      for (const id of sharedList) {
-        writeXattrEntry(area, (sharedId[id] as number) * 4, this.xIndex[id] as number, this.xSuffix[id] as Buffer, this.xValue[id] as Buffer);
-      }
-      out.write(area);
-    }
-    // 9. meta area, in 4 MiB pieces
-    out.skip(metaBlk * BLOCK - out.pos);
+  }
+
+  /** Step 9: every inode record (inode, xattrs, inline tail) at its nid, in 4 MiB pieces. */
+  private async writeMeta(all: Inode[], L: MetaLayout, metaBlocks: number): Promise<void> {
+    const out = this.out;
     const PIECE = 4 << 20;
     let piece = Buffer.alloc(PIECE);
     let pieceStart = 0; // meta offset of piece[0]
-    let ino = 0;
-    for (const n of all) {
+    for (let i = 0; i < all.length; i++) {
+      const n = all[i] as Inode;
       const at = n.nid * SLOT;
-      const tail = n.dir ? (dirTail.get(n) ?? 0) : n.tail >= 0 ? n.size % BLOCK : 0;
-      const xs = xattrSize(n);
-      const rec = isize(n) + xs + tail;
-      if (at + rec > pieceStart + PIECE) {
+      if (at + (L.recordSizes[i] as number) > pieceStart + PIECE) {
         // records never cross a block, and PIECE is whole blocks: cut at the record's block
         // (the part of that block already filled moves to the new piece)
         const cut = Math.floor(at / BLOCK) * BLOCK;
@@ -711,50 +685,60 @@ export class LayerImageBuilder implements TarSink {
         keep.copy(piece, 0);
         pieceStart = cut;
       }
-      let o = at - pieceStart;
-      const f: InodeFields = {
-        mode: n.mode, nlink: n.nlink, size: n.size, iu: n.iu, ino: ++ino, uid: n.uid, gid: n.gid,
-        mtime: n.mtime, mtimeNsec: n.mtimeNsec, xattrIcount: xs ? (xs - XATTR_IBODY_HEADER) / 4 + 1 : 0,
-        layout: tail > 0 ? LAYOUT_FLAT_INLINE : LAYOUT_FLAT_PLAIN,
-      };
-      if (compact(n)) writeCompactInode(piece, o, f);
-      else writeExtendedInode(piece, o, f);
-      o += isize(n);
-      if (n.xattrs) {
-        const shared = n.xattrs.filter((id) => (sharedId[id] as number) >= 0);
-        piece.writeUInt32LE(0, o);
-        piece[o + 4] = shared.length;
-        o += XATTR_IBODY_HEADER;
-        for (const id of shared) {
-          piece.writeUInt32LE(sharedId[id] as number, o);
-          o += 4;
-        }
-        for (const id of n.xattrs) {
-          if ((sharedId[id] as number) >= 0) continue;
-          o = writeXattrEntry(piece, o, this.xIndex[id] as number, this.xSuffix[id] as Buffer, this.xValue[id] as Buffer);
-        }
-      }
-      if (tail > 0) {
-        if (n.dir) this.encodeDirBlock(n, (n.dir.blockStarts as number[]).length - 1, piece, o);
-        else this.tails.get(n.tail, tail).copy(piece, o);
-      }
+      this.encodeRecord(n, i + 1, L, piece, at - pieceStart);
     }
     out.write(piece.subarray(0, metaBlocks * BLOCK - pieceStart));
-    await out.drain();
-    this.tails.close();
+  }
 
-    // 10. superblock last
-    const block0 = Buffer.alloc(BLOCK);
-    encodeSuperBlock({
-      rootNid: this.root.nid, inodes: all.length, buildTime, buildTimeNsec: buildNsec, blocks: totalBlocks,
-      metaBlkaddr: metaBlk, xattrBlkaddr: xattrBlk,
-    }).copy(block0, SUPER_OFFSET);
-    await writeAll(out.fh, [block0], 0);
-    await out.fh.truncate(totalBlocks * BLOCK);
-    return {
-      entries: this.validator.entries, inodes: all.length, imageBytes: totalBlocks * BLOCK,
-      parseMs: 0, finishMs: performance.now() - t0,
-    };
+  /** The fields of the inode being encoded: one object for all of them, not one each. */
+  private readonly fields: InodeFields = { mode: 0, nlink: 0, size: 0, iu: 0, ino: 0, uid: 0, gid: 0, mtime: 0, mtimeNsec: 0, xattrIcount: 0, layout: 0 };
+
+  /** One inode record: the inode (number ino), its xattr body, its inline tail. */
+  private encodeRecord(n: Inode, ino: number, L: MetaLayout, piece: Buffer, at: number): void {
+    const tail = L.tailLen(n);
+    const xs = L.xattrSize(n);
+    const f = this.fields;
+    f.mode = n.mode;
+    f.nlink = n.nlink;
+    f.size = n.size;
+    f.iu = n.iu;
+    f.ino = ino;
+    f.uid = n.uid;
+    f.gid = n.gid;
+    f.mtime = n.mtime;
+    f.mtimeNsec = n.mtimeNsec;
+    f.xattrIcount = xs ? (xs - XATTR_IBODY_HEADER) / 4 + 1 : 0;
+    f.layout = tail > 0 ? LAYOUT_FLAT_INLINE : LAYOUT_FLAT_PLAIN;
+    let o = at;
+    if (L.compact(n)) {
+      writeCompactInode(piece, o, f);
+      o += COMPACT_SIZE;
+    } else {
+      writeExtendedInode(piece, o, f);
+      o += EXTENDED_SIZE;
+    }
+    if (n.xattrs) o = this.encodeXattrBody(n.xattrs, L, piece, o);
+    if (tail > 0) {
+      if (n.dir) this.encodeDirBlock(n, (n.dir.blockStarts as number[]).length - 1, piece, o);
+      else this.tails.copyTo(n.tail, tail, piece, o);
+    }
+  }
+
+  private encodeXattrBody(ids: number[], L: MetaLayout, piece: Buffer, at: number): number {
+    let o = at;
+    const shared = ids.filter((id) => (L.sharedId[id] as number) >= 0);
+    piece.writeUInt32LE(0, o);
+    piece[o + 4] = shared.length;
+    o += XATTR_IBODY_HEADER;
+    for (const id of shared) {
+      piece.writeUInt32LE(L.sharedId[id] as number, o);
+      o += 4;
+    }
+    for (const id of ids) {
+      if ((L.sharedId[id] as number) >= 0) continue;
+      o = writeXattrEntry(piece, o, this.xIndex[id] as number, this.xSuffix[id] as Buffer, this.xValue[id] as Buffer);
+    }
+    return o;
   }
 
   /** Dirents + names of block b of directory d, into buf at off. */
@@ -771,7 +755,7 @@ export class LayerImageBuilder implements TarSink {
       const target = name === '.' ? d : name === '..' ? (info.parent as Inode) : (kids.get(name) as Inode);
       const de = off + (i - from) * DIRENT_SIZE;
       writeU64(buf, target.nid, de);
-      buf.writeUInt16LE(nameoff, de + 8);
+      put16(buf, de + 8, nameoff);
       buf[de + 10] = fileType(target.mode);
       buf[de + 11] = 0;
       buf.write(name, off + nameoff, 'latin1');
@@ -782,4 +766,123 @@ export class LayerImageBuilder implements TarSink {
   close(): void {
     this.tails.close();
   }
+}
+
+/** What the metadata layout decided: shared xattrs, the build time, inline directory tails. */
+class MetaLayout {
+  sharedId: Int32Array = new Int32Array(0);
+  readonly sharedList: number[] = [];
+  /** Bytes of the shared xattr area. */
+  xpos = 0;
+  buildTime = 0;
+  buildNsec = 0;
+  /** Inline tail length of a directory whose last block lives in its inode record. */
+  readonly dirTail = new Map<Inode, number>();
+  /** Each inode record's size, in the order of `all` (assignNids). */
+  recordSizes: Uint16Array = new Uint16Array(0);
+
+  constructor(private readonly xSuffix: Buffer[], private readonly xValue: Buffer[]) {}
+
+  /** (name, value) pairs carried by two or more inodes go to the shared area. */
+  shareXattrs(all: Inode[]): void {
+    const count = this.xSuffix.length;
+    const refs = new Uint32Array(count);
+    for (const n of all) if (n.xattrs) for (const id of n.xattrs) refs[id] = (refs[id] as number) + 1;
+    this.sharedId = new Int32Array(count).fill(-1);
+    let xpos = 0;
+    for (let id = 0; id < count; id++) {
+      if ((refs[id] as number) < 2) continue;
+      const sz = xattrEntrySize((this.xSuffix[id] as Buffer).length, (this.xValue[id] as Buffer).length);
+      if ((xpos % BLOCK) + sz > BLOCK) xpos = align(xpos, BLOCK);
+      this.sharedId[id] = xpos / 4;
+      this.sharedList.push(id);
+      xpos += sz;
+    }
+    this.xpos = xpos;
+  }
+
+  /** The most common (mtime, nsec): inodes with it can be compact. */
+  pickBuildTime(all: Inode[]): void {
+    const counts = new Map<number, Map<number, number>>();
+    let best = 0;
+    for (const n of all) {
+      let m = counts.get(n.mtime);
+      if (!m) counts.set(n.mtime, (m = new Map()));
+      const c = (m.get(n.mtimeNsec) ?? 0) + 1;
+      m.set(n.mtimeNsec, c);
+      if (c > best) {
+        best = c;
+        this.buildTime = n.mtime;
+        this.buildNsec = n.mtimeNsec;
+      }
+    }
+  }
+
+  xattrSize(n: Inode): number {
+    if (!n.xattrs) return 0;
+    let s = XATTR_IBODY_HEADER;
+    for (const id of n.xattrs) {
+      s += (this.sharedId[id] as number) >= 0 ? 4 : xattrEntrySize((this.xSuffix[id] as Buffer).length, (this.xValue[id] as Buffer).length);
+    }
+    return s;
+  }
+
+  compact(n: Inode): boolean {
+    return n.mtime === this.buildTime && n.mtimeNsec === this.buildNsec && n.uid <= 0xffff && n.gid <= 0xffff && n.nlink <= 0xffff && n.size <= 0xffffffff;
+  }
+
+  isize(n: Inode): number {
+    return this.compact(n) ? COMPACT_SIZE : EXTENDED_SIZE;
+  }
+
+  /** Bytes of n's data kept inline after its inode and xattrs. */
+  tailLen(n: Inode): number {
+    return n.dir ? (this.dirTail.get(n) ?? 0) : n.tail >= 0 ? n.size % BLOCK : 0;
+  }
+
+  recordSize(n: Inode): number {
+    return this.isize(n) + this.xattrSize(n) + this.tailLen(n);
+  }
+}
+
+/** One directory's sorted names and block starts; its size, inline tail, first block. */
+function layoutDir(d: Inode, L: MetaLayout, blk: number): number {
+  const info = dirOf(d);
+  const names = [...info.children.keys(), '.', '..'].sort();
+  const starts = [0];
+  let used = 0;
+  for (let i = 0; i < names.length; i++) {
+    const need = DIRENT_SIZE + (names[i] as string).length;
+    if (used + need > BLOCK) {
+      starts.push(i);
+      used = 0;
+    }
+    used += need;
+  }
+  info.names = names;
+  info.blockStarts = starts;
+  d.size = (starts.length - 1) * BLOCK + used;
+  if (d.size > 0xffffffff) throw new BerthError('UNSUPPORTED', 'layer has a directory too large for EROFS');
+  const inline = L.isize(d) + L.xattrSize(d) + used <= BLOCK;
+  const full = inline ? starts.length - 1 : starts.length;
+  if (inline) L.dirTail.set(d, used);
+  d.iu = full > 0 ? blk : 0;
+  return blk + full;
+}
+
+/** Step 6: each inode record's place in the meta area (nid); returns the area's length. */
+function assignNids(all: Inode[], L: MetaLayout): number {
+  let pos = 0;
+  const sizes = new Uint16Array(all.length); // a record is at most one block
+  for (let i = 0; i < all.length; i++) {
+    const n = all[i] as Inode;
+    const rec = L.recordSize(n);
+    if (rec > BLOCK) throw new BerthError('UNSUPPORTED', 'layer entry has more than 4 KiB of xattrs (not supported by this EROFS writer)');
+    sizes[i] = rec;
+    if ((pos % BLOCK) + rec > BLOCK) pos = align(pos, BLOCK);
+    n.nid = pos / SLOT;
+    pos = align(pos + rec, SLOT);
+  }
+  L.recordSizes = sizes;
+  return pos;
 }

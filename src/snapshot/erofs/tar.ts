@@ -151,6 +151,15 @@ function decimal(s: string, what: string): number {
   return v;
 }
 
+/** True when s is empty or ASCII digits only. */
+function allDigits(s: string): boolean {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x30 || c > 0x39) return false;
+  }
+  return true;
+}
+
 /** PAX time: [-]secs[.frac] → [secs, nsec] (floor semantics for negatives). */
 function paxTime(s: string): [number, number] {
   const dot = s.indexOf('.');
@@ -158,7 +167,7 @@ function paxTime(s: string): [number, number] {
     const sec = Number(s.slice(0, dot));
     const frac = s.slice(dot + 1);
     const nsec = frac === '' ? 0 : Number(frac) * 10 ** (9 - frac.length);
-    if (Number.isInteger(sec) && Number.isInteger(nsec) && /^[0-9]*$/.test(frac) && sec >= 0) return [sec, nsec];
+    if (Number.isInteger(sec) && Number.isInteger(nsec) && allDigits(frac) && sec >= 0) return [sec, nsec];
   }
   const m = /^(-?)([0-9]{1,15})(?:\.([0-9]*))?$/.exec(s);
   if (!m) throw corrupt(`PAX mtime "${s.slice(0, 40)}"`);
@@ -193,7 +202,7 @@ interface Pax {
 export function parsePax(b: Buffer): Pax {
   const pax: Pax = { xattrs: [] };
   let off = 0;
-  const seq00: number[] = [];
+  let seq00: number[] | undefined;
   while (off < b.length) {
     if (b[off] === 0) break; // NUL padding after the records
     let len = 0;
@@ -210,10 +219,12 @@ export function parsePax(b: Buffer): Pax {
     const eq = b.indexOf(0x3d, sp + 1);
     if (eq < 0 || eq >= end) throw corrupt('PAX record without "="');
     const key = b.toString('latin1', sp + 1, eq);
-    const raw = b.subarray(eq + 1, end - 1);
+    // the value is b[vs, ve): read in place (a view per record costs, cold, per entry)
+    const vs = eq + 1;
+    const ve = end - 1;
     off = end;
     if (key.startsWith('SCHILY.xattr.')) {
-      pax.xattrs.push([key.slice('SCHILY.xattr.'.length), Buffer.from(raw)]);
+      pax.xattrs.push([key.slice('SCHILY.xattr.'.length), Buffer.from(b.subarray(vs, ve))]);
       continue;
     }
     if (key.startsWith('LIBARCHIVE.xattr.')) {
@@ -223,27 +234,27 @@ export function parsePax(b: Buffer): Pax {
       } catch {
         throw corrupt(`PAX xattr name "${key.slice(0, 60)}"`);
       }
-      pax.xattrs.push([name, Buffer.from(raw.toString('latin1'), 'base64')]);
+      pax.xattrs.push([name, Buffer.from(b.toString('latin1', vs, ve), 'base64')]);
       continue;
     }
-    if (raw.length === 0) continue; // an empty value unsets a global default: nothing to unset
+    if (ve === vs) continue; // an empty value unsets a global default: nothing to unset
     switch (key) {
-      case 'path': pax.path = raw.toString('latin1'); break;
-      case 'linkpath': pax.linkpath = raw.toString('latin1'); break;
-      case 'size': pax.size = decimal(raw.toString('latin1'), 'PAX size'); break;
-      case 'uid': pax.uid = decimal(raw.toString('latin1'), 'PAX uid'); break;
-      case 'gid': pax.gid = decimal(raw.toString('latin1'), 'PAX gid'); break;
-      case 'mtime': pax.mtime = paxTime(raw.toString('latin1')); break;
+      case 'path': pax.path = b.toString('latin1', vs, ve); break;
+      case 'linkpath': pax.linkpath = b.toString('latin1', vs, ve); break;
+      case 'size': pax.size = decimal(b.toString('latin1', vs, ve), 'PAX size'); break;
+      case 'uid': pax.uid = decimal(b.toString('latin1', vs, ve), 'PAX uid'); break;
+      case 'gid': pax.gid = decimal(b.toString('latin1', vs, ve), 'PAX gid'); break;
+      case 'mtime': pax.mtime = paxTime(b.toString('latin1', vs, ve)); break;
       case 'atime': case 'ctime': break;
-      case 'GNU.sparse.name': pax.sparseName = raw.toString('latin1'); break;
-      case 'GNU.sparse.major': pax.sparseMajor = raw.toString('latin1'); break;
-      case 'GNU.sparse.minor': pax.sparseMinor = raw.toString('latin1'); break;
-      case 'GNU.sparse.realsize': case 'GNU.sparse.size': pax.sparseRealSize = decimal(raw.toString('latin1'), key); break;
+      case 'GNU.sparse.name': pax.sparseName = b.toString('latin1', vs, ve); break;
+      case 'GNU.sparse.major': pax.sparseMajor = b.toString('latin1', vs, ve); break;
+      case 'GNU.sparse.minor': pax.sparseMinor = b.toString('latin1', vs, ve); break;
+      case 'GNU.sparse.realsize': case 'GNU.sparse.size': pax.sparseRealSize = decimal(b.toString('latin1', vs, ve), key); break;
       case 'GNU.sparse.map':
-        pax.sparseMap = raw.toString('latin1').split(',').map((x) => decimal(x, key));
+        pax.sparseMap = b.toString('latin1', vs, ve).split(',').map((x) => decimal(x, key));
         break;
       case 'GNU.sparse.offset': case 'GNU.sparse.numbytes':
-        seq00.push(decimal(raw.toString('latin1'), key));
+        (seq00 ??= []).push(decimal(b.toString('latin1', vs, ve), key));
         pax.sparseMap = seq00;
         break;
       default: break; // atime, ctime, uname, gname, comment, charset...
