@@ -28,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <linux/openat2.h>
@@ -87,6 +88,35 @@ _Noreturn void fail(int status, const char *step, const char *path, int err) {
 
 _Noreturn void usage(const char *text) {
   fail_msg(HX_USAGE, "usage", text, "EINVAL", "invalid arguments");
+}
+
+/* mkdir -p of an absolute host path of berth's own (never container content). */
+void mkdir_p(const char *path, mode_t mode) {
+  char buf[4096];
+  if (path[0] != '/') fail_msg(HX_USAGE, "mkdir", path, "EINVAL", "not an absolute path");
+  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) fail_msg(HX_USAGE, "mkdir", path, "ENAMETOOLONG", "path too long");
+  for (char *p = buf + 1;; p++) {
+    if (*p == '/' || *p == 0) {
+      char c = *p;
+      *p = 0;
+      if (mkdir(buf, mode) != 0 && errno != EEXIST) fail(0, "mkdir", buf, errno);
+      *p = c;
+      if (!c) break;
+    }
+  }
+}
+
+/* Writes all of p; 0, or -1 with errno set. */
+int write_all(int fd, const void *p, size_t n) {
+  const char *c = p;
+  while (n > 0) {
+    ssize_t w = write(fd, c, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) return -1;
+    c += w;
+    n -= (size_t)w;
+  }
+  return 0;
 }
 
 int sys_openat2(int dirfd, const char *path, int flags, unsigned long long resolve) {

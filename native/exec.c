@@ -338,16 +338,6 @@ static void child_stdio(const struct stdio_plan *p) {
   if (p->master >= 0 && ioctl(0, TIOCSCTTY, 0) != 0) fail(0, "ioctl(TIOCSCTTY)", NULL, errno);
 }
 
-static int write_all(int fd, const char *b, ssize_t n) {
-  while (n > 0) {
-    ssize_t w = write(fd, b, (size_t)n);
-    if (w < 0) { if (errno == EINTR) continue; return -1; }
-    b += w;
-    n -= w;
-  }
-  return 0;
-}
-
 /*
  * Copies the caller's stdin to the child and the child's output to the caller's stdout
  * and stderr until the child has exited and its output is drained. Returns its wait status.
@@ -397,7 +387,7 @@ static int relay(pid_t pid, struct stdio_plan *p) {
       if (src[i] < 0 || !(pf[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
       ssize_t got = read(src[i], buf, sizeof buf);
       if (got < 0 && errno == EINTR) continue;
-      if (got <= 0 || write_all(dst[i], buf, got) != 0) {
+      if (got <= 0 || write_all(dst[i], buf, (size_t)got) != 0) {
         /* EOF (EIO on a pty master once the child side is closed) or a gone reader */
         if (src[i] == 0 && dst[i] != p->master) close(dst[i]); /* the child's stdin sees EOF */
         src[i] = -1;

@@ -93,6 +93,10 @@ int cmd_netns_exec(int argc, char **argv);
 /* privrun.c */
 int cmd_private_tmpfs(int argc, char **argv);
 
+/* berth-helper.c: small shared pieces */
+void mkdir_p(const char *path, mode_t mode);
+int write_all(int fd, const void *p, size_t n);
+
 /* syscalls glibc 2.36 wraps only in conflicting headers */
 int sys_openat2(int dirfd, const char *path, int flags, unsigned long long resolve);
 #endif

@@ -64,20 +64,6 @@ static int is_mount_point(const char *path) {
   return (sx.stx_attributes_mask & STATX_ATTR_MOUNT_ROOT) && (sx.stx_attributes & STATX_ATTR_MOUNT_ROOT);
 }
 
-static void mkdir_p(const char *path, mode_t mode) {
-  char buf[4096];
-  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) fail_msg(HX_USAGE, "mkdir", path, "ENAMETOOLONG", "path too long");
-  for (char *p = buf + 1;; p++) {
-    if (*p == '/' || *p == 0) {
-      char c = *p;
-      *p = 0;
-      if (mkdir(buf, mode) != 0 && errno != EEXIST) fail(0, "mkdir", buf, errno);
-      *p = c;
-      if (!c) break;
-    }
-  }
-}
-
 /* A user namespace with "0 BASE SIZE" as uid and gid map, as an fd. */
 static int make_userns(unsigned long base, unsigned long size) {
   int up[2], down[2];

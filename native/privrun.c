@@ -18,29 +18,14 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static void mkdir_parents(const char *dir) {
-  char buf[4096];
-  size_t n = strlen(dir);
-  if (n == 0 || n >= sizeof buf || dir[0] != '/') fail_msg(HX_USAGE, "private-tmpfs", dir, "EINVAL", "not an absolute path");
-  memcpy(buf, dir, n + 1);
-  for (char *p = buf + 1;; p++) {
-    if (*p == '/' || *p == 0) {
-      char c = *p;
-      *p = 0;
-      if (mkdir(buf, 0755) != 0 && errno != EEXIST) fail(0, "mkdir", buf, errno);
-      *p = c;
-      if (c == 0) break;
-    }
-  }
-}
-
 int cmd_private_tmpfs(int argc, char **argv) {
   if (argc < 3 || strcmp(argv[1], "--") != 0) usage("berth-helper private-tmpfs DIR -- CMD [ARG...]");
   const char *dir = argv[0];
+  if (dir[0] != '/') fail_msg(HX_USAGE, "private-tmpfs", dir, "EINVAL", "not an absolute path");
   char **cmd = argv + 2;
   if (unshare(CLONE_NEWNS) != 0) fail(0, "unshare(CLONE_NEWNS)", NULL, errno);
   if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) fail(0, "mount(MS_REC|MS_PRIVATE)", "/", errno);
-  mkdir_parents(dir);
+  mkdir_p(dir, 0755);
   if (mount("berth-nspawn", dir, "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") != 0) fail(0, "mount(tmpfs)", dir, errno);
   execvp(cmd[0], cmd);
   fail(errno == ENOENT ? HX_NOTFOUND : 0, "execvp", cmd[0], errno);

@@ -58,7 +58,6 @@
 #include <sys/sysmacros.h>
 #include <sys/utsname.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 #include <linux/capability.h>
 #include <linux/filter.h>
@@ -148,18 +147,6 @@ static char *read_fd(int fd, size_t max, size_t *len, const char *what) {
   return buf;
 }
 
-static int write_all(int fd, const void *p, size_t n) {
-  const char *c = p;
-  while (n > 0) {
-    ssize_t w = write(fd, c, n);
-    if (w < 0 && errno == EINTR) continue;
-    if (w <= 0) return -1;
-    c += w;
-    n -= (size_t)w;
-  }
-  return 0;
-}
-
 static uint64_t status_hex(const char *status, const char *key, int *ok) {
   const char *p = strstr(status, key);
   if (!p) { *ok = 0; return 0; }
@@ -182,13 +169,20 @@ static char *proc_status(const char *pid) {
   return s;
 }
 
+/* The programs as the cache and seccomp-dump store them: per filter u32 flags, u32 length, the instructions. */
+static int write_programs(int fd, const struct dumped_filter *f, int n) {
+  for (int i = 0; i < n; i++) { /* oldest first */
+    uint32_t h[2] = { (uint32_t)(f[i].flags & SECCOMP_FILTER_FLAG_LOG), f[i].prog.len };
+    if (write_all(fd, h, sizeof h) || write_all(fd, f[i].prog.filter, f[i].prog.len * sizeof(struct sock_filter))) return -1;
+  }
+  return 0;
+}
+
 /* ---- the cache file ---- */
 
 struct ident { unsigned long long dev, ino, size, sec, nsec; char path[4096]; };
 
 struct cache {
-  char *buf;
-  size_t len;
   char kernel[512];
   uint64_t capbnd;
   int nident;
@@ -207,8 +201,6 @@ static void kernel_id(char *out, size_t n) {
 /* Parses buf into c; returns NULL or what is wrong. Programs are copied out of buf. */
 static const char *parse_cache(char *buf, size_t len, struct cache *c) {
   memset(c, 0, sizeof *c);
-  c->buf = buf;
-  c->len = len;
   size_t ml = strlen(CACHE_MAGIC);
   if (len < ml || memcmp(buf, CACHE_MAGIC, ml) != 0) return "not a berth seccomp cache";
   char *end = NULL;
@@ -326,20 +318,6 @@ static void split_dir(const char *path, char *dir, size_t dn, const char **base)
 }
 
 /* ---- seccomp-probe ---- */
-
-static void mkdir_p(const char *dir, mode_t mode) {
-  char buf[4096];
-  snprintf(buf, sizeof buf, "%s", dir);
-  for (char *p = buf + 1;; p++) {
-    if (*p == '/' || *p == 0) {
-      char ch = *p;
-      *p = 0;
-      if (mkdir(buf, mode) != 0 && errno != EEXIST) fail(0, "mkdir", buf, errno);
-      *p = ch;
-      if (ch == 0) break;
-    }
-  }
-}
 
 /* The payload's host pid: a descendant of nspawn that is PID 1 of its own namespace. */
 static pid_t find_payload(pid_t nspawn) {
@@ -519,17 +497,17 @@ int cmd_seccomp_probe(int argc, char **argv) {
     if (ok) return 0;
   }
 
-  snprintf(rootp, sizeof rootp, "%s/probe.XXXXXX", dir);
-  if (!mkdtemp(rootp)) fail(0, "mkdtemp", rootp, errno);
   int ready[2], hold[2];
   if (pipe2(ready, O_CLOEXEC) != 0 || pipe2(hold, O_CLOEXEC) != 0) fail(0, "pipe2", NULL, errno);
+  snprintf(rootp, sizeof rootp, "%s/probe.XXXXXX", dir);
+  if (!mkdtemp(rootp)) fail(0, "mkdtemp", rootp, errno);
   const char *helper = self_exe();
   char bind[8400], dirarg[4300], machine[64];
   snprintf(bind, sizeof bind, "--bind-ro=%s:%s", helper, PROBE_TARGET);
   snprintf(dirarg, sizeof dirarg, "--directory=%s", rootp);
   snprintf(machine, sizeof machine, "--machine=berth-seccomp-probe-%d", (int)getpid());
   pid_t child = fork();
-  if (child < 0) fail(0, "fork", NULL, errno);
+  if (child < 0) { int e = errno; rmdir(rootp); fail(0, "fork", NULL, e); }
   if (child == 0) {
     g_fixed_status = 127;
     if (dup2(hold[0], 0) < 0 || dup2(ready[1], 1) < 0) fail(0, "dup2", NULL, errno);
@@ -544,12 +522,15 @@ int cmd_seccomp_probe(int argc, char **argv) {
     if (mount("berth-nspawn", "/run/systemd/nspawn", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755") != 0) fail(0, "mount(tmpfs)", "/run/systemd/nspawn", errno);
     /* With systemd as PID 1, nspawn gets a transient scope of its own (the caller's cgroup
      * may be anywhere, even outside this cgroup namespace); without it, the caller's. */
-    int systemd = access("/run/systemd/system", F_OK) == 0;
-    char *const args[] = {
+    char *args[16] = {
       (char *)nspawn, "--quiet", "--register=no", "--settings=no", "--console=pipe",
       "--link-journal=no", "--resolv-conf=off", "--timezone=off", dirarg, machine, bind,
-      systemd ? "--" : "--keep-unit", systemd ? PROBE_TARGET : "--", systemd ? NULL : PROBE_TARGET, NULL,
     };
+    int na = 11;
+    if (access("/run/systemd/system", F_OK) != 0) args[na++] = "--keep-unit";
+    args[na++] = "--";
+    args[na++] = PROBE_TARGET;
+    args[na] = NULL;
     unsetenv("SYSTEMD_SECCOMP");
     execve(nspawn, args, environ);
     fail(0, "execve", nspawn, errno);
@@ -614,11 +595,7 @@ int cmd_seccomp_probe(int argc, char **argv) {
   if (n >= cap - 16) fail_msg(HX_FAIL, "seccomp-probe", "header", "E2BIG", "too long");
   memcpy(hdr + n, "data\n", 5);
   n += 5;
-  int bad = write_all(out, hdr, n);
-  for (int i = 0; i < nf && !bad; i++) { /* oldest first */
-    uint32_t h[2] = { (uint32_t)(filters[i].flags & SECCOMP_FILTER_FLAG_LOG), filters[i].prog.len };
-    bad = write_all(out, h, sizeof h) || write_all(out, filters[i].prog.filter, filters[i].prog.len * sizeof(struct sock_filter));
-  }
+  int bad = write_all(out, hdr, n) || write_programs(out, filters, nf);
   if (bad || fsync(out) != 0) { int e = errno; unlinkat(dfd, tmpp, 0); fail(0, "write", tmpp, e); }
   close(out);
   if (renameat(dfd, tmpp, dfd, base) != 0) { int e = errno; unlinkat(dfd, tmpp, 0); fail(0, "rename", cache, e); }
@@ -890,10 +867,7 @@ int cmd_seccomp_dump(int argc, char **argv) {
   struct dumped_filter f[64];
   int n = 0, err = dump_filters((pid_t)pid, f, 64, &n);
   if (err) fail(HX_UNSUPPORTED, "ptrace(PTRACE_SECCOMP_GET_FILTER)", argv[0], err);
-  for (int i = 0; i < n; i++) {
-    uint32_t h[2] = { (uint32_t)(f[i].flags & SECCOMP_FILTER_FLAG_LOG), f[i].prog.len };
-    if (write_all(1, h, sizeof h) || write_all(1, f[i].prog.filter, f[i].prog.len * sizeof(struct sock_filter))) fail(0, "write", "stdout", errno);
-  }
+  if (write_programs(1, f, n) != 0) fail(0, "write", "stdout", errno);
   return 0;
 }
 

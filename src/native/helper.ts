@@ -82,12 +82,22 @@ export function execArgs(o: ExecArgs, command: readonly string[]): string[] {
   return [...a, '--', ...command];
 }
 
-/** argv of `mkdirs`: directories inside root, made by uid:gid. Pure. */
-export function mkdirsArgs(root: string, owner: { uid: number; gid: number }, paths: readonly string[]): string[] {
+function checkRootPaths(paths: readonly string[]): void {
   for (const p of paths) {
     if (!p.startsWith('/') || p.split('/').includes('..') || p.includes('\0')) throw new BerthError('INVALID_ARGUMENT', `path ${JSON.stringify(p)} must be absolute, without ".."`);
   }
+}
+
+/** argv of `mkdirs`: directories inside root, made by uid:gid. Pure. */
+export function mkdirsArgs(root: string, owner: { uid: number; gid: number }, paths: readonly string[]): string[] {
+  checkRootPaths(paths);
   return ['mkdirs', root, String(owner.uid), String(owner.gid), ...paths];
+}
+
+/** The same directories as options of `mount` (made inside the root it mounts). Pure. */
+export function mountMkdirOptions(owner: { uid: number; gid: number }, paths: readonly string[]): string[] {
+  checkRootPaths(paths);
+  return ['--owner', `${owner.uid}:${owner.gid}`, ...paths.flatMap((d) => ['--mkdir', d])];
 }
 
 /** Makes directories inside root, resolving every component inside it. */

@@ -6,5 +6,5 @@
  * finds the installed binary, builds its command lines and turns its one-line errors into
  * BerthErrors naming the failing syscall and errno.
  */
-export { helperPath, runHelper, execArgs, mkdirsArgs, mkdirsInRoot, readInRoot, checkHelperOwnership, type ExecArgs } from './helper.ts';
+export { helperPath, runHelper, execArgs, mkdirsArgs, mkdirsInRoot, mountMkdirOptions, readInRoot, checkHelperOwnership, type ExecArgs } from './helper.ts';
 export { parseHelperError, helperError, HELPER_EXIT, type HelperFailure } from './errors.ts';

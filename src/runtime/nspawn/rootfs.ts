@@ -20,7 +20,7 @@
 import { readFile, realpath } from 'node:fs/promises';
 import type { Digest } from '../../base/digest.ts';
 import { BerthError } from '../../base/errors.ts';
-import { mkdirsArgs, runHelper } from '../../native/index.ts';
+import { mkdirsArgs, mountMkdirOptions, runHelper } from '../../native/index.ts';
 import type { SnapshotStore } from '../../snapshot/index.ts';
 import type { MachinePaths } from './paths.ts';
 
@@ -109,17 +109,14 @@ export async function isMounted(path: string): Promise<boolean> {
  * helper run: one process fewer per create.
  */
 export async function mountRootfs(p: RootfsPlan, mkdirs?: { owner: { uid: number; gid: number }; paths: readonly string[] }): Promise<void> {
-  const extra = mkdirs && mkdirs.paths.length > 0 ? mkdirsArgs(p.target, mkdirs.owner, mkdirs.paths) : undefined;
+  const dirs = mkdirs && mkdirs.paths.length > 0 ? mkdirs : undefined;
   if (await isMounted(p.target)) {
-    if (extra) await runHelper(extra, { context: 'preparing the container root' });
+    if (dirs) await runHelper(mkdirsArgs(p.target, dirs.owner, dirs.paths), { context: 'preparing the container root' });
     return;
   }
   const argv = mountArgv(p).slice(1);
-  if (extra) {
-    // mountArgv ends with the layers; the options go before them
-    const [, , uid, gid, ...paths] = extra;
-    argv.splice(argv.length - p.layers.length, 0, '--owner', `${uid}:${gid}`, ...paths.flatMap((d) => ['--mkdir', d]));
-  }
+  // mountArgv ends with the layers; the options go before them
+  if (dirs) argv.splice(argv.length - p.layers.length, 0, ...mountMkdirOptions(dirs.owner, dirs.paths));
   await runHelper(argv, { context: `mounting the root filesystem on ${p.target}` });
 }
 

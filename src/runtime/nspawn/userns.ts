@@ -23,7 +23,7 @@
  * also show.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readdirSync, readFileSync, readlinkSync, readSync } from 'node:fs';
+import { closeSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
 import { link, mkdir, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
 import { ownerIsDead, processStartTime } from '../../base/lock.ts';
 import { isErrno } from '../../base/fs.ts';
