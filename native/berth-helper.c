@@ -135,7 +135,7 @@ int main(int argc, char **argv) {
   if (strcmp(self, "setuser") == 0 || strcmp(self, "berth-setuser") == 0) return cmd_setuser(argc - 1, argv + 1);
   int r = seccomp_argv0(self, argc, argv);
   if (r >= 0) return r;
-  if (argc < 2) usage("berth-helper mount|umount|mount-erofs|probe-erofs|mkdirs|read|exec|netns-exec|private-tmpfs|setuser|seccomp-probe|nspawn-start|seccomp-dump ...");
+  if (argc < 2) usage("berth-helper mount|umount|mount-erofs|probe-erofs|mkdirs|read|exec|netns-exec|private-tmpfs|setuser|seccomp-probe|nspawn-start|seccomp-dump|rmtree ...");
   const char *cmd = argv[1];
   static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
     { "mount", cmd_mount }, { "umount", cmd_umount }, { "mount-erofs", cmd_mount_erofs },
@@ -143,6 +143,7 @@ int main(int argc, char **argv) {
     { "exec", cmd_exec }, { "setuser", cmd_setuser }, { "netns-exec", cmd_netns_exec },
     { "private-tmpfs", cmd_private_tmpfs }, { "seccomp-probe", cmd_seccomp_probe },
     { "nspawn-start", cmd_nspawn_start }, { "seccomp-dump", cmd_seccomp_dump },
+    { "rmtree", cmd_rmtree },
   };
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
     if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 2, argv + 2);

@@ -93,6 +93,9 @@ int cmd_netns_exec(int argc, char **argv);
 /* privrun.c */
 int cmd_private_tmpfs(int argc, char **argv);
 
+/* rmtree.c: rm -rf of container content, never through it */
+int cmd_rmtree(int argc, char **argv);
+
 /* berth-helper.c: small shared pieces */
 void mkdir_p(const char *path, mode_t mode);
 int write_all(int fd, const void *p, size_t n);

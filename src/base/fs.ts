@@ -5,7 +5,7 @@
  * fsync it, rename over the target, then fsync the directory so the rename itself survives
  * a power cut. ENOSPC/EDQUOT surface as NO_SPACE through fromSystemError.
  */
-import { open, mkdir, rename, rm, unlink } from 'node:fs/promises';
+import { open, mkdir, rename, unlink } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { dirname, basename, join } from 'node:path';
 import { fromSystemError } from './errors.ts';
@@ -87,10 +87,6 @@ export async function ensureDir(path: string, mode = 0o755): Promise<void> {
   }
 }
 
-/** rm -rf; a missing path is not an error. */
-export async function removeTree(path: string): Promise<void> {
-  await rm(path, { recursive: true, force: true, maxRetries: 3 });
-}
 
 /** True when the error is a Node system error with this errno code. */
 export function isErrno(e: unknown, code: string): boolean {

@@ -131,12 +131,16 @@ export async function removeMachine(ctx: MachineContext, name: string, opts: { f
       }
       await terminateMachine(name);
     }
+    trace('rm: locked, stopped');
     await unlink(wantsLink(name)).catch(() => {});
     await umountRootfs(helperPath(), p.rootDir).catch(() => {});
+    trace('rm: unmounted');
     const range = parsePrivateUsers(/^\s*PrivateUsers\s*=\s*(.*)$/m.exec(await readFile(p.nspawnFile, 'utf8').catch(() => ''))?.[1] ?? '');
     await removeMachineFiles(p);
+    trace('rm: files removed');
     await detachMachine(name);
     if (range) await releaseRange(range.base);
+    trace('rm: detached, range released');
     if (systemdIsPid1()) {
       const since = Date.now();
       await resetFailed(p.unit);

@@ -4,9 +4,11 @@
  * atomic (temp + fsync + rename; one directory fsync per batch). Removal is thorough and idempotent, so `rm` and a
  * failed create leave no unit, drop-in, settings file, mount or directory behind.
  */
-import { link, open, readdir, rm, rmdir, unlink } from 'node:fs/promises';
+import { link, open, readdir, unlink } from 'node:fs/promises';
+import { rmSync, rmdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureDir, fsyncDir, isErrno, removeTree, tempPathFor, writeFileAtomic, writeFilesAtomic } from '../../base/fs.ts';
+import { ensureDir, fsyncDir, isErrno, tempPathFor, writeFileAtomic, writeFilesAtomic } from '../../base/fs.ts';
+import { runHelper } from '../../native/index.ts';
 import { fromSystemError } from '../../base/errors.ts';
 import type { MachinePaths } from './paths.ts';
 import { machineFilterFile } from './seccomp-start.ts';
@@ -69,18 +71,27 @@ export async function writeDropIns(p: MachinePaths, dropIns: DropInText[]): Prom
   await writeFilesAtomic(p.dropInDir, dropIns);
 }
 
-/** Removes settings, drop-ins (the whole .d dir: hand edits die with the machine), state. */
+/**
+ * Removes settings, drop-ins (the whole .d dir: hand edits die with the machine), state.
+ * The state dir holds the upper dir, which the container's own processes wrote (and one
+ * that outlived the unit, in its mount namespace, can still be writing): it goes through
+ * `berth-helper rmtree`, which walks it by directory fds and never follows what it finds
+ * (native/rmtree.c). The same run takes the drop-in dir. One helper run and synchronous
+ * unlinks: ~5 ms, where fs.rm's recursive walk through the thread pool took 20-34 ms of
+ * every `run --rm` here (~10 entries; each rmdir costs ~0.2 ms on this VM's ext4).
+ */
 export async function removeMachineFiles(p: MachinePaths): Promise<void> {
+  await runHelper(['rmtree', p.stateDir, p.dropInDir], { context: `removing ${p.stateDir}`, timeoutMs: 600_000 });
   try {
-    await rm(p.nspawnFile, { force: true });
+    rmSync(p.nspawnFile, { force: true });
     // nspawn's image lock, left behind when nspawn was SIGKILLed
-    await rm(join(p.rootDir, '..', `.#${p.name}.lck`), { force: true });
-    await removeTree(p.dropInDir);
-    await removeTree(p.stateDir);
-    await rm(machineFilterFile(p.name), { force: true });
-    await rmdir(p.rootDir).catch((e: unknown) => {
+    rmSync(join(p.rootDir, '..', `.#${p.name}.lck`), { force: true });
+    rmSync(machineFilterFile(p.name), { force: true });
+    try {
+      rmdirSync(p.rootDir);
+    } catch (e) {
       if (!isErrno(e, 'ENOENT')) throw e;
-    });
+    }
   } catch (e) {
     throw fromSystemError(e);
   }
