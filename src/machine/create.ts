@@ -26,7 +26,7 @@ import {
   reloadIfNeeded, createNspawnFileExclusive, layerPaths, machineInfo, machinePaths, mountRootfs, nspawnDir,
   pickAndClaimRange, planFor, rangesInUse, releaseRange, rootfsDropInText, systemdIsPid1, takenRanges, toNspawnFile, toServiceDropIns,
   umountRootfs, unitState, writeDropIns, removeMachineFiles, volumeSteps, ensureFilterCache, seccompStart,
-  type MachinePaths, type SeccompStart, type RootfsPlan, type UidRange, type VolumeKind, type VolumeSteps,
+  type MachinePaths, type SeccompStart, type RootfsPlan, type RootDirs, type UidRange, type VolumeKind, type VolumeSteps,
 } from '../runtime/nspawn/index.ts';
 import { run } from '../base/exec.ts';
 
@@ -47,6 +47,11 @@ export interface CreatedMachine {
   volumes: VolumeSteps;
   /** nspawn through nspawn-start (cached seccomp filter), for the unit and an attached run. */
   start?: SeccompStart;
+  /**
+   * Set when create left the rootfs unmounted for the attached run to mount in its own
+   * mount namespace (mountInForeground): the directories to make in it then.
+   */
+  dirs?: RootDirs;
 }
 
 export function machinesLock(ctx: Pick<MachineContext, 'berthRoot'>): string {
@@ -114,8 +119,13 @@ async function chownVolumes(spec: ContainerSpec, range: UidRange | undefined): P
   }
 }
 
-/** Creates the machine; `keepMounted` leaves the rootfs mounted for an immediate start. */
-export async function createMachine(ctx: MachineContext, spec: ContainerSpec, opts: { keepMounted?: boolean } = {}): Promise<CreatedMachine> {
+/**
+ * Creates the machine. `keepMounted` leaves the rootfs mounted for an immediate start;
+ * `mountInForeground` does not mount it at all: an attached run without systemd as PID 1
+ * mounts it in the mount namespace it gives nspawn (foreground.ts), with the directories
+ * create would have made, so nothing is mounted on the host (two helper runs fewer).
+ */
+export async function createMachine(ctx: MachineContext, spec: ContainerSpec, opts: { keepMounted?: boolean; mountInForeground?: boolean } = {}): Promise<CreatedMachine> {
   const paths = machinePaths(spec.name);
   const volumeKinds = await checkBindSources(spec);
   // Outside every lock: what does not depend on the UID range (and may be slow).
@@ -160,6 +170,9 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
     trace('create: name and UID range claimed');
     const plan = planFor(paths, helper, layers, range);
     dropIns.push({ file: '10-berth-rootfs.conf', text: rootfsDropInText(plan, ctx.snapshots.root) });
+    // The directories nspawn and the volumes need in the root (a file volume's mount point
+    // nspawn makes itself; a directory there would fail).
+    const dirs = rootDirs({ ...spec, mounts: spec.mounts.filter((_, i) => volumeKinds[i] !== 'file') }, range);
     let mounted = false;
     try {
       // Address and ports first: a taken port refuses the machine before anything else exists.
@@ -169,13 +182,14 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
       if (range) await chown(paths.upper, range.base, range.base);
       await writeDropIns(paths, dropIns);
       trace('create: files written');
-      // With the mount, in the same helper run: the directories nspawn and the volumes need
-      // (a file volume's mount point nspawn makes itself; a directory there would fail).
-      mounted = true; // a mount that succeeds before its mkdirs fail is undone below too
-      await mountRootfs(plan, rootDirs({ ...spec, mounts: spec.mounts.filter((_, i) => volumeKinds[i] !== 'file') }, range));
-      trace('create: rootfs mounted, directories made');
+      // With the mount, in the same helper run: the directories nspawn and the volumes need.
+      if (!opts.mountInForeground) {
+        mounted = true; // a mount that succeeds before its mkdirs fail is undone below too
+        await mountRootfs(plan, dirs);
+        trace('create: rootfs mounted, directories made');
+      }
       await chownVolumes(spec, range);
-      if (!opts.keepMounted) {
+      if (mounted && !opts.keepMounted) {
         await umountRootfs(helper, paths.rootDir);
         mounted = false;
       }
@@ -191,7 +205,7 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
       throw e;
     }
     await cached;
-    return { paths, plan, range, volumes: volumeSteps(spec, volumeKinds), ...(start ? { start } : {}) };
+    return { paths, plan, range, volumes: volumeSteps(spec, volumeKinds), ...(start ? { start } : {}), ...(opts.mountInForeground ? { dirs } : {}) };
   });
 }
 
@@ -204,7 +218,7 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
  * (dangling: its target is made inside the root, as runc does), and nothing outside the
  * root is ever created or chowned.
  */
-function rootDirs(spec: ContainerSpec, range: UidRange | undefined): { owner: { uid: number; gid: number }; paths: string[] } {
+function rootDirs(spec: ContainerSpec, range: UidRange | undefined): RootDirs {
   const paths = ['/usr', ...spec.mounts.map((m) => m.target)];
   if (spec.process.cwd && spec.process.cwd !== '/') paths.push(spec.process.cwd);
   return { owner: { uid: range?.base ?? 0, gid: range?.base ?? 0 }, paths };

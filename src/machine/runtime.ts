@@ -80,7 +80,10 @@ export class NspawnRuntime implements Runtime, NspawnExtras {
 
   async create(spec: ContainerSpec, opts: RuntimeCreateOptions = {}): Promise<void> {
     const { createMachine } = await import('./create.ts');
-    const machine = await createMachine(await this.ctx(), spec, { keepMounted: opts.startSoon === true });
+    const { systemdIsPid1 } = await import('../runtime/nspawn/systemd.ts');
+    // An attached run without systemd mounts the rootfs in nspawn's own mount namespace.
+    const mountInForeground = opts.attached === true && !systemdIsPid1();
+    const machine = await createMachine(await this.ctx(), spec, { keepMounted: opts.startSoon === true, mountInForeground });
     this.created.set(spec.name, { spec, machine });
   }
 
@@ -185,6 +188,7 @@ export class NspawnRuntime implements Runtime, NspawnExtras {
     return runForeground({
       name: spec.name, plan: machine.plan, volumes: machine.volumes, tty: spec.process.tty, stdin: spec.process.stdin, properties,
       slice: systemdIsPid1() ? spec.slice : undefined, network: att ? runtimeNetwork(att) : undefined, start: machine.start,
+      ...(machine.dirs ? { dirs: machine.dirs } : {}),
     });
   }
 

@@ -219,6 +219,79 @@ describe('berth-helper on this VM', () => {
       await rm(dir, { recursive: true, force: true });
     }
   });
+  test('rmtree: removes every kind of entry, follows no symlink, any depth with few fds; refuses mounts; bad input', async () => {
+    const dir = await mkdtemp(join('/var/tmp', 'berth-rmtree-'));
+    try {
+      const outside = join(dir, 'outside');
+      await mkdir(outside);
+      await writeFile(join(outside, 'keep'), 'keep\n');
+      const t = join(dir, 't');
+      // what a container can leave in its upper dir: links out of the tree, special files,
+      // a directory nobody may read, a whiteout device, deep nesting
+      const r = await run(['sh', '-c', [
+        `mkdir -p ${t}/a/b/c ${t}/locked`, `touch ${t}/a/b/c/x ${t}/locked/y`, `chmod 000 ${t}/locked`,
+        `ln -s ${outside} ${t}/link`, `ln -s ${outside}/keep ${t}/a/b/filelink`, `ln -s ../../.. ${t}/a/b/up`,
+        `mkfifo ${t}/fifo`, `mknod ${t}/wh c 0 0`,
+        `cd ${t} && i=0; while [ $i -lt 600 ]; do mkdir d && cd d; i=$((i+1)); done; touch leaf`,
+      ].join(' && ')]);
+      assert.equal(r.exitCode, 0, r.stderr);
+      // 600 levels with 16 fds: only the current directory is held open
+      const rm1 = await run(['sh', '-c', `ulimit -n 16; exec ${HELPER} rmtree ${t}`], { reject: false });
+      assert.equal(rm1.exitCode, 0, rm1.stderr);
+      assert.ok(!existsSync(t));
+      assert.equal(await readFile(join(outside, 'keep'), 'utf8'), 'keep\n', 'nothing outside the tree is touched');
+      // a missing path is fine; a symlink or file as PATH is unlinked, its target kept
+      await run(['ln', '-s', outside, join(dir, 'lroot')]);
+      await writeFile(join(dir, 'file'), 'x');
+      await run([HELPER, 'rmtree', join(dir, 'missing'), join(dir, 'lroot'), join(dir, 'file')]);
+      assert.deepEqual((await run(['ls', dir])).stdout, 'outside\n');
+      assert.equal(await readFile(join(outside, 'keep'), 'utf8'), 'keep\n');
+      // a file system mounted inside the tree is refused, and left as it is
+      const m = join(dir, 'm');
+      await mkdir(join(m, 'mnt'), { recursive: true });
+      await run(['mount', '-t', 'tmpfs', 'berth-test', join(m, 'mnt')]);
+      try {
+        await writeFile(join(m, 'mnt', 'in-mount'), 'x');
+        const busy = await run([HELPER, 'rmtree', m], { reject: false });
+        assert.equal(busy.exitCode, 10);
+        assert.equal(busy.stderr, `berth-helper: rmdir ${m}/mnt: EBUSY (Device or resource busy)\n`);
+        assert.ok(existsSync(join(m, 'mnt', 'in-mount')));
+      } finally {
+        await run(['umount', join(m, 'mnt')]);
+      }
+      for (const [arg, msg] of [['relative', 'rmtree relative: EINVAL (not an absolute path)'], ['/', 'rmtree /: EINVAL (not a removable path)'], [`${dir}/..`, `rmtree ${dir}/..: EINVAL (not a removable path)`]] as const) {
+        const bad = await run([HELPER, 'rmtree', arg], { reject: false });
+        assert.equal(bad.exitCode, 2);
+        assert.equal(bad.stderr, `berth-helper: ${msg}\n`);
+      }
+    } finally {
+      await run(['rm', '-rf', '--one-file-system', dir]);
+    }
+  });
+
+  test('rmtree under a racing writer that swaps directories for symlinks: nothing outside is touched', async () => {
+    const dir = await mkdtemp(join('/var/tmp', 'berth-rmrace-'));
+    try {
+      const outside = join(dir, 'outside');
+      await mkdir(outside);
+      for (let i = 0; i < 20; i++) await writeFile(join(outside, `f${i}`), 'keep');
+      for (let round = 0; round < 5; round++) {
+        const t = join(dir, `t${round}`);
+        await run(['sh', '-c', `for i in $(seq 1 40); do mkdir -p ${t}/d$i/e/f && touch ${t}/d$i/e/f/x ${t}/d$i/e/y; done`]);
+        // the writer moves each directory away and puts a symlink to outside/ in its place
+        const writer = run(['sh', '-c', `cd ${t} 2>/dev/null || exit 0; for i in $(seq 1 40); do for j in d$i d$i/e; do mv $j $j.moved 2>/dev/null && ln -s ${outside} $j 2>/dev/null; done; done`], { reject: false });
+        const r = await run([HELPER, 'rmtree', t], { reject: false });
+        await writer;
+        // success, or a clean refusal (moved under it); never a removal through the links
+        assert.ok(r.exitCode === 0 || /ESTALE|ENOTEMPTY|ENOENT/.test(r.stderr), r.stderr);
+        assert.equal((await run(['ls', outside])).stdout.split('\n').filter(Boolean).length, 20, `round ${round}: outside/ is intact`);
+        await run([HELPER, 'rmtree', t]);
+        assert.ok(!existsSync(t));
+      }
+    } finally {
+      await run(['rm', '-rf', '--one-file-system', dir]);
+    }
+  });
 });
 
 describe('berth-helper netns-exec and private-tmpfs on this VM', () => {
@@ -286,6 +359,35 @@ describe('berth-helper netns-exec and private-tmpfs on this VM', () => {
       assert.match((await inOwnNetns(`${HELPER} netns-exec /run/netns/t ${link} -- true`)).stderr, /open netns config \S+link\.conf: ELOOP/, 'a symlinked config is refused');
     } finally {
       await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  test('private-tmpfs --mount: the rootfs is mounted for CMD only, its directories made in the upper dir, no fd left open', async () => {
+    const dir = await mkdtemp(join('/var/tmp', 'berth-privmount-'));
+    try {
+      await mkdir(join(dir, 'layer', 'etc'), { recursive: true });
+      await writeFile(join(dir, 'layer', 'etc', 'hello'), 'from the layer\n');
+      const root = join(dir, 'root');
+      const mountArgs = ['--target', root, '--upper', join(dir, 'upper'), '--work', join(dir, 'work'), '--owner', '0:0', '--mkdir', '/usr', '--mkdir', '/srv/data', join(dir, 'layer')];
+      const fds = 'ls /proc/self/fd | wc -l';
+      const r = await run([HELPER, 'private-tmpfs', '/run/berth-test-privmount', '--mount', ...mountArgs, '--', 'sh', '-c',
+        `cat ${root}/etc/hello; grep -c " ${root} " /proc/self/mountinfo; ${fds}`], { timeoutMs: 10_000 });
+      // the same fds as without --mount: none of the mount's is left to CMD
+      const plain = await run([HELPER, 'private-tmpfs', '/run/berth-test-privmount', '--', 'sh', '-c', fds]);
+      assert.equal(r.stdout, `from the layer\n1\n${plain.stdout}`);
+      assert.doesNotMatch(await readFile('/proc/self/mountinfo', 'utf8'), new RegExp(`${dir}|berth-test-privmount`), 'nothing is mounted on the host');
+      assert.ok((await stat(join(dir, 'upper', 'srv', 'data'))).isDirectory(), 'the directories are made through the mount, into the upper dir');
+      assert.ok((await stat(join(dir, 'upper', 'usr'))).isDirectory());
+      // a failing mount stops before CMD runs, with the step named
+      const bad = await run([HELPER, 'private-tmpfs', '/run/berth-test-privmount', '--mount', '--target', root, '--upper', join(dir, 'upper'), '--work', join(dir, 'work'), join(dir, 'nope'), '--', 'echo', 'ran'], { reject: false });
+      assert.notEqual(bad.exitCode, 0);
+      assert.equal(bad.stdout, '');
+      assert.equal(bad.stderr, `berth-helper: open_tree ${dir}/nope: ENOENT (No such file or directory)\n`);
+      const noSep = await run([HELPER, 'private-tmpfs', '/run/berth-test-privmount', '--mount', '--target', root, 'echo'], { reject: false });
+      assert.equal(noSep.exitCode, 2);
+    } finally {
+      await rm('/run/berth-test-privmount', { recursive: true, force: true });
+      await run(['rm', '-rf', '--one-file-system', dir]);
     }
   });
 

@@ -12,7 +12,7 @@
 import { spawn } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import { BerthError } from '../../base/errors.ts';
-import { mountRootfs, umountRootfs, type RootfsPlan } from './rootfs.ts';
+import { mountArgs, mountRootfs, umountRootfs, type RootDirs, type RootfsPlan } from './rootfs.ts';
 import { systemdIsPid1 } from './systemd.ts';
 import { setup as networkSetup, teardown as networkTeardown, type RuntimeNetwork } from '../../network/index.ts';
 import { forwardSignals, run } from '../../base/exec.ts';
@@ -33,6 +33,12 @@ export interface ForegroundOptions {
   volumes?: VolumeSteps;
   /** nspawn through nspawn-start (the cached seccomp filter; seccomp.ts), as the unit does. */
   start?: SeccompStart;
+  /**
+   * Without systemd as PID 1: the rootfs is mounted in nspawn's own mount namespace (by
+   * berth-helper private-tmpfs --mount, these directories made in it), not on the host.
+   * create() left it unmounted (mountInForeground). Undefined: mounted on the host.
+   */
+  dirs?: RootDirs;
 }
 
 export function foregroundArgv(o: ForegroundOptions, withSystemd: boolean): string[] {
@@ -54,13 +60,18 @@ export function foregroundArgv(o: ForegroundOptions, withSystemd: boolean): stri
   // leaves it behind. Give nspawn a private tmpfs there (machinectl bind, its only user,
   // needs machined anyway). berth-helper private-tmpfs execs nspawn (no process of its
   // own; it replaced unshare + sh + mkdir + mount), so signals reach nspawn directly.
-  return [o.plan.helper, 'private-tmpfs', '/run/systemd/nspawn', '--', ...argv];
+  // With dirs, the same helper run mounts the rootfs there too: it needs no unmount, and
+  // however berth ends (even SIGKILL), nothing stays mounted on the host.
+  const mount = o.dirs ? ['--mount', ...mountArgs(o.plan, o.dirs).slice(1)] : []; // without the word "mount"
+  return [o.plan.helper, 'private-tmpfs', '/run/systemd/nspawn', ...mount, '--', ...argv];
 }
 
 /** Runs the container attached; resolves with its exit status. */
 export async function runForeground(o: ForegroundOptions): Promise<number> {
-  await mountRootfs(o.plan);
-  const argv = foregroundArgv(o, systemdIsPid1());
+  const withSystemd = systemdIsPid1();
+  const onHost = withSystemd || o.dirs === undefined;
+  if (onHost) await mountRootfs(o.plan, o.dirs);
+  const argv = foregroundArgv(onHost ? { ...o, dirs: undefined } : o, withSystemd);
   try {
     await runSteps(o.volumes?.pre ?? []);
     if (o.network) await networkSetup(o.network);
@@ -79,7 +90,7 @@ export async function runForeground(o: ForegroundOptions): Promise<number> {
   } finally {
     if (o.network) await networkTeardown(o.network);
     await runSteps(o.volumes?.post ?? []).catch(() => {});
-    await umountRootfs(o.plan.helper, o.plan.target).catch(() => {});
+    if (onHost) await umountRootfs(o.plan.helper, o.plan.target).catch(() => {});
   }
 }
 

@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
-import { execArg, mountArgv, rootfsDropInText } from './rootfs.ts';
+import { execArg, mountArgs, mountArgv, rootfsDropInText } from './rootfs.ts';
+import { foregroundArgv } from './foreground.ts';
 import { parsePrivateUsers, pickRange, RANGE_SIZE } from './userns.ts';
 
 const plan = { helper: '/usr/lib/berth/dist/libexec/berth-helper', layers: ['/s/erofs/aa.erofs', '/s/dir/bb/fs'], target: '/var/lib/machines/web', upper: '/var/lib/machines/.berth-web/upper', work: '/var/lib/machines/.berth-web/work', idmap: { base: 524288, size: 65536 } };
@@ -11,6 +12,23 @@ test('rootfs drop-in: the installed helper mounts before start, unmounts after s
   assert.match(t, /^ExecStopPost=\/usr\/lib\/berth\/dist\/libexec\/berth-helper umount \/var\/lib\/machines\/web$/m);
   assert.doesNotMatch(t, /python|perl|\/var\/lib\/berth\/libexec/);
   assert.deepEqual(mountArgv({ ...plan, idmap: undefined }).includes('--idmap'), false);
+});
+
+test('mount arguments: --mkdir options before the layers; an attached run without systemd mounts in nspawn\'s namespace', () => {
+  const dirs = { owner: { uid: 524288, gid: 524288 }, paths: ['/usr', '/srv/data'] };
+  const a = mountArgs(plan, dirs);
+  assert.deepEqual(a.slice(0, 1), ['mount']);
+  assert.deepEqual(a.slice(-4), ['--mkdir', '/srv/data', '/s/erofs/aa.erofs', '/s/dir/bb/fs']);
+  assert.ok(a.includes('--owner'));
+  assert.deepEqual(mountArgs(plan, { owner: dirs.owner, paths: [] }), mountArgv(plan).slice(1));
+  const o = { name: 'web', plan, tty: false, stdin: false };
+  const noSystemd = foregroundArgv({ ...o, dirs }, false);
+  assert.deepEqual(noSystemd.slice(0, 4), [plan.helper, 'private-tmpfs', '/run/systemd/nspawn', '--mount']);
+  const sep = noSystemd.indexOf('--');
+  assert.deepEqual(noSystemd.slice(4, sep), a.slice(1), 'berth-helper mount\'s arguments, without the word');
+  assert.equal(noSystemd[sep + 1], 'systemd-nspawn');
+  assert.ok(!foregroundArgv(o, false).includes('--mount'), 'without dirs the rootfs is the host\'s');
+  assert.ok(!foregroundArgv({ ...o, dirs }, true).includes('private-tmpfs'), 'with systemd: no private namespace');
 });
 
 test('paths that systemd would expand or split are refused', () => {

@@ -102,22 +102,34 @@ export async function isMounted(path: string): Promise<boolean> {
   return text.split('\n').some((l) => (l.split(' ')[4] ?? '').replace(/\\([0-7]{3})/g, (_, o: string) => String.fromCharCode(parseInt(o, 8))) === real);
 }
 
-/** Mounts the rootfs now (create-time preparation, foreground run). Idempotent. */
+/** Directories to make inside the root after it is mounted, new ones owned by owner. */
+export interface RootDirs {
+  owner: { uid: number; gid: number };
+  paths: readonly string[];
+}
+
 /**
- * Mounts the rootfs (idempotent). `mkdirs`: directories to make inside it afterwards, as
- * berth-helper mkdirs would (resolved in the root, new ones owned by owner), in the same
- * helper run: one process fewer per create.
+ * `berth-helper mount`'s arguments (after the helper path): mountArgv's options, then one
+ * --mkdir per directory (resolved in the root, as berth-helper mkdirs would), then the
+ * layers. Pure.
  */
-export async function mountRootfs(p: RootfsPlan, mkdirs?: { owner: { uid: number; gid: number }; paths: readonly string[] }): Promise<void> {
+export function mountArgs(p: RootfsPlan, dirs?: RootDirs): string[] {
+  const argv = mountArgv(p).slice(1);
+  if (dirs && dirs.paths.length > 0) argv.splice(argv.length - p.layers.length, 0, ...mountMkdirOptions(dirs.owner, dirs.paths));
+  return argv;
+}
+
+/**
+ * Mounts the rootfs (idempotent). `mkdirs`: directories to make inside it afterwards, in
+ * the same helper run: one process fewer per create.
+ */
+export async function mountRootfs(p: RootfsPlan, mkdirs?: RootDirs): Promise<void> {
   const dirs = mkdirs && mkdirs.paths.length > 0 ? mkdirs : undefined;
   if (await isMounted(p.target)) {
     if (dirs) await runHelper(mkdirsArgs(p.target, dirs.owner, dirs.paths), { context: 'preparing the container root' });
     return;
   }
-  const argv = mountArgv(p).slice(1);
-  // mountArgv ends with the layers; the options go before them
-  if (dirs) argv.splice(argv.length - p.layers.length, 0, ...mountMkdirOptions(dirs.owner, dirs.paths));
-  await runHelper(argv, { context: `mounting the root filesystem on ${p.target}` });
+  await runHelper(mountArgs(p, dirs), { context: `mounting the root filesystem on ${p.target}` });
 }
 
 /** Unmounts the rootfs (every stacked mount on it). Idempotent. */
