@@ -16,7 +16,8 @@
 #    podman here runs rootful without a user namespace (its default), network none.
 # 2. In a test host (bench/testhost.mts: systemd as PID 1 in an nspawn container sharing
 #    /usr), driven with `nsenter -t LEADER -a` — `berth run -d` needs systemd as PID 1:
-#      start-d-berth-busybox  berth run -d (returns once the unit is active)
+#      start-d-berth-busybox  berth run -d --network=none (returns once the unit is active; the
+#                             network mode of podman's row)
 #      stop-berth-busybox     berth stop
 #    and on this host for comparison: podman run -d --init / podman stop (--init so that
 #    SIGTERM reaches `sleep`, as berth's forwarding init does).
@@ -64,7 +65,7 @@ if [ -d "$BENCH_DIR/images/busybox" ]; then
     IN="nsenter -t $L -a"
     BIN="$IN $ROOT/bin/berth"
     measure start-d-berth-busybox start busybox berth-d "$RUNS_START" 1 \
-      "$BIN run -d --name bd bench-busybox sleep 1000" "$BIN rm -f bd"
+      "$BIN run -d --network=none --name bd bench-busybox sleep 1000" "$BIN rm -f bd"
     measure stop-berth-busybox start busybox berth-stop "$RUNS_START" 1 "$BIN stop bd" "$BIN start bd" "$BIN rm -f bd"
     # resident memory while one container runs
     $BIN rm -f bd > /dev/null 2>&1
