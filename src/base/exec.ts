@@ -65,7 +65,9 @@ export class ExecError extends BerthError {
 
 /** Runs argv to completion and collects its output. */
 export function run(argv: readonly string[], opts: ExecOptions = {}): Promise<ExecResult> {
-  const start = performance.now();
+  // process.hrtime, not performance.now(): the global `performance` loads perf_hooks and
+  // ten internal modules on first use (~2 ms of every command that runs a subprocess).
+  const start = process.hrtime.bigint();
   const [file, ...args] = argv;
   if (file === undefined) throw new BerthError('INTERNAL', 'run: empty command');
   return new Promise((resolve, reject) => {
@@ -116,7 +118,7 @@ export function run(argv: readonly string[], opts: ExecOptions = {}): Promise<Ex
         signal,
         stdout: Buffer.concat(out).toString('utf8'),
         stderr: Buffer.concat(err).toString('utf8'),
-        durationMs: Math.round(performance.now() - start),
+        durationMs: Math.round(Number(process.hrtime.bigint() - start) / 1e6),
         timedOut,
       };
       if ((exitCode !== 0 || timedOut) && opts.reject !== false) {

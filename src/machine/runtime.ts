@@ -15,7 +15,6 @@
  */
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { createInterface } from 'node:readline';
 import { BerthError } from '../base/errors.ts';
 import type { Digest } from '../base/digest.ts';
 import type { ContainerSpec } from '../container/spec.ts';
@@ -141,7 +140,7 @@ export class NspawnRuntime implements Runtime, NspawnExtras {
     const failed = new Promise<never>((_, reject) => child.on('error', (e) => reject(new BerthError('FAILED_PRECONDITION', `journalctl: ${e.message}`, { cause: e }))));
     failed.catch(() => {});
     try {
-      for await (const line of createInterface({ input: child.stdout })) yield line;
+      for await (const line of (await import('node:readline')).createInterface({ input: child.stdout })) yield line;
       const code = child.exitCode ?? (await new Promise<number | null>((r) => child.once('close', (c) => r(c))));
       if (code !== 0 && code !== null) throw new BerthError('FAILED_PRECONDITION', `journalctl exited with ${code}`);
     } finally {

@@ -18,7 +18,6 @@ import { accessSync, constants } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { Duplex, PassThrough, type Transform } from 'node:stream';
-import { createGunzip } from 'node:zlib';
 import type { Compression } from '../oci/media-types.ts';
 import { BerthError } from '../base/errors.ts';
 
@@ -28,6 +27,15 @@ let zstd: ZstdModule | undefined;
 function zstdModule(): ZstdModule {
   zstd ??= createRequire(import.meta.url)('zstd-napi') as ZstdModule;
   return zstd;
+}
+
+/**
+ * node:zlib on first use: every command that opens the snapshot store imports this module,
+ * and loading zlib costs ~3.5 ms; only a pull of a small gzip layer needs it.
+ */
+let zlibModule: typeof import('node:zlib') | undefined;
+function zlib(): typeof import('node:zlib') {
+  return (zlibModule ??= createRequire(import.meta.url)('node:zlib') as typeof import('node:zlib'));
 }
 
 const toolPaths = new Map<string, string | null>();
@@ -154,7 +162,7 @@ export function createDecompressor(compression: Compression, size = Infinity): T
       const igzip = size >= IGZIP_MIN_BYTES || process.env.BERTH_GZIP === 'igzip' ? findIgzip() : null;
       if (igzip) return new ChildDecompressor([igzip, '-dcq'], 'gzip');
       // 1 MiB output chunks: fewer, larger writes into the parser.
-      return createGunzip({ chunkSize: 1 << 20 });
+      return zlib().createGunzip({ chunkSize: 1 << 20 });
     }
     case 'zstd': {
       // `zstd -dc` runs on another core: for the 51 MB Debian layer recompressed with

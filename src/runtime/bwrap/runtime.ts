@@ -16,7 +16,6 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { constants as osConstants, userInfo } from 'node:os';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
 import { BerthError } from '../../base/errors.ts';
 import { run, type ExecResult } from '../../base/exec.ts';
 import type { ContainerSpec } from '../../container/spec.ts';
@@ -676,7 +675,7 @@ export class BwrapRuntime implements Runtime {
       ...(opts.since !== undefined ? ['--since', opts.since] : [])];
     const c = spawn('journalctl', args, { stdio: ['ignore', 'pipe', 'ignore'] });
     try {
-      for await (const line of createInterface({ input: c.stdout })) yield line;
+      for await (const line of (await import('node:readline')).createInterface({ input: c.stdout })) yield line;
     } finally {
       c.kill();
     }
