@@ -16,6 +16,7 @@
 import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { BerthError } from '../base/errors.ts';
+import { readline } from '../base/builtins.ts';
 import type { Digest } from '../base/digest.ts';
 import type { ContainerSpec } from '../container/spec.ts';
 import type {
@@ -25,6 +26,7 @@ import type {
 import { isRunningState } from '../runtime/runtime.ts';
 import { imagesInUse, listMachineNames, listMachineSummaries, type MachineSummary } from './query.ts';
 import type { CreatedMachine, MachineContext } from './create.ts';
+
 
 /** A `ps` row of the nspawn runtime: the neutral summary plus what machined and the .nspawn file add. */
 export type NspawnSummary = ContainerSummary & Omit<MachineSummary, 'since' | 'enabled'>;
@@ -140,7 +142,7 @@ export class NspawnRuntime implements Runtime, NspawnExtras {
     const failed = new Promise<never>((_, reject) => child.on('error', (e) => reject(new BerthError('FAILED_PRECONDITION', `journalctl: ${e.message}`, { cause: e }))));
     failed.catch(() => {});
     try {
-      for await (const line of (await import('node:readline')).createInterface({ input: child.stdout })) yield line;
+      for await (const line of readline().createInterface({ input: child.stdout })) yield line;
       const code = child.exitCode ?? (await new Promise<number | null>((r) => child.once('close', (c) => r(c))));
       if (code !== 0 && code !== null) throw new BerthError('FAILED_PRECONDITION', `journalctl exited with ${code}`);
     } finally {

@@ -16,6 +16,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { createRequire } from 'node:module';
+import { zlib } from '../base/builtins.ts';
 import { join } from 'node:path';
 import { Duplex, PassThrough, type Transform } from 'node:stream';
 import type { Compression } from '../oci/media-types.ts';
@@ -29,14 +30,6 @@ function zstdModule(): ZstdModule {
   return zstd;
 }
 
-/**
- * node:zlib on first use: every command that opens the snapshot store imports this module,
- * and loading zlib costs ~3.5 ms; only a pull of a small gzip layer needs it.
- */
-let zlibModule: typeof import('node:zlib') | undefined;
-function zlib(): typeof import('node:zlib') {
-  return (zlibModule ??= createRequire(import.meta.url)('node:zlib') as typeof import('node:zlib'));
-}
 
 const toolPaths = new Map<string, string | null>();
 /** An executable on PATH, or null (looked up once per process and name). */
@@ -162,6 +155,7 @@ export function createDecompressor(compression: Compression, size = Infinity): T
       const igzip = size >= IGZIP_MIN_BYTES || process.env.BERTH_GZIP === 'igzip' ? findIgzip() : null;
       if (igzip) return new ChildDecompressor([igzip, '-dcq'], 'gzip');
       // 1 MiB output chunks: fewer, larger writes into the parser.
+      // node:zlib on first use: every command that opens the snapshot store imports this module
       return zlib().createGunzip({ chunkSize: 1 << 20 });
     }
     case 'zstd': {

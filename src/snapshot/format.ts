@@ -15,7 +15,7 @@
  */
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createRequire } from 'node:module';
+import { zlib } from '../base/builtins.ts';
 import { isBerthError } from '../base/errors.ts';
 import { writeFileAtomic } from '../base/fs.ts';
 import { runHelper } from '../native/index.ts';
@@ -41,9 +41,8 @@ export function parseFormatFile(text: string | undefined): SnapshotFormat | unde
 async function probeErofs(root: string): Promise<string | undefined> {
   const probe = join(root, `.format-probe.${process.pid}.erofs`);
   try {
-    // node:zlib only here, when a store is first probed: loading it costs ~3.5 ms
-    const { gunzipSync } = createRequire(import.meta.url)('node:zlib') as typeof import('node:zlib');
-    await writeFile(probe, gunzipSync(Buffer.from(PROBE_IMAGE, 'base64')), { mode: 0o600 });
+    // node:zlib only here, when a store is first probed
+    await writeFile(probe, zlib().gunzipSync(Buffer.from(PROBE_IMAGE, 'base64')), { mode: 0o600 });
     await runHelper(['probe-erofs', probe], { context: 'EROFS' });
     return undefined;
   } catch (e) {

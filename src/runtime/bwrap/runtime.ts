@@ -17,6 +17,7 @@ import { chmod, mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'no
 import { constants as osConstants, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { BerthError } from '../../base/errors.ts';
+import { readline } from '../../base/builtins.ts';
 import { run, type ExecResult } from '../../base/exec.ts';
 import type { ContainerSpec } from '../../container/spec.ts';
 import { validateMachineName } from '../../container/names.ts';
@@ -35,6 +36,7 @@ import {
 import type { BwrapOptions, SandboxPaths } from './types.ts';
 import { exitWords, firstChild, formatRecord, liveRecord, payloadOf, procStat, RECORD_FILE, type ForegroundRecord } from './foreground.ts';
 import { trace } from '../../base/trace.ts';
+
 
 export interface BwrapRuntimeOptions {
   user?: { name: string; uid: number; gid: number };
@@ -675,7 +677,7 @@ export class BwrapRuntime implements Runtime {
       ...(opts.since !== undefined ? ['--since', opts.since] : [])];
     const c = spawn('journalctl', args, { stdio: ['ignore', 'pipe', 'ignore'] });
     try {
-      for await (const line of (await import('node:readline')).createInterface({ input: c.stdout })) yield line;
+      for await (const line of readline().createInterface({ input: c.stdout })) yield line;
     } finally {
       c.kill();
     }
