@@ -180,14 +180,13 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
       await mkdir(paths.upper, { recursive: true, mode: 0o755 });
       await mkdir(paths.work, { recursive: true, mode: 0o700 });
       if (range) await chown(paths.upper, range.base, range.base);
-      await writeDropIns(paths, dropIns);
-      trace('create: files written');
-      // With the mount, in the same helper run: the directories nspawn and the volumes need.
-      if (!opts.mountInForeground) {
-        mounted = true; // a mount that succeeds before its mkdirs fail is undone below too
-        await mountRootfs(plan, dirs);
-        trace('create: rootfs mounted, directories made');
-      }
+      // The drop-ins (written and fsynced on the thread pool) while the helper mounts the
+      // rootfs and makes its directories in the same run: nothing reads the drop-ins
+      // before the start, and either failing undoes both below. ~5-10 ms per create.
+      if (!opts.mountInForeground) mounted = true; // a mount that succeeds before its mkdirs fail is undone too
+      const steps = [writeDropIns(paths, dropIns).then(() => trace('create: files written'))];
+      if (!opts.mountInForeground) steps.push(mountRootfs(plan, dirs).then(() => trace('create: rootfs mounted, directories made')));
+      await settleAll(steps);
       await chownVolumes(spec, range);
       if (mounted && !opts.keepMounted) {
         await umountRootfs(helper, paths.rootDir);
@@ -207,6 +206,13 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
     await cached;
     return { paths, plan, range, volumes: volumeSteps(spec, volumeKinds), ...(start ? { start } : {}), ...(opts.mountInForeground ? { dirs } : {}) };
   });
+}
+
+/** Waits for every promise (none is left running), then throws the first failure. */
+async function settleAll(ps: Array<Promise<unknown>>): Promise<void> {
+  const r = await Promise.allSettled(ps);
+  const failed = r.find((x): x is PromiseRejectedResult => x.status === 'rejected');
+  if (failed) throw failed.reason;
 }
 
 /**
