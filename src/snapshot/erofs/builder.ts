@@ -135,7 +135,7 @@ class TailStore {
       }
       c = this.cache as Buffer;
     }
-    c.copy(target, targetOff, at, at + len);
+    target.set(new Uint8Array(c.buffer, c.byteOffset + at, len), targetOff);
   }
 
   close(): void {
@@ -403,7 +403,7 @@ export class LayerImageBuilder implements TarSink {
       const tail = this.curTail;
       const at = this.curPos - this.curPlain;
       if (!tail || at + b.length - p > tail.length) throw new BerthError('CORRUPT', 'layer is not a valid tar: file data beyond its size');
-      b.copy(tail, at, p);
+      tail.set(p === 0 ? b : new Uint8Array(b.buffer, b.byteOffset + p, b.length - p), at);
       this.curPos += b.length - p;
     }
   }
@@ -758,7 +758,10 @@ export class LayerImageBuilder implements TarSink {
       put16(buf, de + 8, nameoff);
       buf[de + 10] = fileType(target.mode);
       buf[de + 11] = 0;
-      buf.write(name, off + nameoff, 'latin1');
+      // names are byte strings (latin1: one char per byte); stored byte by byte, not with
+      // buf.write, whose argument handling costs more than the stores for short names, cold
+      const at = off + nameoff;
+      for (let j = 0; j < name.length; j++) buf[at + j] = name.charCodeAt(j);
       nameoff += name.length;
     }
   }

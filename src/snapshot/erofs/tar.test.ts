@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { isBerthError } from '../../base/errors.ts';
-import { TarParser, type TarEntry } from './tar.ts';
+import { TarParser, parsePax, type TarEntry } from './tar.ts';
 import { gnuLong, header, rawTar, type RawEntry } from '../../../test/raw-tar.ts';
 
 interface Got {
@@ -93,6 +93,31 @@ test('PAX: long UTF-8 path, linkpath, big ids, fractional and negative mtimes, b
   ]);
   assert.equal(b!.e.linkname.length, 301);
   assert.deepEqual([b!.e.mtime, b!.e.mtimeNsec], [-2, 750000000]);
+});
+
+test('PAX mtime: the byte-level fast path reads what the string path reads, every form, whole or split', () => {
+  const forms: Array<[string, [number, number]]> = [
+    ['1600000000.123456789', [1600000000, 123456789]], ['1600000000.5', [1600000000, 500000000]],
+    ['1600000000.', [1600000000, 0]], ['1600000000', [1600000000, 0]], ['0012.000000001', [12, 1]],
+    ['123456789012345.1', [123456789012345, 100000000]],
+    ['-1.25', [-2, 750000000]], ['1.1234567891', [1, 123456789]], ['1e3.5', [1000, 500000000]],
+  ];
+  const tar = rawTar(forms.map(([t], i) => ({ name: `f${i}`, body: 'x', pax: [['mtime', t]] as Array<[string, string]> })));
+  const expected = forms.map(([, t]) => t);
+  for (const step of [0, 1, 7, 512, 700]) {
+    assert.deepEqual(parse(tar, step).map((g) => [g.e.mtime, g.e.mtimeNsec]), expected, `step ${step}`);
+  }
+  for (const bad of ['1.5x', '', 'x', '1..2', '1.-2', '1234567890123456.1']) {
+    const t = rawTar([{ name: 'f', body: 'x', pax: [['mtime', bad]] }]);
+    if (bad === '') assert.equal(parse(t)[0]!.e.mtime, parse(rawTar([{ name: 'f', body: 'x' }]))[0]!.e.mtime); // empty: the header's mtime
+    else corrupt(() => parse(t));
+  }
+  // records read in place from a range of a bigger buffer, the bytes around it ignored
+  const rec = Buffer.from('30 mtime=1796180803.617889408\n12 uid=1000\n');
+  const big = Buffer.concat([Buffer.from('junk=1\n'), rec, Buffer.from('8 gid=7\n')]);
+  const p = parsePax(big, 7, 7 + rec.length);
+  assert.deepEqual([p.mtime, p.uid, p.gid], [[1796180803, 617889408], 1000, undefined]);
+  assert.throws(() => parsePax(big, 7, 7 + 20), (e: unknown) => isBerthError(e, 'CORRUPT')); // a record cut by the range
 });
 
 test('GNU: L/K long names and links, base-256 sizes', () => {

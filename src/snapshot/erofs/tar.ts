@@ -198,31 +198,68 @@ interface Pax {
   sparseMap?: number[];
 }
 
-/** Parses PAX records ("LEN key=value\n", values binary-safe). */
-export function parsePax(b: Buffer): Pax {
+/** Reads the "mtime" value b[vs, ve) when it is plain `secs.frac` digits (what GNU tar writes); else undefined. */
+function paxTimeBytes(b: Buffer, vs: number, ve: number): [number, number] | undefined {
+  let sec = 0;
+  let i = vs;
+  for (; i < ve && i - vs < 15; i++) {
+    const c = b[i] as number;
+    if (c === 0x2e) break;
+    if (c < 0x30 || c > 0x39) return undefined;
+    sec = sec * 10 + (c - 0x30);
+  }
+  if (i === vs || i >= ve || b[i] !== 0x2e || ve - i - 1 > 9) return undefined;
+  let nsec = 0;
+  for (let j = i + 1; j < ve; j++) {
+    const c = b[j] as number;
+    if (c < 0x30 || c > 0x39) return undefined;
+    nsec = nsec * 10 + (c - 0x30);
+  }
+  return [sec, nsec * 10 ** (9 - (ve - i - 1))];
+}
+
+/** True when b[s, e) is the ASCII text `key`. */
+function bytesAre(b: Buffer, s: number, e: number, key: string): boolean {
+  if (e - s !== key.length) return false;
+  for (let i = 0; i < key.length; i++) if (b[s + i] !== key.charCodeAt(i)) return false;
+  return true;
+}
+
+/** Parses PAX records ("LEN key=value\n", values binary-safe) in b[start, end). */
+export function parsePax(b: Buffer, start = 0, end = b.length): Pax {
   const pax: Pax = { xattrs: [] };
-  let off = 0;
+  let off = start;
   let seq00: number[] | undefined;
-  while (off < b.length) {
+  while (off < end) {
     if (b[off] === 0) break; // NUL padding after the records
     let len = 0;
     let sp = off;
-    for (; sp < b.length && sp - off <= 16; sp++) {
+    for (; sp < end && sp - off <= 16; sp++) {
       const c = b[sp] as number;
       if (c === 0x20) break;
       if (c < 0x30 || c > 0x39) throw corrupt('PAX record length');
       len = len * 10 + (c - 0x30);
     }
-    if (sp === off || b[sp] !== 0x20) throw corrupt('PAX record without length');
-    const end = off + len;
-    if (len < sp - off + 3 || end > b.length || b[end - 1] !== 0x0a) throw corrupt('PAX record length');
-    const eq = b.indexOf(0x3d, sp + 1);
-    if (eq < 0 || eq >= end) throw corrupt('PAX record without "="');
-    const key = b.toString('latin1', sp + 1, eq);
+    if (sp === off || sp >= end || b[sp] !== 0x20) throw corrupt('PAX record without length');
+    const recEnd = off + len;
+    if (len < sp - off + 3 || recEnd > end || b[recEnd - 1] !== 0x0a) throw corrupt('PAX record length');
+    // '=' by a loop: keys are short, and Buffer#indexOf's call costs more, cold, per entry
+    let eq = sp + 1;
+    while (eq < recEnd && b[eq] !== 0x3d) eq++;
+    if (eq >= recEnd) throw corrupt('PAX record without "="');
     // the value is b[vs, ve): read in place (a view per record costs, cold, per entry)
     const vs = eq + 1;
-    const ve = end - 1;
-    off = end;
+    const ve = recEnd - 1;
+    off = recEnd;
+    // the one record most entries carry (GNU tar's mtime), read without making strings
+    if (bytesAre(b, sp + 1, eq, 'mtime')) {
+      const t = ve > vs ? paxTimeBytes(b, vs, ve) : undefined;
+      if (t) {
+        pax.mtime = t;
+        continue;
+      }
+    }
+    const key = b.toString('latin1', sp + 1, eq);
     if (key.startsWith('SCHILY.xattr.')) {
       pax.xattrs.push([key.slice('SCHILY.xattr.'.length), Buffer.from(b.subarray(vs, ve))]);
       continue;
@@ -323,10 +360,20 @@ export class TarParser {
         }
         case 'meta': {
           const take = Math.min(this.metaSize - this.metaFill, n - off);
+          if (take === this.metaSize) {
+            // the whole extended header is in this chunk (the usual case): read it in place
+            this.onMeta(chunk, off, off + take);
+            off += take;
+            break;
+          }
           this.metaBufs.push(chunk.subarray(off, off + take));
           this.metaFill += take;
           off += take;
-          if (this.metaFill === this.metaSize) this.onMeta();
+          if (this.metaFill === this.metaSize) {
+            const data = this.metaBufs.length === 1 ? (this.metaBufs[0] as Buffer) : Buffer.concat(this.metaBufs);
+            this.metaBufs = [];
+            this.onMeta(data, 0, data.length);
+          }
           break;
         }
         case 'data':
@@ -396,12 +443,11 @@ export class TarParser {
     if (size < 0) throw corrupt('negative size');
     if (flag === 'x' || flag === 'g' || flag === 'L' || flag === 'K') {
       if (size > MAX_META) throw new BerthError('HOSTILE_LAYER', `hostile layer: ${size}-byte extended header (limit ${MAX_META})`);
-      this.metaKind = flag;
-      this.metaBufs = [];
+      this.metaKind = flag; // metaBufs is empty: emptied when the last extended header completed
       this.metaFill = 0;
       this.metaSize = size;
       this.pad = (512 - (size % 512)) % 512;
-      if (size === 0) this.onMeta();
+      if (size === 0) this.onMeta(h, 0, 0);
       else this.state = 'meta';
       return o + 512;
     }
@@ -475,17 +521,16 @@ export class TarParser {
     return o + 512;
   }
 
-  private onMeta(): void {
-    const data = this.metaBufs.length === 1 ? (this.metaBufs[0] as Buffer) : Buffer.concat(this.metaBufs);
-    this.metaBufs = [];
+  /** An extended header's data, b[start, end). */
+  private onMeta(b: Buffer, start: number, end: number): void {
     if (this.metaKind === 'x') {
-      const p = parsePax(data);
+      const p = parsePax(b, start, end);
       // several local PAX headers in a row: merge, later records win
       this.pax = this.pax ? { ...this.pax, ...p, xattrs: [...this.pax.xattrs, ...p.xattrs] } : p;
     } else if (this.metaKind === 'L') {
-      this.longName = cstr(data, 0, data.length);
+      this.longName = cstr(b, start, end - start);
     } else if (this.metaKind === 'K') {
-      this.longLink = cstr(data, 0, data.length);
+      this.longLink = cstr(b, start, end - start);
     } // 'g': ignored
     this.state = this.pad > 0 ? 'pad' : 'header';
   }
