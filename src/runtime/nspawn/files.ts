@@ -73,12 +73,12 @@ export async function writeDropIns(p: MachinePaths, dropIns: DropInText[]): Prom
 
 /**
  * Removes settings, drop-ins (the whole .d dir: hand edits die with the machine), state.
- * The state dir holds the upper dir, which the container's own processes wrote (and one
- * that outlived the unit, in its mount namespace, can still be writing): it goes through
- * `berth-helper rmtree`, which walks it by directory fds and never follows what it finds
- * (native/rmtree.c). The same run takes the drop-in dir. One helper run (~6 ms here, and
- * ~0.2 ms per rmdir on this VM's ext4) and synchronous unlinks, where fs.rm's walk through
- * the thread pool took 20-34 ms of every `run --rm` (~10 entries).
+ * The state dir holds the upper dir, which the container's own processes wrote (they die
+ * with its PID 1, but one that entered only its mount namespace could still be writing):
+ * it goes through `berth-helper rmtree`, which walks it by directory fds and never follows
+ * what it finds (native/rmtree.c). The same run takes the drop-in dir. One helper run
+ * (~6 ms here, and ~0.2 ms per rmdir on this VM's ext4) and synchronous unlinks, where
+ * fs.rm's walk through the thread pool took 20-34 ms of every `run --rm` (~10 entries).
  */
 export async function removeMachineFiles(p: MachinePaths): Promise<void> {
   // First: when it fails (a mount inside, say), the settings file keeps the machine listed
