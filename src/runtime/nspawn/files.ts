@@ -4,10 +4,10 @@
  * atomic (temp + fsync + rename; one directory fsync per batch). Removal is thorough and idempotent, so `rm` and a
  * failed create leave no unit, drop-in, settings file, mount or directory behind.
  */
-import { link, open, readdir, unlink } from 'node:fs/promises';
-import { rmdirSync, unlinkSync } from 'node:fs';
+import { readdir } from 'node:fs/promises';
+import { closeSync, constants, fsyncSync, linkSync, mkdirSync, openSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureDir, fsyncDir, isErrno, tempPathFor, writeFileAtomic, writeFilesAtomic } from '../../base/fs.ts';
+import { ensureDir, isErrno, tempPathFor, writeFileAtomic, writeFilesAtomic } from '../../base/fs.ts';
 import { runHelper } from '../../native/index.ts';
 import { fromSystemError } from '../../base/errors.ts';
 import type { MachinePaths } from './paths.ts';
@@ -37,28 +37,40 @@ export async function writeMachineFiles(p: MachinePaths, f: MachineFiles): Promi
  * creators of one name exactly one wins. False when the file exists.
  */
 export async function createNspawnFileExclusive(p: MachinePaths, text: string): Promise<boolean> {
-  await ensureDir(join(p.nspawnFile, '..'));
+  // Synchronous calls: one after the other anyway, and each fs/promises call was a
+  // thread-pool round trip (costly in a storm of creates, see base/lock).
+  const dir = join(p.nspawnFile, '..');
   const tmp = tempPathFor(p.nspawnFile);
   try {
-    const fh = await open(tmp, 'wx', 0o644);
+    mkdirSync(dir, { recursive: true, mode: 0o755 });
+    const fd = openSync(tmp, 'wx', 0o644);
     try {
-      await fh.writeFile(text);
-      await fh.sync();
+      writeFileSync(fd, text);
+      fsyncSync(fd);
     } finally {
-      await fh.close();
+      closeSync(fd);
     }
     try {
-      await link(tmp, p.nspawnFile);
+      linkSync(tmp, p.nspawnFile);
     } catch (e) {
       if (isErrno(e, 'EEXIST')) return false;
       throw e;
     }
-    await fsyncDir(join(p.nspawnFile, '..'));
+    const dfd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
+    try {
+      fsyncSync(dfd);
+    } finally {
+      closeSync(dfd);
+    }
     return true;
   } catch (e) {
     throw fromSystemError(e);
   } finally {
-    await unlink(tmp).catch(() => {});
+    try {
+      unlinkSync(tmp);
+    } catch {
+      // never made, or gone
+    }
   }
 }
 

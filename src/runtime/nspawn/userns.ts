@@ -23,8 +23,7 @@
  * also show.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readdirSync, readlinkSync, readSync } from 'node:fs';
-import { link, mkdir, readdir, readFile, unlink, writeFile } from 'node:fs/promises';
+import { closeSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, unlinkSync, writeFileSync } from 'node:fs';
 import { ownerIsDead, processStartTime } from '../../base/lock.ts';
 import { isErrno } from '../../base/fs.ts';
 import { join } from 'node:path';
@@ -94,7 +93,7 @@ function isDecimal(s: string): boolean {
 /** Ranges claimed by .nspawn files (except `exceptFile`), /etc/subuid and /etc/subgid. */
 export async function takenRanges(nspawnDir: string, exceptFile?: string): Promise<UidRange[]> {
   const out: UidRange[] = [];
-  const files = (await readdir(nspawnDir).catch(() => [] as string[])).filter((f) => f.endsWith('.nspawn') && join(nspawnDir, f) !== exceptFile);
+  const files = listDir(nspawnDir).filter((f) => f.endsWith('.nspawn') && join(nspawnDir, f) !== exceptFile);
   // Synchronous reads: one create reads every .nspawn file (200 machines: 200 small files),
   // ~10 us each this way against ~4 thread-pool round trips each through fs/promises.
   for (const f of files) {
@@ -106,7 +105,7 @@ export async function takenRanges(nspawnDir: string, exceptFile?: string): Promi
       if (r) out.push(r);
     }
   }
-  for (const f of ['/etc/subuid', '/etc/subgid']) out.push(...parseSubIdFile(await readFile(f, 'utf8').catch(() => '')));
+  for (const f of ['/etc/subuid', '/etc/subgid']) out.push(...parseSubIdFile(readTextOrEmpty(f)));
   return out;
 }
 
@@ -124,7 +123,7 @@ export async function rangesInUse(procDir = '/proc', nspawnLockDir = '/run/syste
       out.push(r);
     }
   };
-  for (const f of await readdir(nspawnLockDir).catch(() => [] as string[])) {
+  for (const f of listDir(nspawnLockDir)) {
     if (/^\d+$/.test(f)) add({ base: Number(f), size: RANGE_SIZE });
   }
   // One readlink per process (its user namespace), and the maps read once per namespace
@@ -197,17 +196,48 @@ export function rangeClaimDir(): string {
 /** Bases claimed by creators that are still alive (claims of dead ones are ignored). */
 export async function claimedRanges(dir = rangeClaimDir()): Promise<UidRange[]> {
   const out: UidRange[] = [];
-  for (const f of await readdir(dir).catch(() => [] as string[])) {
+  for (const f of listDir(dir)) {
     if (!/^\d+$/.test(f)) continue;
-    if (await claimIsStale(join(dir, f))) continue;
+    if (claimIsStale(join(dir, f))) continue;
     out.push({ base: Number(f), size: RANGE_SIZE });
   }
   return out;
 }
 
-async function claimIsStale(path: string): Promise<boolean> {
-  const text = await readFile(path, 'utf8').catch(() => undefined);
-  if (text === undefined) return true;
+// The claim files' operations are synchronous: small local files, where each fs/promises
+// call was a thread-pool round trip, and in a storm of 100 creates those wake threads in
+// every process (as in base/lock).
+function listDir(dir: string): string[] {
+  try {
+    return readdirSync(dir);
+  } catch {
+    return [];
+  }
+}
+
+function readTextOrEmpty(path: string): string {
+  try {
+    return readFileSync(path, 'utf8');
+  } catch {
+    return '';
+  }
+}
+
+function unlinkQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // gone already
+  }
+}
+
+function claimIsStale(path: string): boolean {
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch {
+    return true;
+  }
   try {
     const o = JSON.parse(text) as { pid?: unknown; start?: unknown };
     return typeof o.pid === 'number' && ownerIsDead({ pid: o.pid, start: typeof o.start === 'string' ? o.start : null });
@@ -221,30 +251,30 @@ async function claimIsStale(path: string): Promise<boolean> {
  * live creator does. A stale claim (its creator died) is taken over.
  */
 export async function claimRange(r: UidRange, name: string, dir = rangeClaimDir()): Promise<boolean> {
-  await mkdir(dir, { recursive: true, mode: 0o755 });
+  mkdirSync(dir, { recursive: true, mode: 0o755 });
   const path = join(dir, String(r.base));
   const tmp = join(dir, `.${r.base}.${process.pid}.${Math.random().toString(16).slice(2)}`);
-  await writeFile(tmp, JSON.stringify({ name, pid: process.pid, start: processStartTime('self') }));
+  writeFileSync(tmp, JSON.stringify({ name, pid: process.pid, start: processStartTime('self') }));
   try {
     for (let attempt = 0; attempt < 2; attempt++) {
       try {
-        await link(tmp, path);
+        linkSync(tmp, path);
         return true;
       } catch (e) {
         if (!isErrno(e, 'EEXIST')) throw e;
       }
-      if (!(await claimIsStale(path))) return false;
-      await unlink(path).catch(() => {});
+      if (!claimIsStale(path)) return false;
+      unlinkQuietly(path);
     }
     return false;
   } finally {
-    await unlink(tmp).catch(() => {});
+    unlinkQuietly(tmp);
   }
 }
 
 /** Drops the claim on base (after the create failed, or when the machine is removed). */
 export async function releaseRange(base: number, dir = rangeClaimDir()): Promise<void> {
-  await unlink(join(dir, String(base))).catch(() => {});
+  unlinkQuietly(join(dir, String(base)));
 }
 
 /**
@@ -257,7 +287,7 @@ export async function releaseRange(base: number, dir = rangeClaimDir()): Promise
  * and taken over (a create killed before its .nspawn file existed leaves one behind).
  */
 export async function pickAndClaimRange(name: string, taken: readonly UidRange[], dir = rangeClaimDir()): Promise<UidRange> {
-  const names = (await readdir(dir).catch(() => [] as string[])).filter((f) => /^\d+$/.test(f));
+  const names = listDir(dir).filter((f) => /^\d+$/.test(f));
   const avoid = [...taken, ...names.map((f) => ({ base: Number(f), size: RANGE_SIZE }))];
   for (const readClaims of [false, true]) {
     const tried = readClaims ? [...taken, ...(await claimedRanges(dir))] : avoid;
