@@ -6,6 +6,7 @@
  * a power cut. ENOSPC/EDQUOT surface as NO_SPACE through fromSystemError.
  */
 import { open, mkdir, rename, unlink } from 'node:fs/promises';
+import { unlinkSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, basename, join } from 'node:path';
 import { fromSystemError } from './errors.ts';
@@ -87,6 +88,15 @@ export async function ensureDir(path: string, mode = 0o755): Promise<void> {
   }
 }
 
+
+/** unlink(2), synchronously; a path that is already gone (or cannot be removed) is left be. */
+export function unlinkQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // gone already
+  }
+}
 
 /** True when the error is a Node system error with this errno code. */
 export function isErrno(e: unknown, code: string): boolean {

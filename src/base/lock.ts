@@ -27,7 +27,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { basename, dirname } from 'node:path';
 import { BerthError, fromSystemError } from './errors.ts';
-import { isErrno, tempPathFor } from './fs.ts';
+import { isErrno, tempPathFor, unlinkQuietly } from './fs.ts';
 
 export interface Lock {
   readonly path: string;
@@ -125,19 +125,7 @@ function createExclusive(path: string, content: string): boolean {
     if (isErrno(e, 'EEXIST')) return false;
     throw fromSystemError(e);
   } finally {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // never written, or gone
-    }
-  }
-}
-
-function unlinkQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // gone already
+    unlinkQuietly(tmp); // never written, or linked: the temp name goes either way
   }
 }
 

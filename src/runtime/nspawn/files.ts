@@ -7,7 +7,7 @@
 import { readdir } from 'node:fs/promises';
 import { closeSync, constants, fsyncSync, linkSync, mkdirSync, openSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureDir, isErrno, tempPathFor, writeFileAtomic, writeFilesAtomic } from '../../base/fs.ts';
+import { ensureDir, isErrno, tempPathFor, unlinkQuietly, writeFileAtomic, writeFilesAtomic } from '../../base/fs.ts';
 import { runHelper } from '../../native/index.ts';
 import { fromSystemError } from '../../base/errors.ts';
 import type { MachinePaths } from './paths.ts';
@@ -66,11 +66,7 @@ export async function createNspawnFileExclusive(p: MachinePaths, text: string): 
   } catch (e) {
     throw fromSystemError(e);
   } finally {
-    try {
-      unlinkSync(tmp);
-    } catch {
-      // never made, or gone
-    }
+    unlinkQuietly(tmp); // never made, or linked: the temp name goes either way
   }
 }
 

@@ -23,9 +23,9 @@
  * also show.
  */
 import { createHash } from 'node:crypto';
-import { closeSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, linkSync, mkdirSync, openSync, readdirSync, readFileSync, readlinkSync, readSync, writeFileSync } from 'node:fs';
 import { ownerIsDead, processStartTime } from '../../base/lock.ts';
-import { isErrno } from '../../base/fs.ts';
+import { isErrno, unlinkQuietly } from '../../base/fs.ts';
 import { join } from 'node:path';
 import { BerthError, isBerthError } from '../../base/errors.ts';
 import type { UidRange } from './rootfs.ts';
@@ -220,14 +220,6 @@ function readTextOrEmpty(path: string): string {
     return readFileSync(path, 'utf8');
   } catch {
     return '';
-  }
-}
-
-function unlinkQuietly(path: string): void {
-  try {
-    unlinkSync(path);
-  } catch {
-    // gone already
   }
 }
 
