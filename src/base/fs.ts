@@ -6,7 +6,7 @@
  * a power cut. ENOSPC/EDQUOT surface as NO_SPACE through fromSystemError.
  */
 import { open, mkdir, rename, unlink } from 'node:fs/promises';
-import { unlinkSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, unlinkSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { dirname, basename, join } from 'node:path';
 import { fromSystemError } from './errors.ts';
@@ -23,6 +23,16 @@ export async function fsyncDir(dir: string): Promise<void> {
     await fh.sync();
   } finally {
     await fh.close();
+  }
+}
+
+/** fsyncDir in synchronous calls, for code that does its file operations that way. */
+export function fsyncDirSync(dir: string): void {
+  const fd = openSync(dir, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
   }
 }
 

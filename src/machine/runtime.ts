@@ -27,7 +27,6 @@ import { isRunningState } from '../runtime/runtime.ts';
 import { imagesInUse, listMachineNames, listMachineSummaries, type MachineSummary } from './query.ts';
 import type { CreatedMachine, MachineContext } from './create.ts';
 
-
 /** A `ps` row of the nspawn runtime: the neutral summary plus what machined and the .nspawn file add. */
 export type NspawnSummary = ContainerSummary & Omit<MachineSummary, 'since' | 'enabled'>;
 

@@ -5,9 +5,9 @@
  * failed create leave no unit, drop-in, settings file, mount or directory behind.
  */
 import { readdir } from 'node:fs/promises';
-import { closeSync, constants, fsyncSync, linkSync, mkdirSync, openSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
+import { closeSync, fsyncSync, linkSync, mkdirSync, openSync, rmdirSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { ensureDir, isErrno, tempPathFor, unlinkQuietly, writeFileAtomic, writeFilesAtomic } from '../../base/fs.ts';
+import { ensureDir, fsyncDirSync, isErrno, tempPathFor, unlinkQuietly, writeFileAtomic, writeFilesAtomic } from '../../base/fs.ts';
 import { runHelper } from '../../native/index.ts';
 import { fromSystemError } from '../../base/errors.ts';
 import type { MachinePaths } from './paths.ts';
@@ -56,12 +56,7 @@ export async function createNspawnFileExclusive(p: MachinePaths, text: string): 
       if (isErrno(e, 'EEXIST')) return false;
       throw e;
     }
-    const dfd = openSync(dir, constants.O_RDONLY | constants.O_DIRECTORY);
-    try {
-      fsyncSync(dfd);
-    } finally {
-      closeSync(dfd);
-    }
+    fsyncDirSync(dir);
     return true;
   } catch (e) {
     throw fromSystemError(e);

@@ -69,9 +69,10 @@ export function foregroundArgv(o: ForegroundOptions, withSystemd: boolean): stri
 /** Runs the container attached; resolves with its exit status. */
 export async function runForeground(o: ForegroundOptions): Promise<number> {
   const withSystemd = systemdIsPid1();
+  // create() leaves dirs only without systemd: foregroundArgv then mounts in nspawn's namespace
   const onHost = withSystemd || o.dirs === undefined;
-  if (onHost) await mountRootfs(o.plan, o.dirs);
-  const argv = foregroundArgv(onHost ? { ...o, dirs: undefined } : o, withSystemd);
+  if (onHost) await mountRootfs(o.plan);
+  const argv = foregroundArgv(o, withSystemd);
   try {
     await runSteps(o.volumes?.pre ?? []);
     if (o.network) await networkSetup(o.network);

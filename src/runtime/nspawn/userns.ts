@@ -105,7 +105,7 @@ export async function takenRanges(nspawnDir: string, exceptFile?: string): Promi
       if (r) out.push(r);
     }
   }
-  for (const f of ['/etc/subuid', '/etc/subgid']) out.push(...parseSubIdFile(readTextOrEmpty(f)));
+  for (const f of ['/etc/subuid', '/etc/subgid']) out.push(...parseSubIdFile(readText(f) ?? ''));
   return out;
 }
 
@@ -215,21 +215,17 @@ function listDir(dir: string): string[] {
   }
 }
 
-function readTextOrEmpty(path: string): string {
+function readText(path: string): string | undefined {
   try {
     return readFileSync(path, 'utf8');
   } catch {
-    return '';
+    return undefined;
   }
 }
 
 function claimIsStale(path: string): boolean {
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch {
-    return true;
-  }
+  const text = readText(path);
+  if (text === undefined) return true;
   try {
     const o = JSON.parse(text) as { pid?: unknown; start?: unknown };
     return typeof o.pid === 'number' && ownerIsDead({ pid: o.pid, start: typeof o.start === 'string' ? o.start : null });
