@@ -20,7 +20,7 @@
 import { readFile, realpath } from 'node:fs/promises';
 import type { Digest } from '../../base/digest.ts';
 import { BerthError } from '../../base/errors.ts';
-import { mkdirsArgs, mountMkdirOptions, runHelper } from '../../native/index.ts';
+import { mkdirsInRoot, mountMkdirOptions, runHelper } from '../../native/index.ts';
 import type { SnapshotStore } from '../../snapshot/index.ts';
 import type { MachinePaths } from './paths.ts';
 
@@ -126,7 +126,7 @@ export function mountArgs(p: RootfsPlan, dirs?: RootDirs): string[] {
 export async function mountRootfs(p: RootfsPlan, mkdirs?: RootDirs): Promise<void> {
   const dirs = mkdirs && mkdirs.paths.length > 0 ? mkdirs : undefined;
   if (await isMounted(p.target)) {
-    if (dirs) await runHelper(mkdirsArgs(p.target, dirs.owner, dirs.paths), { context: 'preparing the container root' });
+    if (dirs) await mkdirsInRoot(p.target, dirs.owner, dirs.paths);
     return;
   }
   await runHelper(mountArgs(p, dirs), { context: `mounting the root filesystem on ${p.target}` });
