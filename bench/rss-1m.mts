@@ -5,7 +5,9 @@
  * disk). Prints entries, time, image size and peak RSS (getrusage maxrss), then checks
  * the image with fsck.erofs (metadata only) unless NOFSCK=1.
  *
- * usage: node --import tsx bench/rss-1m.mts DIR [N]     (VIA=worker: through the unpack worker)
+ * usage: node --import tsx bench/rss-1m.mts DIR [N]
+ *   VIA=worker: through the unpack worker; VIA=native: berth-helper erofs-write (a pull's
+ *   default), whose own peak RSS is reported (GNU time's %M)
  */
 import { mkdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -64,14 +66,29 @@ const t0 = performance.now();
 const policy = defaultPolicy({ maxEntries: N + 10 });
 // VIA=worker: through the unpack worker, as a pull of a big layer runs it (the process's
 // RSS then holds both heaps); default: writeLayerImage on the main thread
-const r = process.env.VIA === 'worker'
+const native = async (): Promise<{ entries: number; tarBytes: number; helperRssMB: number }> => {
+  const { spawn } = await import('node:child_process');
+  const { helperPath } = await import('../src/native/helper.ts');
+  const c = spawn('/usr/bin/time', ['-f', 'maxrss %M', helperPath(), 'erofs-write', '--image', image, '--tails', `${image}.t`, '--max-bytes', String(policy.maxBytes), '--max-entries', String(policy.maxEntries), '--xattr-prefix', 'trusted', '--allow-devices'], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  c.stdout.on('data', (b: Buffer) => (out += b));
+  c.stderr.on('data', (b: Buffer) => (err += b));
+  const done = new Promise<number | null>((res) => c.on('close', res));
+  for (const b of entries()) if (!c.stdin.write(b)) await new Promise((res) => c.stdin.once('drain', res));
+  c.stdin.end();
+  if ((await done) !== 0) throw new Error(`erofs-write: ${err}`);
+  const m = /^ok (\d+) \d+ \d+ (\d+)/.exec(out);
+  return { entries: Number(m![1]), tarBytes: Number(m![2]), helperRssMB: Math.round(Number(/maxrss (\d+)/.exec(err)![1]) / 1000) };
+};
+const r = process.env.VIA === 'native' ? await native() : process.env.VIA === 'worker'
   ? await ingestInWorker(Readable.from(entries()), { imagePath: image, policy, compression: 'none', what: 'rss-1m', size: Infinity }).then((w) => ({ ...w.result }))
   : await writeLayerImage(Readable.from(entries()), image, policy);
 const ms = performance.now() - t0;
 const maxrss = process.resourceUsage().maxRSS * 1024;
 const mu = process.memoryUsage();
 console.error(`end: heapUsed ${(mu.heapUsed / 1e6).toFixed(0)} MB, external ${(mu.external / 1e6).toFixed(0)} MB, arrayBuffers ${(mu.arrayBuffers / 1e6).toFixed(0)} MB, rss ${(mu.rss / 1e6).toFixed(0)} MB`);
-console.log(JSON.stringify({ entries: r.entries, tarBytes: r.tarBytes, imageBytes: (await stat(image)).size, ms: Math.round(ms), peakRssMB: Math.round(maxrss / 1e6) }));
+console.log(JSON.stringify({ entries: r.entries, tarBytes: r.tarBytes, imageBytes: (await stat(image)).size, ms: Math.round(ms), peakRssMB: Math.round(maxrss / 1e6), ...('helperRssMB' in r ? { helperRssMB: r.helperRssMB } : {}) }));
 if (process.env.NOFSCK !== '1') {
   const f = await run(['fsck.erofs', image], { reject: false });
   console.log(`fsck.erofs: exit ${f.exitCode} ${f.stderr.trim().split('\n').slice(-1)[0] ?? ''}`);

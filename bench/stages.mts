@@ -9,7 +9,10 @@
  *   validate  + tar parser + LayerValidator (no tree, no writes)
  *   write     + the EROFS writer: tree, data and metadata into an image on BENCH_DIR
  *             (= SnapshotStore.unpack minus locking/commit, which `store` adds)
- *   store     the full SnapshotStore.unpack (lock, work area, commit rename)
+ *   store     the full SnapshotStore.unpack (lock, work area, commit rename), with the
+ *             TypeScript writer (BERTH_EROFS_WRITER=ts, set below)
+ *   native    berth-helper erofs-write on the compressed blob (a pull's default): igzip
+ *             forked by the helper, parse, validate, write and diff ID outside Node
  * Each stage's share = its time minus the previous stage's, over `store`.
  *   cold      `store` again, once per fresh process (STAGES_COLD=1): a pull is one short
  *             process, so its parser, validator and writer run before V8 has optimised
@@ -31,6 +34,8 @@ import { layerCompression, type Compression } from '../src/oci/media-types.ts';
 import type { Descriptor, ImageConfig, Index, Manifest } from '../src/oci/types.ts';
 import { createDecompressor, gzipEngine, zstdEngine } from '../src/snapshot/decompress.ts';
 import { writeLayerImage } from '../src/snapshot/erofs/index.ts';
+import { writeLayerImageNative } from '../src/snapshot/erofs/native.ts';
+import { helperPath } from '../src/native/helper.ts';
 import { TarParser } from '../src/snapshot/erofs/tar.ts';
 import { LayerValidator } from '../src/snapshot/validate.ts';
 import { SnapshotStore } from '../src/snapshot/store.ts';
@@ -39,6 +44,7 @@ import { defaultPolicy } from '../src/snapshot/types.ts';
 // The stages are the pipeline's costs on the main thread. (A pull runs big layers in a
 // worker thread; under tsx a worker would also pay for compiling the sources again.)
 process.env.BERTH_UNPACK_WORKER ??= '0';
+process.env.BERTH_EROFS_WRITER ??= 'ts'; // the stages measure the TypeScript pipeline; 'native' the helper
 const [benchDir, ...names] = process.argv.slice(2);
 if (!benchDir) throw new Error('usage: stages.mts BENCH_DIR [IMAGE...]');
 const images = names.length ? names : ['busybox', 'debian', 'many-small-files'];
@@ -90,11 +96,17 @@ const stages: Array<[string, Stage]> = [
     const store = new SnapshotStore(join(scratch, 'store'), { format: 'erofs' });
     await store.unpack({ chainId: l.chainId, diffId: l.diffId, descriptor: l.desc, compressed: open(l) });
   }],
+  // what a pull runs by default: the whole layer in berth-helper (igzip child → parse →
+  // validate → write → diff ID), Node only feeding it the compressed bytes
+  ['native', async (l, i) => {
+    const r = await writeLayerImageNative(helperPath(), open(l), { imagePath: join(scratch, `${i}.n.erofs`), policy: defaultPolicy({ allowDevices: true }), compression: l.compression, what: l.desc.digest, size: l.desc.size });
+    if (r.diffId !== l.diffId) throw new Error(`native writer: diff ID ${r.diffId}, expected ${l.diffId}`);
+  }],
 ];
 
 const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
-/** One `store` run in this (fresh) process: the cold-JIT figure. */
+/** One `store` run in this (fresh) process: the cold-JIT figure of the TypeScript writer. */
 async function coldOnce(name: string): Promise<void> {
   const layers = await layersOf(name);
   const store = stages.find(([s]) => s === 'store')![1];
@@ -129,7 +141,7 @@ async function main(): Promise<void> {
       const xs: number[] = [];
       for (let r = 0; r < RUNS; r++) {
         await rm(join(scratch, 'store'), { recursive: true, force: true });
-        for (let i = 0; i < layers.length; i++) await rm(join(scratch, `${i}.erofs`), { force: true });
+        for (let i = 0; i < layers.length; i++) for (const f of [`${i}.erofs`, `${i}.n.erofs`]) await rm(join(scratch, f), { force: true });
         const t0 = performance.now();
         await Promise.all(layers.map((l, i) => fn(l, i)));
         xs.push(performance.now() - t0);
@@ -144,6 +156,7 @@ async function main(): Promise<void> {
       prev = times[s]!;
       return `${s} +${inc.toFixed(0)} (${((inc / total) * 100).toFixed(0)}%)`;
     });
+    parts.push(`native (the default) ${times.native!.toFixed(0)} = ${(times.native! / times.floor!).toFixed(2)}× floor`);
     const cold = await coldTimes(name);
     const coldMs = median(cold);
     console.log(JSON.stringify({ image: name, stage: 'cold', ms: Math.round(coldMs), runs: cold }));

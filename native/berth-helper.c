@@ -18,6 +18,7 @@
  *   seccomp-probe CACHE NSPAWN                                                compile nspawn's seccomp filter once (seccomp.c)
  *   nspawn-start FILTER -- NSPAWN ARG...                                      nspawn, with the cached filter when it applies
  *   seccomp-dump PID                                                          a process's seccomp programs, oldest first
+ *   erofs-write --image PATH --tails PATH ...                               a layer tar on stdin into an EROFS image (erofs.c)
  *   seccomp-init NEXT ARG...                   (as argv[0] "seccomp-init")   a machine's PID 1: load the cached filter, exec NEXT
  *
  * Every failure is one line "berth-helper: STEP PATH: ERRNO_NAME (strerror)" and an exit
@@ -135,7 +136,7 @@ int main(int argc, char **argv) {
   if (strcmp(self, "setuser") == 0 || strcmp(self, "berth-setuser") == 0) return cmd_setuser(argc - 1, argv + 1);
   int r = seccomp_argv0(self, argc, argv);
   if (r >= 0) return r;
-  if (argc < 2) usage("berth-helper mount|umount|mount-erofs|probe-erofs|mkdirs|read|exec|netns-exec|private-tmpfs|setuser|seccomp-probe|nspawn-start|seccomp-dump|rmtree ...");
+  if (argc < 2) usage("berth-helper mount|umount|mount-erofs|probe-erofs|mkdirs|read|exec|netns-exec|private-tmpfs|setuser|seccomp-probe|nspawn-start|seccomp-dump|rmtree|erofs-write ...");
   const char *cmd = argv[1];
   static const struct { const char *name; int (*fn)(int, char **); } cmds[] = {
     { "mount", cmd_mount }, { "umount", cmd_umount }, { "mount-erofs", cmd_mount_erofs },
@@ -143,7 +144,7 @@ int main(int argc, char **argv) {
     { "exec", cmd_exec }, { "setuser", cmd_setuser }, { "netns-exec", cmd_netns_exec },
     { "private-tmpfs", cmd_private_tmpfs }, { "seccomp-probe", cmd_seccomp_probe },
     { "nspawn-start", cmd_nspawn_start }, { "seccomp-dump", cmd_seccomp_dump },
-    { "rmtree", cmd_rmtree },
+    { "rmtree", cmd_rmtree }, { "erofs-write", cmd_erofs_write },
   };
   for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++) {
     if (strcmp(cmd, cmds[i].name) == 0) return cmds[i].fn(argc - 2, argv + 2);

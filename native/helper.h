@@ -24,6 +24,7 @@ enum {
   HX_NOSPACE = 8,     /* ENOSPC, EDQUOT */
   HX_EXISTS = 9,      /* EEXIST */
   HX_BUSY = 10,       /* EBUSY */
+  HX_CORRUPT = 11,    /* erofs-write: the layer is not a valid tar */
   HX_EXEC_SETUP = 125 /* exec: could not set up the process (details on the error fd) */
 };
 
@@ -95,6 +96,9 @@ int cmd_private_tmpfs(int argc, char **argv);
 
 /* rmtree.c: rm -rf of container content, never through it */
 int cmd_rmtree(int argc, char **argv);
+
+/* erofs.c: a layer tar (stdin) into an EROFS image, confined by seccomp */
+int cmd_erofs_write(int argc, char **argv);
 
 /* berth-helper.c: small shared pieces */
 void mkdir_p(const char *path, mode_t mode);

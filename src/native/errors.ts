@@ -19,6 +19,7 @@ export const HELPER_EXIT = {
   NOSPACE: 8,
   EXISTS: 9,
   BUSY: 10,
+  CORRUPT: 11,
   EXEC_SETUP: 125,
 } as const;
 
@@ -33,6 +34,7 @@ const CODE_BY_EXIT: Readonly<Record<number, ErrorCode>> = {
   [HELPER_EXIT.NOSPACE]: 'NO_SPACE',
   [HELPER_EXIT.EXISTS]: 'ALREADY_EXISTS',
   [HELPER_EXIT.BUSY]: 'FAILED_PRECONDITION',
+  [HELPER_EXIT.CORRUPT]: 'CORRUPT',
 };
 
 /** Class of an errno name, as status_for_errno() in berth-helper.c (for exec's 125). */

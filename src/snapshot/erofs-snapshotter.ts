@@ -26,6 +26,7 @@ import { isErrno } from '../base/fs.ts';
 import { checkErofs } from './erofs-image.ts';
 import { mountErofs, unmountErofs } from './erofs-mount.ts';
 import { writeLayerImage } from './erofs/index.ts';
+import { nativeWriter, writeLayerImageNative } from './erofs/native.ts';
 import { inflateInto } from './inflate.ts';
 import { ingestInWorker, useWorker } from './unpack-worker.ts';
 import type { Compression } from '../oci/media-types.ts';
@@ -57,12 +58,20 @@ export class ErofsSnapshotter implements Snapshotter {
     return { entries: r.entries, tarBytes: r.tarBytes };
   }
 
-  /** Big layers: the whole inflate → hash → write in a worker thread (unpack-worker.ts). */
+  /**
+   * The native writer (berth-helper erofs-write, erofs/native.ts) when the helper is built;
+   * else in process: big layers in a worker thread (unpack-worker.ts), small ones here.
+   */
   async ingestCompressed(
     active: ActiveSnapshot,
     src: { compressed: Readable; compression: Compression; what: string; size: number; onProgress?: (tarBytes: number) => void },
     policy: ExtractPolicy,
   ): Promise<{ result: IngestResult; diffId: Digest }> {
+    const helper = nativeWriter();
+    if (helper) {
+      const r = await writeLayerImageNative(helper, src.compressed, { imagePath: join(active.dir, IMAGE_NAME), policy, compression: src.compression, what: src.what, size: src.size, onProgress: src.onProgress });
+      return { result: { entries: r.entries, tarBytes: r.tarBytes }, diffId: r.diffId };
+    }
     if (useWorker(src.size)) {
       return ingestInWorker(src.compressed, { imagePath: join(active.dir, IMAGE_NAME), policy, compression: src.compression, what: src.what, size: src.size }, src.onProgress);
     }

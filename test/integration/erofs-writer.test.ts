@@ -1,6 +1,8 @@
 /**
- * Integration (root for mounting; erofs-utils, GNU tar, getfattr): the in-process EROFS
- * writer on a corpus of edge cases. Each image must pass `fsck.erofs --extract`, mount
+ * Integration (root for mounting; erofs-utils, GNU tar, getfattr): the EROFS writers on a
+ * corpus of edge cases. Every archive goes through both: the TypeScript writer and
+ * berth-helper's erofs-write (native/erofs.c); they must write byte-identical images or
+ * refuse with the same error code (writeLayerImage below). Each image must pass `fsck.erofs --extract`, mount
  * (file-backed, on /var/tmp: not tmpfs) and, where tar semantics apply, equal GNU tar's
  * extraction of the same archive; cases where berth deliberately differs (whiteouts,
  * overlay xattrs, replaced directories) assert the mounted tree directly.
@@ -13,7 +15,9 @@ import { Readable } from 'node:stream';
 import { run } from '../../src/base/exec.ts';
 import { isBerthError } from '../../src/base/errors.ts';
 import { mountErofs, unmountErofs } from '../../src/snapshot/erofs-mount.ts';
-import { writeLayerImage } from '../../src/snapshot/erofs/index.ts';
+import { writeLayerImage as writeTs } from '../../src/snapshot/erofs/index.ts';
+import { writeLayerImageNative } from '../../src/snapshot/erofs/native.ts';
+import { helperPath } from '../../src/native/helper.ts';
 import { defaultPolicy, type ExtractPolicy } from '../../src/snapshot/types.ts';
 import { compareTrees, readXattrs } from '../tree-compare.ts';
 import { gnuLong, rawTar, type RawEntry } from '../raw-tar.ts';
@@ -31,6 +35,26 @@ after(async () => {
   if (process.env.BERTH_TEST_KEEP) return console.log(`kept ${work}`);
   await rm(work, { recursive: true, force: true });
 });
+
+/** Both writers on the same bytes: the TypeScript writer's image at `image`, the same bytes from the native one. */
+async function writeLayerImage(input: Readable, image: string, p: ExtractPolicy): Promise<void> {
+  const chunks: Buffer[] = [];
+  for await (const c of input as AsyncIterable<Buffer>) chunks.push(c);
+  const tar = Buffer.concat(chunks);
+  const ts = await writeTs(Readable.from([tar]), image, p).then(() => undefined, (e: unknown) => e);
+  const nativeImage = `${image}.native`;
+  const nat = await writeLayerImageNative(helperPath(), Readable.from([tar]), { imagePath: nativeImage, policy: p, compression: 'none', what: 'test', size: tar.length }).then(() => undefined, (e: unknown) => e);
+  if (ts === undefined && nat === undefined) {
+    const same = (await run(['cmp', '-s', image, nativeImage], { reject: false })).exitCode === 0; // sparse images can be 5 GiB
+    await rm(nativeImage);
+    assert.ok(same, `${image}: the native writer wrote other bytes`);
+    return;
+  }
+  assert.ok(ts !== undefined && nat !== undefined, `one writer refused, the other did not: ts ${String(ts)}, native ${String(nat)}`);
+  assert.equal((nat as { code?: string }).code, (ts as { code?: string }).code, `ts: ${String(ts)}\nnative: ${String(nat)}`);
+  await assert.rejects(stat(nativeImage), 'native image removed');
+  throw ts;
+}
 
 const policy = (over: Partial<ExtractPolicy> = {}): ExtractPolicy => defaultPolicy({ allowDevices: true, xattrPrefix: 'trusted.overlay.', ...over });
 
@@ -241,6 +265,9 @@ test('building needs no privilege: as nobody, devices and owners are written as 
   const image = join(dir, 'l.erofs');
   await run(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, '--import', 'tsx', '--input-type=module', '-e', script, tarPath, image]);
   assert.equal((await stat(image)).uid, 65534);
+  const nativeImage = join(dir, 'n.erofs');
+  await run(['setpriv', '--reuid=65534', '--regid=65534', '--clear-groups', 'sh', '-c', `exec "$0" erofs-write --image "$1" --tails "$1.t" --max-bytes 99999999 --max-entries 99 --xattr-prefix trusted --allow-devices < "$2"`, helperPath(), nativeImage, tarPath]);
+  assert.ok((await readFile(image)).equals(await readFile(nativeImage)), 'the native writer, unprivileged, writes the same image');
   await withMount(image, async (m) => {
     const d = await lstat(join(m, 'dev/null'));
     assert.ok(d.isCharacterDevice());

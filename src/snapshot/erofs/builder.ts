@@ -514,7 +514,7 @@ export class LayerImageBuilder implements TarSink {
   }
 
   private intern(index: number, suffix: string, value: Buffer): number {
-    const key = `${index}:${suffix}\0${value.toString('latin1')}`;
+    const key = `${index}:${suffix.length}:${suffix}${value.toString('latin1')}`; // lengths: a NUL in a name cannot make two keys one
     let id = this.xKeys.get(key);
     if (id === undefined) {
       id = this.xIndex.length;

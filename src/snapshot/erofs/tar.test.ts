@@ -100,14 +100,15 @@ test('PAX mtime: the byte-level fast path reads what the string path reads, ever
     ['1600000000.123456789', [1600000000, 123456789]], ['1600000000.5', [1600000000, 500000000]],
     ['1600000000.', [1600000000, 0]], ['1600000000', [1600000000, 0]], ['0012.000000001', [12, 1]],
     ['123456789012345.1', [123456789012345, 100000000]],
-    ['-1.25', [-2, 750000000]], ['1.1234567891', [1, 123456789]], ['1e3.5', [1000, 500000000]],
+    ['-1.25', [-2, 750000000]], ['1.1234567891', [1, 123456789]],
   ];
   const tar = rawTar(forms.map(([t], i) => ({ name: `f${i}`, body: 'x', pax: [['mtime', t]] as Array<[string, string]> })));
   const expected = forms.map(([, t]) => t);
   for (const step of [0, 1, 7, 512, 700]) {
     assert.deepEqual(parse(tar, step).map((g) => [g.e.mtime, g.e.mtimeNsec]), expected, `step ${step}`);
   }
-  for (const bad of ['1.5x', '', 'x', '1..2', '1.-2', '1234567890123456.1']) {
+  // digits only (native/erofs.c reads the same): Number() would also take these
+  for (const bad of ['1.5x', '', 'x', '1..2', '1.-2', '1234567890123456.1', '1e3.5', ' 5.0', '0x1f.2', '+5.0']) {
     const t = rawTar([{ name: 'f', body: 'x', pax: [['mtime', bad]] }]);
     if (bad === '') assert.equal(parse(t)[0]!.e.mtime, parse(rawTar([{ name: 'f', body: 'x' }]))[0]!.e.mtime); // empty: the header's mtime
     else corrupt(() => parse(t));

@@ -164,10 +164,10 @@ function allDigits(s: string): boolean {
 function paxTime(s: string): [number, number] {
   const dot = s.indexOf('.');
   if (s.charCodeAt(0) !== 45 && dot > 0 && dot <= 15 && s.length - dot - 1 <= 9) {
-    const sec = Number(s.slice(0, dot));
+    // digits only: Number() alone would also take " 1", "0x1f" or "1e3"
+    const secs = s.slice(0, dot);
     const frac = s.slice(dot + 1);
-    const nsec = frac === '' ? 0 : Number(frac) * 10 ** (9 - frac.length);
-    if (Number.isInteger(sec) && Number.isInteger(nsec) && allDigits(frac) && sec >= 0) return [sec, nsec];
+    if (allDigits(secs) && allDigits(frac)) return [Number(secs), frac === '' ? 0 : Number(frac) * 10 ** (9 - frac.length)];
   }
   const m = /^(-?)([0-9]{1,15})(?:\.([0-9]*))?$/.exec(s);
   if (!m) throw corrupt(`PAX mtime "${s.slice(0, 40)}"`);
@@ -225,6 +225,25 @@ function bytesAre(b: Buffer, s: number, e: number, key: string): boolean {
   return true;
 }
 
+/**
+ * LIBARCHIVE.xattr.NAME=VALUE: NAME percent-encoded UTF-8 (raw bytes above 0x7f refused),
+ * VALUE RFC 4648 base64 (at most two '=' at the end, nothing else outside the alphabet).
+ * Strict, so that native/erofs.c reads exactly the same bytes: Node's base64 decoder skips
+ * what it does not know, and decodeURIComponent's result would be UTF-8 encoded again.
+ */
+function libarchiveXattr(key: string, value: string): [string, Buffer] {
+  const enc = key.slice('LIBARCHIVE.xattr.'.length);
+  let name: string;
+  try {
+    if (/[^\x00-\x7f]/.test(enc)) throw new Error('not ASCII');
+    name = Buffer.from(decodeURIComponent(enc), 'utf8').toString('latin1');
+  } catch {
+    throw corrupt(`PAX xattr name "${key.slice(0, 60)}"`);
+  }
+  if (!/^[A-Za-z0-9+/]*={0,2}$/.test(value)) throw corrupt(`PAX xattr value of "${key.slice(0, 60)}" is not base64`);
+  return [name, Buffer.from(value, 'base64')];
+}
+
 /** Parses PAX records ("LEN key=value\n", values binary-safe) in b[start, end). */
 export function parsePax(b: Buffer, start = 0, end = b.length): Pax {
   const pax: Pax = { xattrs: [] };
@@ -265,13 +284,7 @@ export function parsePax(b: Buffer, start = 0, end = b.length): Pax {
       continue;
     }
     if (key.startsWith('LIBARCHIVE.xattr.')) {
-      let name: string;
-      try {
-        name = Buffer.from(decodeURIComponent(key.slice('LIBARCHIVE.xattr.'.length)), 'utf8').toString('latin1');
-      } catch {
-        throw corrupt(`PAX xattr name "${key.slice(0, 60)}"`);
-      }
-      pax.xattrs.push([name, Buffer.from(b.toString('latin1', vs, ve), 'base64')]);
+      pax.xattrs.push(libarchiveXattr(key, b.toString('latin1', vs, ve)));
       continue;
     }
     if (ve === vs) continue; // an empty value unsets a global default: nothing to unset
