@@ -39,6 +39,7 @@
 #include <linux/seccomp.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/uio.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <signal.h>
@@ -52,7 +53,7 @@
 #define NAME_MAX_EROFS 255u
 #define MAX_SYMLINK 4095u
 #define MAX_META (16u << 20)
-#define READ_CHUNK (1u << 20)
+#define READ_CHUNK (256u << 10)
 #define WRITE_BATCH (4u << 20)
 #define TAIL_CHUNK (4u << 20)
 #define TAIL_MEMORY (64u << 20)
@@ -288,13 +289,22 @@ static const unsigned char *mkkey(uint64_t prefix, const unsigned char *p, size_
   return keybuf.p;
 }
 
-/* ------------------------------------------------------------------ image writer */
+/* ------------------------------------------------------------------ image writer
+ * Writes are gathered into one pwritev per batch. File data is referenced in the input
+ * buffer, not copied (out_write_ref: valid until out_flush, which the read loop calls
+ * before it reads over that buffer); everything else is copied into `pend` first. With
+ * 256 KiB reads the data is still in cache when it is hashed, parsed and written: one copy
+ * in, one copy out (a 4 MiB staging copy made the Debian layer's writer ~40% slower). */
 
 static int g_img = -1;
 static uint64_t out_pos = BLOCK; /* block 0: the superblock, written last */
-static unsigned char *pend;
-static size_t pend_len;
+#define MAX_IOV 512
+static struct iovec iov[MAX_IOV];
+static int niov;
 static uint64_t pend_start;
+static size_t pend_len;   /* bytes gathered in iov */
+static unsigned char *pend;
+static size_t pend_used;  /* bytes of pend in use */
 
 static void pwrite_all(int fd, const unsigned char *p, size_t n, uint64_t at) {
   while (n > 0) {
@@ -309,27 +319,57 @@ static void pwrite_all(int fd, const unsigned char *p, size_t n, uint64_t at) {
 }
 
 static void out_flush(void) {
-  if (pend_len == 0) return;
-  pwrite_all(g_img, pend, pend_len, pend_start);
+  int i = 0;
+  uint64_t at = pend_start;
+  while (i < niov) {
+    ssize_t w = pwritev(g_img, iov + i, niov - i, (off_t)at);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) io_fail("write the image", errno);
+    if (w == 0) io_fail("write the image", EIO);
+    at += (uint64_t)w;
+    size_t left = (size_t)w;
+    while (i < niov && left >= iov[i].iov_len) left -= iov[i++].iov_len;
+    if (left) {
+      iov[i].iov_base = (unsigned char *)iov[i].iov_base + left;
+      iov[i].iov_len -= left;
+    }
+  }
+  niov = 0;
   pend_len = 0;
+  pend_used = 0;
+}
+
+/* Appends p[0, n) at out_pos; the caller made room (niov < MAX_IOV). */
+static void out_add(const unsigned char *p, size_t n) {
+  if (pend_len == 0) pend_start = out_pos;
+  if (niov > 0 && (const unsigned char *)iov[niov - 1].iov_base + iov[niov - 1].iov_len == p) {
+    iov[niov - 1].iov_len += n;
+  } else {
+    iov[niov].iov_base = (void *)p;
+    iov[niov].iov_len = n;
+    niov++;
+  }
+  pend_len += n;
+  out_pos += n;
+}
+
+/* Zero-copy: p must stay unchanged until the next out_flush. */
+static void out_write_ref(const unsigned char *p, size_t n) {
+  if (n == 0) return;
+  if (niov == MAX_IOV) out_flush();
+  out_add(p, n);
 }
 
 static void out_write(const unsigned char *p, size_t n) {
-  if (n == 0) return;
-  if (pend_len == 0) pend_start = out_pos;
-  out_pos += n;
   while (n > 0) {
-    size_t k = WRITE_BATCH - pend_len;
+    if (pend_used == WRITE_BATCH || niov == MAX_IOV) out_flush();
+    size_t k = WRITE_BATCH - pend_used;
     if (k > n) k = n;
-    memcpy(pend + pend_len, p, k);
-    pend_len += k;
+    memcpy(pend + pend_used, p, k);
+    out_add(pend + pend_used, k);
+    pend_used += k;
     p += k;
     n -= k;
-    if (pend_len == WRITE_BATCH) {
-      uint64_t next = pend_start + WRITE_BATCH;
-      out_flush();
-      pend_start = next;
-    }
   }
 }
 
@@ -1694,7 +1734,7 @@ static void on_data(const unsigned char *p, size_t n) {
   if (cur_pos < cur_plain) {
     uint64_t k = cur_plain - cur_pos;
     if (k > n) k = n;
-    out_write(p, (size_t)k);
+    out_write_ref(p, (size_t)k);
     i = (size_t)k;
     cur_pos += k;
   }
@@ -2128,7 +2168,7 @@ static void start_decompressor(const char *prog) {
 /* Only what streaming into already open files needs; anything else kills the process. */
 static void confine(void) {
   static const int allowed[] = {
-    SYS_read, SYS_write, SYS_pread64, SYS_pwrite64, SYS_lseek, SYS_ftruncate, SYS_fstat, SYS_newfstatat,
+    SYS_read, SYS_write, SYS_pread64, SYS_pwrite64, SYS_pwritev, SYS_lseek, SYS_ftruncate, SYS_fstat, SYS_newfstatat,
     SYS_close, SYS_brk, SYS_mmap, SYS_munmap, SYS_mremap, SYS_madvise, SYS_exit, SYS_exit_group,
     SYS_rt_sigreturn, SYS_getrandom, SYS_sysinfo, SYS_wait4,
   };
@@ -2209,6 +2249,7 @@ int cmd_erofs_write(int argc, char **argv) {
     if (tar_bytes > (unsigned long long)P.max_bytes) die(E_HOSTILE, NULL, "hostile layer: decompresses beyond %L bytes (limit)", P.max_bytes);
     sha256_update(&h, in, (size_t)r);
     tar_push(in, (size_t)r);
+    out_flush(); /* file data is written from `in`, which the next read reuses */
     if (progress && tar_bytes >= next_progress) {
       char line[64];
       int k = snprintf(line, sizeof line, "p %llu\n", tar_bytes);
