@@ -292,6 +292,38 @@ describe('berth-helper on this VM', () => {
       await run(['rm', '-rf', '--one-file-system', dir]);
     }
   });
+
+  test('erofs-write confines itself once its files are open: no new privileges, a seccomp filter; bad arguments are refused', async () => {
+    const dir = await mkdtemp(join('/var/tmp', 'berth-erofs-confine-'));
+    try {
+      // stdin is a FIFO nobody writes yet: the writer sits in read(), already confined
+      const script = [
+        `mkfifo ${dir}/in`,
+        `${HELPER} erofs-write --image ${dir}/l.erofs --tails ${dir}/l.t --max-bytes 1000000 --max-entries 10 --xattr-prefix trusted < ${dir}/in > ${dir}/out 2>&1 &`,
+        'P=$!',
+        `exec 3> ${dir}/in`,
+        'for i in $(seq 50); do grep -q "^Seccomp:[[:space:]]*2" /proc/$P/status && break; sleep 0.05; done',
+        "grep -E '^(NoNewPrivs|Seccomp):' /proc/$P/status",
+        'printf "%1024s" "" | tr " " "\\0" >&3', // an empty layer: two zero blocks
+        'exec 3>&-',
+        'wait $P; echo "status $?"',
+        `cat ${dir}/out`,
+      ].join('\n');
+      const r = await run(['bash', '-c', script]);
+      assert.match(r.stdout, /^NoNewPrivs:\s+1$/m, r.stdout);
+      assert.match(r.stdout, /^Seccomp:\s+2$/m, r.stdout);
+      assert.match(r.stdout, /^status 0$/m, r.stdout);
+      assert.match(r.stdout, /^ok 0 1 8192 1024 5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef$/m, 'the empty layer: a root inode, its diff ID');
+      // an image that exists is never overwritten; a relative decompressor is refused
+      const again = await run([HELPER, 'erofs-write', '--image', `${dir}/l.erofs`, '--tails', `${dir}/t2`, '--max-bytes', '1', '--max-entries', '1', '--xattr-prefix', 'user'], { reject: false, input: '' });
+      assert.equal(again.exitCode, 9, again.stderr);
+      assert.match(again.stderr, /erofs-write: open .*l\.erofs: EEXIST/);
+      const rel = await run([HELPER, 'erofs-write', '--image', `${dir}/x.erofs`, '--tails', `${dir}/t3`, '--max-bytes', '1', '--max-entries', '1', '--xattr-prefix', 'user', '--decompress', 'igzip'], { reject: false, input: '' });
+      assert.equal(rel.exitCode, 2, rel.stderr);
+    } finally {
+      await run(['rm', '-rf', '--one-file-system', dir]);
+    }
+  });
 });
 
 describe('berth-helper netns-exec and private-tmpfs on this VM', () => {
