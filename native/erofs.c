@@ -401,7 +401,7 @@ static void tail_spill_one(void) {
 
 /* Reserves len zeroed bytes; returns their offset, *view points at them. */
 static uint64_t tail_reserve(size_t len, unsigned char **view) {
-  if (tfill + len > TAIL_CHUNK) {
+  if (tchunk_count == 0 || tfill + len > TAIL_CHUNK) {
     if (tchunk_count == tchunk_cap) {
       tchunk_cap = tchunk_cap ? tchunk_cap * 2 : 64;
       tchunks = xrealloc(tchunks, tchunk_cap * sizeof *tchunks);
@@ -639,6 +639,7 @@ static int validate(const struct entry *e, struct buf *pathbuf, struct str *out)
     record(raw, path, K_FILE, NULL);
     break;
   case T_SYMLINK:
+    if (e->linkname.n == 0) hostile(raw, "symlink without target");
     record(raw, path, K_SYMLINK, &e->linkname);
     break;
   case T_LINK:

@@ -26,6 +26,7 @@
  *   whole subtree, so the validator's view and the extracted tree would differ. Entries
  *   below AUFS meta names (`.wh..wh.plnk/...`) are skipped like the meta entries;
  * - a hardlink must name an earlier non-directory entry of this layer, still present;
+ * - a symlink must have a target (an empty one cannot be made on Linux);
  * - devices only when policy.allowDevices (char 0/0 is always allowed: it is a whiteout);
  * - at most policy.maxEntries entries and policy.maxBytes of file data (sparse files count
  *   with their real size, since mkfs/copy would materialise them);
@@ -153,7 +154,9 @@ export class LayerValidator {
         this.record(rawName, path, 'file');
         return path;
       case 'symlink':
-        this.record(rawName, path, 'symlink', h.linkname ?? '');
+        // Linux cannot make one (ENOENT), GNU tar fails on it, EROFS would hold a 0-byte link
+        if (!h.linkname) throw hostile(rawName, 'symlink without target');
+        this.record(rawName, path, 'symlink', h.linkname);
         return path;
       case 'link':
         this.checkHardlink(rawName, h.linkname ?? '');

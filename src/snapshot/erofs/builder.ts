@@ -97,7 +97,7 @@ class TailStore {
 
   /** Reserves len bytes (zero-filled) and returns their offset; `view` points at them. */
   reserve(len: number): number {
-    if (this.fill + len > TAIL_CHUNK) {
+    if (this.chunks.length === 0 || this.fill + len > TAIL_CHUNK) {
       this.chunks.push(Buffer.alloc(TAIL_CHUNK)); // zeroed: holes in tails need no fill
       this.fill = 0;
       this.inMemory += TAIL_CHUNK;
