@@ -151,7 +151,8 @@ export async function writeLayerImageNative(
     }
     return e;
   });
-  const [{ code }, inputError] = await Promise.all([exited, piped]);
+  const [{ code, signal }, inputError] = await Promise.all([exited, piped]);
+  if (code === null && !killed) stderr += `\nberth-helper: erofs-write: IO\t\tberth-helper erofs-write was killed by ${signal ?? 'a signal'}${signal === 'SIGSYS' ? ' (a system call outside its seccomp filter: a bug)' : ''}\n`;
   try {
     if (code !== 0 || inputError) {
       const helperErr = killed || code === 0 ? undefined : writerError(stderr, code, job.what, compression);
