@@ -24,7 +24,7 @@ import { helperPath } from '../native/index.ts';
 import { attachMachine, detachMachine, networkPlan } from '../network/index.ts';
 import {
   reloadIfNeeded, createNspawnFileExclusive, layerPaths, machineInfo, machinePaths, mountRootfs, nspawnDir,
-  pickAndClaimRange, planFor, rangesInUse, releaseRange, rootfsDropInText, systemdIsPid1, takenRanges, toNspawnFile, toServiceDropIns,
+  pickAndClaimRange, planFor, rangesInUse, releaseRange, rootfsDropInText, systemdIsPid1, isPlainExecArg, takenRanges, toNspawnFile, toServiceDropIns,
   umountRootfs, unitState, writeDropIns, removeMachineFiles, volumeSteps, ensureFilterCache, seccompStart,
   type MachinePaths, type SeccompStart, type RootfsPlan, type RootDirs, type UidRange, type VolumeKind, type VolumeSteps,
 } from '../runtime/nspawn/index.ts';
@@ -124,8 +124,11 @@ async function chownVolumes(spec: ContainerSpec, range: UidRange | undefined): P
  * `mountInForeground` does not mount it at all: an attached run without systemd as PID 1
  * mounts it in the mount namespace it gives nspawn (foreground.ts), with the directories
  * create would have made, so nothing is mounted on the host (two helper runs fewer).
+ * `mountAtStart` (run -d: the unit starts next) leaves the mount and the directories to
+ * the unit's ExecStartPre=, which makes them too (10-berth-rootfs.conf): one helper run
+ * from berth fewer per run -d (~10 ms), and a mount that fails shows as a failed start.
  */
-export async function createMachine(ctx: MachineContext, spec: ContainerSpec, opts: { keepMounted?: boolean; mountInForeground?: boolean } = {}): Promise<CreatedMachine> {
+export async function createMachine(ctx: MachineContext, spec: ContainerSpec, opts: { keepMounted?: boolean; mountInForeground?: boolean; mountAtStart?: boolean } = {}): Promise<CreatedMachine> {
   const paths = machinePaths(spec.name);
   const volumeKinds = await checkBindSources(spec);
   // Outside every lock: what does not depend on the UID range (and may be slow).
@@ -169,10 +172,13 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
     if (!claimed) throw alreadyExists(spec.name);
     trace('create: name and UID range claimed');
     const plan = planFor(paths, helper, layers, range);
-    dropIns.push({ file: '10-berth-rootfs.conf', text: rootfsDropInText(plan, ctx.snapshots.root) });
     // The directories nspawn and the volumes need in the root (a file volume's mount point
-    // nspawn makes itself; a directory there would fail).
+    // nspawn makes itself; a directory there would fail). The unit's mount makes them on
+    // every start (idempotent) when each can be written into a unit file as it is.
     const dirs = rootDirs({ ...spec, mounts: spec.mounts.filter((_, i) => volumeKinds[i] !== 'file') }, range);
+    const unitDirs = dirs.paths.every(isPlainExecArg) ? dirs : undefined;
+    dropIns.push({ file: '10-berth-rootfs.conf', text: rootfsDropInText(plan, ctx.snapshots.root, unitDirs) });
+    const mountNow = !opts.mountInForeground && !(opts.mountAtStart && unitDirs);
     let mounted = false;
     try {
       // Address and ports first: a taken port refuses the machine before anything else exists.
@@ -183,9 +189,9 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
       // The drop-ins (written and fsynced on the thread pool) while the helper mounts the
       // rootfs and makes its directories in the same run: nothing reads the drop-ins
       // before the start, and either failing undoes both below. ~5-10 ms per create.
-      if (!opts.mountInForeground) mounted = true; // a mount that succeeds before its mkdirs fail is undone too
+      if (mountNow) mounted = true; // a mount that succeeds before its mkdirs fail is undone too
       const steps = [writeDropIns(paths, dropIns).then(() => trace('create: files written'))];
-      if (!opts.mountInForeground) steps.push(mountRootfs(plan, dirs).then(() => trace('create: rootfs mounted, directories made')));
+      if (mountNow) steps.push(mountRootfs(plan, dirs).then(() => trace('create: rootfs mounted, directories made')));
       await settleAll(steps);
       await chownVolumes(spec, range);
       if (mounted && !opts.keepMounted) {

@@ -1,6 +1,6 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
-import { execArg, mountArgs, mountArgv, rootfsDropInText } from './rootfs.ts';
+import { execArg, isPlainExecArg, mountArgs, mountArgv, rootfsDropInText } from './rootfs.ts';
 import { foregroundArgv } from './foreground.ts';
 import { parsePrivateUsers, pickRange, RANGE_SIZE } from './userns.ts';
 
@@ -12,6 +12,15 @@ test('rootfs drop-in: the installed helper mounts before start, unmounts after s
   assert.match(t, /^ExecStopPost=\/usr\/lib\/berth\/dist\/libexec\/berth-helper umount \/var\/lib\/machines\/web$/m);
   assert.doesNotMatch(t, /python|perl|\/var\/lib\/berth\/libexec/);
   assert.deepEqual(mountArgv({ ...plan, idmap: undefined }).includes('--idmap'), false);
+});
+
+test('rootfs drop-in with directories: the start makes them inside the root (run -d mounts only there)', () => {
+  const dirs = { owner: { uid: 524288, gid: 524288 }, paths: ['/usr', '/srv/data'] };
+  const t = rootfsDropInText(plan, '/var/lib/berth/snapshots', dirs);
+  assert.match(t, /^ExecStartPre=\/usr\/lib\/berth\/dist\/libexec\/berth-helper mount --target \/var\/lib\/machines\/web .* --idmap 524288:65536 --owner 524288:524288 --mkdir \/usr --mkdir \/srv\/data \/s\/erofs\/aa\.erofs \/s\/dir\/bb\/fs$/m);
+  assert.equal(rootfsDropInText(plan, '/var/lib/berth/snapshots', { owner: dirs.owner, paths: [] }), rootfsDropInText(plan, '/var/lib/berth/snapshots'));
+  assert.ok(isPlainExecArg('/srv/data') && !isPlainExecArg('/srv/my data') && !isPlainExecArg('/a%b') && !isPlainExecArg('/$x'));
+  assert.throws(() => rootfsDropInText(plan, '/var/lib/berth/snapshots', { owner: dirs.owner, paths: ['/my data'] }), /cannot be used in a unit file/);
 });
 
 test('mount arguments: --mkdir options before the layers; an attached run without systemd mounts in nspawn\'s namespace', () => {

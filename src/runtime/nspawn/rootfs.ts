@@ -60,6 +60,11 @@ export function execArg(a: string): string {
   return a;
 }
 
+/** Whether a can be written into an Exec*= line as it is (execArg would accept it). */
+export function isPlainExecArg(a: string): boolean {
+  return SAFE_ARG.test(a);
+}
+
 export function mountArgv(p: RootfsPlan): string[] {
   const argv = [p.helper, 'mount', '--target', p.target, '--upper', p.upper, '--work', p.work];
   if (p.idmap) argv.push('--idmap', `${p.idmap.base}:${p.idmap.size}`);
@@ -71,16 +76,17 @@ export function umountArgv(helper: string, target: string): string[] {
 }
 
 /** The drop-in that assembles the rootfs before nspawn starts and takes it apart after. */
-export function rootfsDropInText(p: RootfsPlan, storeDir: string): string {
+export function rootfsDropInText(p: RootfsPlan, storeDir: string, dirs?: RootDirs): string {
   const q = (argv: string[]) => argv.map(execArg).join(' ');
   return [
     '# Written by berth: the root filesystem of this machine is an overlay of the image\'s',
     '# layer snapshots (lowers, idmapped to the machine\'s UID range) and its own upper dir.',
+    ...(dirs && dirs.paths.length > 0 ? ['# --mkdir: directories nspawn and the volumes need, made inside the root as its owner.'] : []),
     '[Unit]',
     `RequiresMountsFor=${execArg(storeDir)} ${execArg(p.upper)}`,
     '',
     '[Service]',
-    `ExecStartPre=${q(mountArgv(p))}`,
+    `ExecStartPre=${q([p.helper, ...mountArgs(p, dirs)])}`,
     `ExecStopPost=${q(umountArgv(p.helper, p.target))}`,
     '',
   ].join('\n');
