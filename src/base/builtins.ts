@@ -16,3 +16,11 @@ export function zlib(): typeof import('node:zlib') {
 export function readline(): typeof import('node:readline') {
   return load('node:readline') as typeof import('node:readline');
 }
+
+export function https(): typeof import('node:https') {
+  return load('node:https') as typeof import('node:https');
+}
+
+export function tls(): typeof import('node:tls') {
+  return load('node:tls') as typeof import('node:tls');
+}

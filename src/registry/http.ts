@@ -8,10 +8,26 @@
  * that http-errors.ts maps (ETIMEDOUT, ERR_HEADERS_TIMEOUT, ERR_BODY_TIMEOUT).
  */
 import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Agent as HttpsAgent } from 'node:https';
 import { closeSync, constants as FS, fstatSync, openSync, readFileSync } from 'node:fs';
-import { connect as tlsConnect, createSecureContext, rootCertificates, type SecureContext } from 'node:tls';
+import type { SecureContext } from 'node:tls';
 import type { Readable } from 'node:stream';
+
+import { https as httpsModule, tls as tlsModule } from '../base/builtins.ts';
+
+export { probeTls } from './tls-probe.ts';
+
+type TlsModules = { https: typeof import('node:https'); tls: typeof import('node:tls') };
+let tlsModules: TlsModules | undefined;
+
+/**
+ * node:https and node:tls, loaded by the first HTTPS request: a pull from a plain-HTTP
+ * registry never loads them (their code and OpenSSL's first handshake were ~15 ms of CPU
+ * in a ~150 ms local busybox pull, before its first byte).
+ */
+function loadTls(): TlsModules {
+  return (tlsModules ??= { https: httpsModule(), tls: tlsModule() });
+}
 
 /** A streaming response body with the two conveniences the registry client uses. */
 export type ResponseBody = Readable & {
@@ -28,22 +44,19 @@ export interface HttpResponse {
 
 export interface HttpAgents {
   http: HttpAgent;
-  https: HttpsAgent;
+  /** Made by the first HTTPS request (loadTls). */
+  https?: HttpsAgent;
   /** Whether the https agent verifies certificates (false: --tls-verify=false, insecure hosts). */
   verify: boolean;
 }
 
 export function createAgents(opts: { rejectUnauthorized: boolean }): HttpAgents {
-  return {
-    http: new HttpAgent({ keepAlive: true }),
-    https: new HttpsAgent({ keepAlive: true, rejectUnauthorized: opts.rejectUnauthorized }),
-    verify: opts.rejectUnauthorized,
-  };
+  return { http: new HttpAgent({ keepAlive: true }), verify: opts.rejectUnauthorized };
 }
 
 export function destroyAgents(a: HttpAgents): void {
   a.http.destroy();
-  a.https.destroy();
+  a.https?.destroy();
 }
 
 export interface RequestOptions {
@@ -92,7 +105,7 @@ function decorate(res: IncomingMessage): ResponseBody {
  * A file that cannot be read is ignored with a warning, as Node ignores it.
  */
 let extraCa: SecureContext | null | undefined;
-function extraCaContext(): SecureContext | undefined {
+function extraCaContext({ createSecureContext, rootCertificates }: TlsModules['tls']): SecureContext | undefined {
   if (extraCa === undefined) {
     extraCa = null;
     const file = process.env.BERTH_NODE_EXTRA_CA_CERTS;
@@ -127,36 +140,14 @@ function readCaFile(file: string): string {
  * single cost of a local busybox pull (its HTTPS probe runs before the plain-HTTP fallback).
  */
 let noCa: SecureContext | undefined;
-function unverifiedContext(): SecureContext {
-  return (noCa ??= createSecureContext({ ca: [] }));
-}
-
-/**
- * Does host:port answer a TLS handshake? A handshake alone, with no trust anchors and
- * nothing verified or sent after it, so it costs no certificate parsing: 'tls' when it
- * completes, 'plain' when the server refused the connection or answered with something
- * that is not TLS (a plain-HTTP registry), 'unknown' for anything else (a timeout, a
- * reset), where the caller keeps its usual path.
- */
-export function probeTls(host: string, port: number, timeoutMs: number): Promise<'tls' | 'plain' | 'unknown'> {
-  return new Promise((resolve) => {
-    const s = tlsConnect({ host, port, secureContext: unverifiedContext(), rejectUnauthorized: false, ...(/^[0-9.]+$|:/.test(host) ? {} : { servername: host }) });
-    const done = (r: 'tls' | 'plain' | 'unknown') => {
-      clearTimeout(t);
-      s.destroy();
-      resolve(r);
-    };
-    const t = setTimeout(() => done('unknown'), timeoutMs);
-    s.once('secureConnect', () => done('tls'));
-    s.once('error', (e: NodeJS.ErrnoException) => {
-      const code = String(e.code ?? '');
-      done(code === 'ECONNREFUSED' || /^ERR_SSL_|^EPROTO$/.test(code) ? 'plain' : 'unknown');
-    });
-  });
+function unverifiedContext(tls: TlsModules['tls']): SecureContext {
+  return (noCa ??= tls.createSecureContext({ ca: [] }));
 }
 
 export function request(url: URL, o: RequestOptions): Promise<HttpResponse> {
-  const https = url.protocol === 'https:';
+  const secure = url.protocol === 'https:';
+  const m = secure ? loadTls() : undefined;
+  if (m) o.agents.https ??= new m.https.Agent({ keepAlive: true, rejectUnauthorized: o.agents.verify });
   return new Promise((resolve, reject) => {
     let settled = false;
     const fail = (e: unknown) => {
@@ -167,12 +158,12 @@ export function request(url: URL, o: RequestOptions): Promise<HttpResponse> {
     };
     const headers = { ...o.headers };
     if (o.body) headers['content-length'] = String(Buffer.byteLength(o.body));
-    const req = (https ? httpsRequest : httpRequest)(url, {
+    const req = (m ? m.https.request : httpRequest)(url, {
       method: o.method,
       headers,
-      agent: https ? o.agents.https : o.agents.http,
+      agent: m ? o.agents.https : o.agents.http,
       signal: o.signal,
-      ...(https ? { secureContext: o.agents.verify ? extraCaContext() : unverifiedContext() } : {}),
+      ...(m ? { secureContext: o.agents.verify ? extraCaContext(m.tls) : unverifiedContext(m.tls) } : {}),
     }, (res) => {
       if (settled) {
         res.destroy();
@@ -187,7 +178,7 @@ export function request(url: URL, o: RequestOptions): Promise<HttpResponse> {
     req.on('socket', (s) => {
       if (!s.connecting) return;
       const t = setTimeout(() => req.destroy(codedError('ETIMEDOUT', `connect timed out after ${o.connectTimeout} ms`)), o.connectTimeout);
-      s.once(https ? 'secureConnect' : 'connect', () => clearTimeout(t));
+      s.once(secure ? 'secureConnect' : 'connect', () => clearTimeout(t));
       s.once('close', () => clearTimeout(t));
     });
     req.on('error', fail);

@@ -86,10 +86,13 @@ export class Transport {
   async sendToHost(host: string, pathAndQuery: string, init: SendInit): Promise<SendResult> {
     const known = this.schemes.get(host);
     if (known) return this.send(new URL(`${known}//${host}${pathAndQuery}`), init);
-    if (isLoopbackHost(host) && !this.insecure(host)) {
-      // Verified HTTPS needs Node's root certificates, parsed on first use (30-140 ms
-      // here), only to find out that a local registry speaks plain HTTP. A bare handshake
-      // tells that without them; a host that speaks TLS takes the verified path below.
+    if (isLoopbackHost(host)) {
+      // A local registry speaks plain HTTP as often as TLS. Finding out with an HTTPS
+      // request costs node:tls, OpenSSL's first handshake and (verified) Node's root
+      // certificates: 15-140 ms here. A hand-written ClientHello tells it without any of
+      // them (tls-probe.ts); a host that speaks TLS takes the path below, verified unless
+      // it is insecure. Remote insecure hosts keep HTTPS-then-HTTP: a probe would cost
+      // them a round trip.
       const u = new URL(`https://${host}`);
       const spoken = await probeTls(u.hostname.replace(/^\[|\]$/g, ''), Number(u.port || 443), this.connectTimeout);
       if (spoken === 'plain') {
