@@ -306,10 +306,35 @@ class LayerFetcher {
             this.emit({ type: 'layer-downloaded', digest: desc.digest, size: desc.size });
             break;
           }
-          const { body, start } = await this.registry.fetchBlob(this.ref, desc, { offset: w.offset, signal: this.opts.signal });
+          let toUnpack: PassThrough | undefined;
+          if (tee) {
+            // The unpacker gets ready (its lock, its work dir, the writer process) while the
+            // blob request is under way; the bytes follow once the registry answers.
+            toUnpack = new PassThrough({ highWaterMark: 1 << 20 });
+            // The unpacker may attach its listeners only after taking its lock; its promise
+            // reports the failure, so an early error must not be an unhandled 'error' event.
+            toUnpack.on('error', () => {});
+            unpackDone = this.unpacker!.unpack(this.unpackArgs(desc, diffId, chainId, toUnpack));
+            unpackDone.catch(() => {});
+            streamedUnpack = true;
+          }
+          let fetched: Awaited<ReturnType<ManifestSource['fetchBlob']>>;
+          try {
+            fetched = await this.registry.fetchBlob(this.ref, desc, { offset: w.offset, signal: this.opts.signal });
+          } catch (e) {
+            toUnpack?.destroy(new BerthError('CANCELLED', `download of ${desc.digest} failed before its first byte`));
+            throw e;
+          }
+          const { body, start } = fetched;
           if (start !== w.offset) {
             // The server ignored Range: start over.
             body.destroy();
+            if (toUnpack) {
+              toUnpack.destroy(new BerthError('CANCELLED', `download of ${desc.digest} restarts`));
+              await unpackDone!.catch(() => {});
+              unpackDone = undefined;
+              streamedUnpack = false;
+            }
             await w.abort(false);
             continue;
           }
@@ -328,19 +353,13 @@ class LayerFetcher {
               cb(null, chunk);
             },
           });
-          if (tee) {
-            const toUnpack = new PassThrough({ highWaterMark: 1 << 20 });
-            // The unpacker may attach its listeners only after taking its lock; its promise
-            // reports the failure, so an early error must not be an unhandled 'error' event.
-            toUnpack.on('error', () => {});
-            unpackDone = this.unpacker!.unpack(this.unpackArgs(desc, diffId, chainId, toUnpack));
-            unpackDone.catch(() => {});
-            counter.pipe(toUnpack);
-            counter.on('error', (e) => toUnpack.destroy(e));
+          if (toUnpack) {
+            const sink = toUnpack;
+            counter.pipe(sink);
+            counter.on('error', (e) => sink.destroy(e));
             counter.on('close', () => {
-              if (!counter.readableEnded) toUnpack.destroy(new BerthError('CANCELLED', `download of ${desc.digest} was interrupted`));
+              if (!counter.readableEnded) sink.destroy(new BerthError('CANCELLED', `download of ${desc.digest} was interrupted`));
             });
-            streamedUnpack = true;
           }
           await pipeline(body, counter, w.stream);
           this.emit({ type: 'layer-progress', digest: desc.digest, bytes });
