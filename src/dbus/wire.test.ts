@@ -42,6 +42,8 @@ test('hostile bodies fail with WireError, never read out of range', () => {
     ['s', Buffer.from('ffffff7f41', 'hex')], // length far beyond the body
     ['s', Buffer.from('0100000041ff', 'hex')], // no NUL terminator
     ['s', Buffer.from('02000000c328' + '00', 'hex')], // invalid UTF-8
+    ['s', Buffer.from('03000000' + '410042' + '00', 'hex')], // a NUL inside an ASCII string
+    ['s', Buffer.from('04000000' + 'c3a90041' + '00', 'hex')], // a NUL inside a UTF-8 string
     ['b', Buffer.from('02000000', 'hex')], // boolean 2
     ['as', Buffer.from('ffffffff', 'hex')], // array above the limit
     ['as', Buffer.from('08000000' + '0100000041', 'hex')], // array runs past the end

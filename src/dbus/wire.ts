@@ -13,6 +13,7 @@
  * nesting ≤ 64, strings valid UTF-8 with their NUL, booleans 0/1); anything else is a
  * WireError and never an out-of-range read.
  */
+import { isAscii } from 'node:buffer';
 
 export type TypeNode =
   | { kind: 'basic'; code: string }
@@ -399,20 +400,16 @@ export class Reader {
         }
         this.need(n + 1);
         if (b[this.pos + n] !== 0) throw new WireError('string without its NUL terminator');
-        // Unit names, states and paths are ASCII: checked byte by byte (no NUL) and sliced
-        // as latin1, several times cheaper than a fatal TextDecoder call per string.
-        let ascii = true;
-        for (let i = this.pos, end = this.pos + n; i < end; i++) {
-          const c = b[i] as number;
-          if (c === 0) throw new WireError('string contains NUL');
-          if (c > 0x7f) {
-            ascii = false;
-            break;
-          }
-        }
+        // Unit names, states and paths are ASCII: checked natively (isAscii, then no NUL
+        // before the terminator) and sliced as latin1, several times cheaper than a fatal
+        // TextDecoder call per string, and than a byte loop in a process too short-lived
+        // for V8 to optimise it (ps of 200 machines decodes ~2,000 strings once).
+        const body = b.subarray(this.pos, this.pos + n);
         let s: string;
-        if (ascii) s = b.toString('latin1', this.pos, this.pos + n);
-        else {
+        if (isAscii(body)) {
+          if (body.indexOf(0) !== -1) throw new WireError('string contains NUL');
+          s = b.toString('latin1', this.pos, this.pos + n);
+        } else {
           try {
             s = utf8.decode(b.subarray(this.pos, this.pos + n));
           } catch {
