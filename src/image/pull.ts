@@ -318,14 +318,10 @@ class LayerFetcher {
             unpackDone.catch(() => {});
             streamedUnpack = true;
           }
-          let fetched: Awaited<ReturnType<ManifestSource['fetchBlob']>>;
-          try {
-            fetched = await this.registry.fetchBlob(this.ref, desc, { offset: w.offset, signal: this.opts.signal });
-          } catch (e) {
+          const { body, start } = await this.registry.fetchBlob(this.ref, desc, { offset: w.offset, signal: this.opts.signal }).catch((e: unknown) => {
             toUnpack?.destroy(new BerthError('CANCELLED', `download of ${desc.digest} failed before its first byte`));
             throw e;
-          }
-          const { body, start } = fetched;
+          });
           if (start !== w.offset) {
             // The server ignored Range: start over.
             body.destroy();

@@ -15,8 +15,6 @@ import type { Readable } from 'node:stream';
 
 import { https as httpsModule, tls as tlsModule } from '../base/builtins.ts';
 
-export { probeTls } from './tls-probe.ts';
-
 type TlsModules = { https: typeof import('node:https'); tls: typeof import('node:tls') };
 let tlsModules: TlsModules | undefined;
 

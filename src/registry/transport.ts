@@ -24,7 +24,8 @@
  * (signed redirect URLs carry their signature in the query string).
  */
 import type { IncomingHttpHeaders } from 'node:http';
-import { createAgents, destroyAgents, probeTls, request, type HttpAgents, type HttpResponse, type ResponseBody } from './http.ts';
+import { createAgents, destroyAgents, request, type HttpAgents, type HttpResponse, type ResponseBody } from './http.ts';
+import { probeTls } from './tls-probe.ts';
 import { BerthError } from '../base/errors.ts';
 import { redactUrl } from '../base/redact.ts';
 import { isCertificateError, isTlsError, networkError } from './http-errors.ts';

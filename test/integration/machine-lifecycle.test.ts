@@ -129,6 +129,26 @@ describe('machine lifecycle', { timeout: 600_000 }, () => {
     assert.doesNotMatch(left.stdout, /novol|inj|bad/);
     await berth(['rm', '-f', 'dup']);
   });
+  test('run -d whose root does not mount: the start fails with the helper\'s error, the machine stays created; start works once it mounts', async () => {
+    // run -d leaves the mount to the unit's ExecStartPre=: a layer image that cannot be
+    // mounted (zeros bound over it) fails the start, not the create.
+    await sh('head -c 8192 /dev/zero > /run/zero.img; for f in /var/lib/berth/snapshots/erofs/*.erofs; do mount --bind /run/zero.img "$f"; done');
+    let r;
+    try {
+      r = await berth(['run', '-d', '--name', 'nomount', 'busybox', 'sleep', '1000'], { reject: false });
+    } finally {
+      await sh('for f in /var/lib/berth/snapshots/erofs/*.erofs; do umount "$f"; done; rm -f /run/zero.img');
+    }
+    assert.notEqual(r.exitCode, 0, r.stderr);
+    assert.match(r.stderr, /was created but did not start/);
+    assert.match(r.stderr, /berth-helper: \S+ \/var\/lib\/berth\/snapshots\/erofs\/\S+\.erofs: E[A-Z]+/);
+    assert.equal((await sh('systemctl is-active systemd-nspawn@nomount', { reject: false })).stdout.trim(), 'failed');
+    assert.equal((await sh('findmnt -n /var/lib/machines/nomount', { reject: false })).stdout.trim(), '', 'nothing mounted');
+    await berth(['start', 'nomount']);
+    assert.equal((await sh('systemctl is-active systemd-nspawn@nomount')).stdout.trim(), 'active');
+    await berth(['rm', '-f', 'nomount']);
+  });
+
   // Last in the file: it untags the busybox image the other tests use.
   test('an image a container uses: rmi refuses, rmi -f untags, prune keeps its layers', async () => {
     await berth(['run', '-d', '--name', 'keep', 'busybox', 'sleep', '1000']);

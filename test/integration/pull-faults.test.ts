@@ -89,6 +89,16 @@ describe('faults on the wire', () => {
     await assertClean(b);
   });
 
+  test('a blob answered 500 twice: the unpacker waiting for it is cancelled, the retry pulls', async () => {
+    // The layer's unpacker starts while its blob request is under way (pull.ts): a request
+    // that fails must cancel it, leaving no work dir, helper or lock behind.
+    const { b, code, stderr } = await pullThroughProxy((p) => p.add({ path: layerPath(), times: 2, action: { type: 'status', status: 500 } }));
+    assert.equal(code, 0, stderr);
+    assert.equal(proxy.requests.filter((r) => layerPath().test(r.path)).length, 3);
+    assert.deepEqual(await readdir(join(b.root, 'snapshots', 'work')).catch(() => [] as string[]), []);
+    await assertClean(b);
+  });
+
   test('429 with Retry-After is honoured', async () => {
     const t0 = Date.now();
     const { b, code, stderr } = await pullThroughProxy((p) => p.add({ path: layerPath(), action: { type: 'rate-limit', retryAfter: 1 } }));

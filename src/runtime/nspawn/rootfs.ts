@@ -56,7 +56,7 @@ const SAFE_ARG = /^[A-Za-z0-9/._@+:-]+$/;
 
 /** One Exec*= argument; refuses anything systemd would expand or split (%, $, space, quotes). */
 export function execArg(a: string): string {
-  if (!SAFE_ARG.test(a)) throw new BerthError('INVALID_ARGUMENT', `path ${JSON.stringify(a)} cannot be used in a unit file (allowed: letters, digits, / . _ @ + : -)`);
+  if (!isPlainExecArg(a)) throw new BerthError('INVALID_ARGUMENT', `path ${JSON.stringify(a)} cannot be used in a unit file (allowed: letters, digits, / . _ @ + : -)`);
   return a;
 }
 
