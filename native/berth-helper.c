@@ -14,9 +14,10 @@
  *   exec --leader PID [--user U[:G]] [--cwd DIR] [--errfd N] -- CMD [ARG...]  enter a container
  *   setuser USER[:GROUP] -- CMD [ARG...]                                      (also as argv[0] "setuser")
  *   netns-exec NETNS CONFIG -- CMD [ARG...]                                   configure a machine's netns, exec CMD in it
- *   private-tmpfs DIR -- CMD [ARG...]                                         CMD in a private mount ns, a tmpfs on DIR
+ *   private-tmpfs DIR [--mount MOUNT-ARG...] -- CMD [ARG...]                  CMD in a private mount ns, a tmpfs on DIR
  *   seccomp-probe CACHE NSPAWN                                                compile nspawn's seccomp filter once (seccomp.c)
- *   nspawn-start FILTER -- NSPAWN ARG...                                      nspawn, with the cached filter when it applies
+ *   nspawn-start FILTER [--mount MOUNT-ARG...] -- NSPAWN ARG...               nspawn, with the cached filter when it applies
+ *                                                                             (and the machine's root mounted first)
  *   seccomp-dump PID                                                          a process's seccomp programs, oldest first
  *   erofs-write --image PATH --tails PATH ...                               a layer tar on stdin into an EROFS image (erofs.c)
  *   seccomp-init NEXT ARG...                   (as argv[0] "seccomp-init")   a machine's PID 1: load the cached filter, exec NEXT

@@ -24,7 +24,7 @@ import { helperPath } from '../native/index.ts';
 import { attachMachine, detachMachine, networkPlan } from '../network/index.ts';
 import {
   reloadIfNeeded, createNspawnFileExclusive, layerPaths, machineInfo, machinePaths, mountRootfs, nspawnDir,
-  pickAndClaimRange, planFor, rangesInUse, releaseRange, rootfsDropInText, systemdIsPid1, isPlainExecArg, takenRanges, toNspawnFile, toServiceDropIns,
+  pickAndClaimRange, planFor, rangesInUse, releaseRange, rootfsDropInText, startMountArgs, systemdIsPid1, isPlainExecArg, takenRanges, toNspawnFile, toServiceDropIns,
   umountRootfs, unitState, writeDropIns, removeMachineFiles, volumeSteps, ensureFilterCache, seccompStart,
   type MachinePaths, type SeccompStart, type RootfsPlan, type RootDirs, type UidRange, type VolumeKind, type VolumeSteps,
 } from '../runtime/nspawn/index.ts';
@@ -125,8 +125,9 @@ async function chownVolumes(spec: ContainerSpec, range: UidRange | undefined): P
  * mounts it in the mount namespace it gives nspawn (foreground.ts), with the directories
  * create would have made, so nothing is mounted on the host (two helper runs fewer).
  * `mountAtStart` (run -d: the unit starts next) leaves the mount and the directories to
- * the unit's ExecStartPre=, which makes them too (10-berth-rootfs.conf): one helper run
- * from berth fewer per run -d (~10 ms), and a mount that fails shows as a failed start.
+ * the unit's start (nspawn-start --mount, or ExecStartPre= in 10-berth-rootfs.conf), which
+ * makes them too: one helper run from berth fewer per run -d (~10 ms), and a mount that
+ * fails shows as a failed start.
  */
 export async function createMachine(ctx: MachineContext, spec: ContainerSpec, opts: { keepMounted?: boolean; mountInForeground?: boolean; mountAtStart?: boolean } = {}): Promise<CreatedMachine> {
   const paths = machinePaths(spec.name);
@@ -143,7 +144,8 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
   const start = init === undefined ? undefined : seccompStart(spec.name, helper);
   const cached = start === undefined ? Promise.resolve() : ensureFilterCache(helper);
   const nspawn = toNspawnFile(spec, { initHostPath: init, setuserHostPath: setuser, network, seccomp: start });
-  const dropIns = toServiceDropIns(spec, { network, volumeKinds, start }).map((d) => ({ file: d.file, text: serializeUnit(d.unit) }));
+  const unitFiles = (s: SeccompStart | undefined) => toServiceDropIns(spec, { network, volumeKinds, start: s }).map((d) => ({ file: d.file, text: serializeUnit(d.unit) }));
+  let dropIns = unitFiles(start);
   trace('create: translated');
   // Another machine of this name (berth's, machinectl's, a unit): refuse before any work.
   // Its D-Bus look is under way while the ranges in use are read (synchronous reads of
@@ -177,7 +179,10 @@ export async function createMachine(ctx: MachineContext, spec: ContainerSpec, op
     // every start (idempotent) when each can be written into a unit file as it is.
     const dirs = rootDirs({ ...spec, mounts: spec.mounts.filter((_, i) => volumeKinds[i] !== 'file') }, range);
     const unitDirs = dirs.paths.every(isPlainExecArg) ? dirs : undefined;
-    dropIns.push({ file: '10-berth-rootfs.conf', text: rootfsDropInText(plan, ctx.snapshots.root, unitDirs) });
+    // Through nspawn-start, the unit's ExecStart= mounts the root itself (--mount): no
+    // ExecStartPre= of its own. The start drop-in needs the UID range, known only now.
+    if (start) dropIns = unitFiles({ ...start, mount: startMountArgs(plan, unitDirs) });
+    dropIns.push({ file: '10-berth-rootfs.conf', text: rootfsDropInText(plan, ctx.snapshots.root, unitDirs, start !== undefined) });
     const mountNow = !opts.mountInForeground && !(opts.mountAtStart && unitDirs);
     let mounted = false;
     try {

@@ -21,7 +21,7 @@ import { parseUnit, serializeUnit } from '../unit/index.ts';
 import { readFile } from 'node:fs/promises';
 import {
   isRunningState, releaseRange, killMachineLeader, killUnit, machineInfo, machinePaths, planFor, reloadIfNeeded, removeMachineFiles, requireSystemd,
-  resetFailed, rootfsDropInText, signalNumber, startUnit, stopUnit, systemdIsPid1, terminateMachine, umountRootfs, unitDir, unitState,
+  resetFailed, rootfsDropInText, startMountArgs, signalNumber, startUnit, stopUnit, systemdIsPid1, terminateMachine, umountRootfs, unitDir, unitState,
   waitInactive, layerPaths, parsePrivateUsers, renameNetworkFiles, renameStartFiles, ensureFilterCache,
 } from '../runtime/nspawn/index.ts';
 import { machineExists, machineLock, machinesLock, type MachineContext } from './create.ts';
@@ -166,14 +166,16 @@ export async function renameMachine(ctx: MachineContext, from: string, to: strin
     await fsRename(a.nspawnFile, b.nspawnFile);
     if (existsSync(a.dropInDir)) await fsRename(a.dropInDir, b.dropInDir);
     if (existsSync(a.stateDir)) await fsRename(a.stateDir, b.stateDir);
-    const start = await renameStartFiles(b, from, helperPath());
+    const helper = helperPath();
+    const plan = planFor(b, helper, await layerPaths(ctx.snapshots, chainIds), range);
+    const start = await renameStartFiles(b, from, helper, startMountArgs(plan));
     const net = await renameAttachment(from, to);
     if (net) await renameNetworkFiles(b, from, net, start);
     await rm(a.rootDir, { recursive: false, force: true }).catch(() => {});
-    const helper = helperPath();
-    const plan = planFor(b, helper, await layerPaths(ctx.snapshots, chainIds), range);
     const { writeFileAtomic } = await import('../base/fs.ts');
-    await writeFileAtomic(b.rootfsDropIn, rootfsDropInText(plan, ctx.snapshots.root));
+    // The start drop-in written above mounts the root (nspawn-start --mount), or else ExecStartPre= does.
+    const inStart = start !== undefined && (net !== undefined || existsSync(join(b.dropInDir, '40-berth-start.conf')));
+    await writeFileAtomic(b.rootfsDropIn, rootfsDropInText(plan, ctx.snapshots.root, undefined, inStart));
     // Description= names the machine; rewrite it when it is berth's.
     const unitConf = join(b.dropInDir, '50-berth-unit.conf');
     if (existsSync(unitConf)) {

@@ -83,7 +83,7 @@ export class NspawnRuntime implements Runtime, NspawnExtras {
     const { systemdIsPid1 } = await import('../runtime/nspawn/systemd.ts');
     // An attached run without systemd mounts the rootfs in nspawn's own mount namespace.
     const mountInForeground = opts.attached === true && !systemdIsPid1();
-    // run -d: the unit's ExecStartPre= mounts the rootfs a moment later anyway.
+    // run -d: the unit's start (nspawn-start --mount) mounts the rootfs a moment later anyway.
     const mountAtStart = opts.startSoon === true && opts.attached !== true && systemdIsPid1();
     const machine = await createMachine(await this.ctx(), spec, { keepMounted: opts.startSoon === true, mountInForeground, mountAtStart });
     this.created.set(spec.name, { spec, machine });

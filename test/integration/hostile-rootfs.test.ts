@@ -54,9 +54,10 @@ describe('hostile rootfs: create, start, exec, -u', { timeout: 600_000 }, () => 
     const magic = await berth(['exec', '-w', '/proc/1/root', 'h-wdroot', 'pwd'], { reject: false });
     assert.equal(magic.exitCode, 19, magic.stderr);
     assert.match(magic.stderr, /working directory \/proc\/1\/root: ELOOP/);
-    // the rootfs drop-in runs the installed helper, nothing from the store
-    const dropIn = await sh('cat /etc/systemd/system/systemd-nspawn@h-wdroot.service.d/10-berth-rootfs.conf; ls /var/lib/berth');
-    assert.match(dropIn.stdout, /^ExecStartPre=\/\S+\/dist\/libexec\/berth-helper mount /m);
+    // the unit's start mounts the root with the installed helper, nothing from the store
+    const dropIn = await sh('cd /etc/systemd/system/systemd-nspawn@h-wdroot.service.d; cat *.conf; ls /var/lib/berth');
+    assert.match(dropIn.stdout, /^ExecStart=(\S+ netns-exec \S+ \S+ -- )?\/\S+\/dist\/libexec\/berth-helper nspawn-start \S+ --mount --target \/var\/lib\/machines\/h-wdroot /m);
+    assert.match(dropIn.stdout, /^ExecStopPost=\/\S+\/dist\/libexec\/berth-helper umount /m);
     assert.doesNotMatch(dropIn.stdout, /python|perl|^libexec$/m);
     assert.equal(await canary(), baseline);
   });

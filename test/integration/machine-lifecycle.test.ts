@@ -130,7 +130,7 @@ describe('machine lifecycle', { timeout: 600_000 }, () => {
     await berth(['rm', '-f', 'dup']);
   });
   test('run -d whose root does not mount: the start fails with the helper\'s error, the machine stays created; start works once it mounts', async () => {
-    // run -d leaves the mount to the unit's ExecStartPre=: a layer image that cannot be
+    // run -d leaves the mount to the unit's start (nspawn-start --mount): a layer image that cannot be
     // mounted (zeros bound over it) fails the start, not the create.
     await sh('head -c 8192 /dev/zero > /run/zero.img; for f in /var/lib/berth/snapshots/erofs/*.erofs; do mount --bind /run/zero.img "$f"; done');
     let r;

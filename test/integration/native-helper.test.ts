@@ -64,7 +64,7 @@ describe('berth-helper in a test host', { timeout: 600_000 }, () => {
       // the next machine without the cache (and without a new probe): nspawn's own filter
       `mv ${d}/nspawn.cache ${d}/keep && touch ${d}/nspawn.cache.failed`,
     ].join('\n'));
-    assert.match(first.stdout, new RegExp(`${HELPER} nspawn-start ${d}/fast\\.filter -- /usr/bin/systemd-nspawn `));
+    assert.match(first.stdout, new RegExp(`${HELPER} nspawn-start ${d}/fast\\.filter --mount --target /var/lib/machines/fast .* -- /usr/bin/systemd-nspawn `));
     assert.match(first.stdout, /^CACHED$/m, 'create made the cache; the start used it');
     await berth(['run', '-d', '--name', 'slow', 'busybox', 'sleep', '1000']);
     const cmp = await sh([

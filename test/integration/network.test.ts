@@ -197,6 +197,10 @@ sys.exit(1)"`;
     await berth(['rename', 'ren1', 'ren2']);
     assert.equal((await sh("grep '^Address=' /etc/berth/machines/ren2/network.conf")).stdout, before);
     assert.equal((await sh('ls /etc/berth/machines/ren1 /etc/berth/zones/berth/hosts.d/ren1 2>&1 | grep -c "No such"')).stdout.trim(), '2');
+    // the zone's start drop-in mounts the renamed root; no ExecStartPre= mount is left
+    const units = (await sh('cd /etc/systemd/system/systemd-nspawn@ren2.service.d && cat 10-berth-rootfs.conf 60-berth-network.conf')).stdout;
+    assert.match(units, /^ExecStart=\S+ netns-exec \S+ \S+ -- \S+ nspawn-start \/run\/berth\/seccomp\/ren2\.filter --mount --target \/var\/lib\/machines\/ren2 --upper \/var\/lib\/machines\/\.berth-ren2\/upper /m);
+    assert.doesNotMatch(units, /ren1|^ExecStartPre=\S+ mount /m);
     await berth(['start', 'ren2']);
     await sh(waitFor('curl -sf -m 1 http://127.0.0.1:8095/ | grep -q hello-ren'));
     assert.equal((await berth(['exec', 'web', 'sh', '-c', 'timeout 3 wget -q -O- http://ren2/'])).stdout.trim(), 'hello-ren');

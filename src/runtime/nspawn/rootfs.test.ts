@@ -1,6 +1,7 @@
 import { strict as assert } from 'node:assert';
 import { test } from 'node:test';
-import { execArg, isPlainExecArg, mountArgs, mountArgv, rootfsDropInText } from './rootfs.ts';
+import { execArg, isPlainExecArg, mountArgs, mountArgv, rootfsDropInText, startMountArgs } from './rootfs.ts';
+import { startArgv } from './seccomp-start.ts';
 import { foregroundArgv } from './foreground.ts';
 import { parsePrivateUsers, pickRange, RANGE_SIZE } from './userns.ts';
 
@@ -21,6 +22,22 @@ test('rootfs drop-in with directories: the start makes them inside the root (run
   assert.equal(rootfsDropInText(plan, '/var/lib/berth/snapshots', { owner: dirs.owner, paths: [] }), rootfsDropInText(plan, '/var/lib/berth/snapshots'));
   assert.ok(isPlainExecArg('/srv/data') && !isPlainExecArg('/srv/my data') && !isPlainExecArg('/a%b') && !isPlainExecArg('/$x'));
   assert.throws(() => rootfsDropInText(plan, '/var/lib/berth/snapshots', { owner: dirs.owner, paths: ['/my data'] }), /cannot be used in a unit file/);
+});
+
+test('rootfs mounted by the start: no ExecStartPre=, nspawn-start gets mount\'s arguments before its --', () => {
+  const dirs = { owner: { uid: 524288, gid: 524288 }, paths: ['/usr', '/srv/data'] };
+  const t = rootfsDropInText(plan, '/var/lib/berth/snapshots', dirs, true);
+  assert.doesNotMatch(t, /^ExecStartPre=/m);
+  assert.match(t, /^ExecStopPost=\/usr\/lib\/berth\/dist\/libexec\/berth-helper umount \/var\/lib\/machines\/web$/m, 'the stop still unmounts');
+  assert.match(t, /^RequiresMountsFor=\/var\/lib\/berth\/snapshots \/var\/lib\/machines\/.berth-web\/upper$/m);
+  const words = startMountArgs(plan, dirs);
+  assert.deepEqual(words, mountArgs(plan, dirs).slice(1));
+  const argv = startArgv({ helper: plan.helper, nspawn: '/usr/bin/systemd-nspawn', filter: '/run/berth/seccomp/web.filter', mount: words });
+  assert.deepEqual(argv.slice(0, 4), [plan.helper, 'nspawn-start', '/run/berth/seccomp/web.filter', '--mount']);
+  assert.deepEqual(argv.slice(-2), ['--', '/usr/bin/systemd-nspawn']);
+  assert.deepEqual(argv.slice(4, -2), words);
+  assert.ok(!startArgv({ helper: plan.helper, nspawn: '/usr/bin/systemd-nspawn', filter: '/f' }).includes('--mount'));
+  assert.throws(() => startMountArgs(plan, { owner: dirs.owner, paths: ['/my data'] }), /cannot be used in a unit file/);
 });
 
 test('mount arguments: --mkdir options before the layers; an attached run without systemd mounts in nspawn\'s namespace', () => {

@@ -34,6 +34,11 @@ export interface SeccompStart {
   nspawn: string;
   /** machineFilterFile(name) */
   filter: string;
+  /**
+   * `berth-helper mount`'s arguments (without the word "mount"): nspawn-start mounts the
+   * machine's root first, in the unit's start process (no ExecStartPre= of its own).
+   */
+  mount?: readonly string[];
 }
 
 export function seccompStart(name: string, helper: string): SeccompStart | undefined {
@@ -43,6 +48,7 @@ export function seccompStart(name: string, helper: string): SeccompStart | undef
 
 /** argv prefix that replaces `systemd-nspawn`: the wrapper, then nspawn itself. Pure. */
 export function startArgv(s: SeccompStart): string[] {
-  return [s.helper, 'nspawn-start', s.filter, '--', s.nspawn];
+  const mount = s.mount && s.mount.length > 0 ? ['--mount', ...s.mount] : [];
+  return [s.helper, 'nspawn-start', s.filter, ...mount, '--', s.nspawn];
 }
 

@@ -62,15 +62,17 @@ function recentFailure(marker: string): boolean {
 
 /**
  * A renamed machine's start files name it: the .nspawn bind of its filter file and
- * 40-berth-start.conf. Both are rewritten for the new name (p: the new paths). Returns the
- * start to use for the machine's other drop-ins (a zone's 60-berth-network.conf), or
- * undefined when its settings do not use seccomp-init.
+ * 40-berth-start.conf. Both are rewritten for the new name (p: the new paths; mount: the
+ * new root's nspawn-start --mount words). Returns the start to use for the machine's other
+ * drop-ins (a zone's 60-berth-network.conf), or undefined when its settings do not use
+ * seccomp-init.
  */
-export async function renameStartFiles(p: MachinePaths, from: string, helper: string): Promise<SeccompStart | undefined> {
+export async function renameStartFiles(p: MachinePaths, from: string, helper: string, mount: readonly string[]): Promise<SeccompStart | undefined> {
   const u = parseUnit(await readFile(p.nspawnFile, 'utf8'));
   const binds = u.getAll('Files', 'BindReadOnly');
   if (!binds.some((v) => v.endsWith(`:${SECCOMP_INIT_TARGET}`))) return undefined;
-  const start = seccompStart(p.name, helper);
+  const found = seccompStart(p.name, helper);
+  const start = found && { ...found, mount };
   const old = `${machineFilterFile(from)}:${SECCOMP_FILTER_TARGET}`;
   if (binds.includes(old)) {
     u.remove('Files', 'BindReadOnly');
