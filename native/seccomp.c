@@ -826,6 +826,9 @@ int cmd_nspawn_start(int argc, char **argv) {
     close(e);
   }
   if (renameat(dfd, tmp, dfd, fbase) != 0) { int e = errno; unlinkat(dfd, tmp, 0); fail(0, "rename", filter, e); }
+  /* When FILTER already is a link of that inode (every restart), rename(2) does nothing
+   * and leaves the temporary name: remove it (ENOENT after a real rename). */
+  unlinkat(dfd, tmp, 0);
   close(dfd);
   if (why) unsetenv("SYSTEMD_SECCOMP");
   else if (setenv("SYSTEMD_SECCOMP", "0", 1) != 0) fail(0, "setenv", NULL, errno);

@@ -66,6 +66,10 @@ describe('berth-helper in a test host', { timeout: 600_000 }, () => {
     ].join('\n'));
     assert.match(first.stdout, new RegExp(`${HELPER} nspawn-start ${d}/fast\\.filter --mount --target /var/lib/machines/fast .* -- /usr/bin/systemd-nspawn `));
     assert.match(first.stdout, /^CACHED$/m, 'create made the cache; the start used it');
+    // a restart finds the filter file already a link of the cache: no temporary name is left
+    await berth(['stop', 'fast']);
+    await berth(['start', 'fast']);
+    assert.equal((await sh(`ls -a ${d} | grep -c '\\.tmp\\.' || true`)).stdout.trim(), '0');
     await berth(['run', '-d', '--name', 'slow', 'busybox', 'sleep', '1000']);
     const cmp = await sh([
       `test -s ${d}/slow.filter || echo SLOW-EMPTY`,
