@@ -112,6 +112,25 @@ boot_testhost() {
   L=$(cat "$2/leader" 2>/dev/null)
 }
 
+# in_session CMD ARG...: runs CMD (measure, usually) in a subshell that first moved itself
+# into a leaf cgroup of the test host (berth-bench, beside its init.scope), as a login
+# session's shell would be. `nsenter -a` alone leaves berth in this VM's cgroup, above the
+# test host's cgroup root, where no berth on a real host runs; there berth cannot see its
+# own cgroup (/proc/self/cgroup "0::/../..") and skips what it does in it
+# (runtime/nspawn/attach-warm.ts). One move, before hyperfine starts: the timed commands
+# inherit the cgroup by fork and make no move of their own.
+in_session() {
+  (
+    local cg m=/sys/fs/cgroup/unified
+    [ -e /sys/fs/cgroup/cgroup.procs ] && m=/sys/fs/cgroup
+    cg=$(sed -n 's/^0:://p' "/proc/$L/cgroup" 2>/dev/null)
+    cg=$m${cg%/init.scope}/berth-bench
+    { [ -n "$L" ] && mkdir -p "$cg" && echo "$BASHPID" > "$cg/cgroup.procs"; } 2>/dev/null ||
+      bench_log "  (could not enter the test host's cgroup $cg: measured from this VM's)"
+    "$@"
+  )
+}
+
 row() {
   jq -nc --arg name "$1" --arg section "$2" --arg image "$3" --arg tool "$4" --arg status "$5" \
     --arg error "$6" --arg cmd "$7" --arg prepare "$8" --arg load "${9:-$(cut -d' ' -f1-3 /proc/loadavg)}" \

@@ -68,7 +68,7 @@ else
   IN="nsenter -t $L -a"
   BB=$ROOT/bin/berth
   BIN="$IN $BB"
-  measure scale-rund-berth scale busybox berth "$RUNS_SCALE_FAST" 1 "$BIN run -d --name sd1 $BERTH_RUN_OPTS bench-busybox sleep 100000" "$BIN rm -f sd1"
+  in_session measure scale-rund-berth scale busybox berth "$RUNS_SCALE_FAST" 1 "$BIN run -d --name sd1 $BERTH_RUN_OPTS bench-busybox sleep 100000" "$BIN rm -f sd1"
   $BIN rm -f sd1 > /dev/null 2>&1
   measure scale-rund-podman scale busybox podman "$RUNS_SCALE_FAST" 1 \
     "$PODMAN run -d --init --name pd1 $PODMAN_RUN_OPTS localhost/bench-busybox sleep 100000" "$PODMAN rm -f -t 0 pd1"
@@ -79,7 +79,7 @@ else
   B_RM="$IN $STORM $SN r $BB rm -f {}"
   P_RUN="$STORM $SN pr $PODMAN run -d --init --name {} $PODMAN_RUN_OPTS localhost/bench-busybox sleep 100000"
   P_RM="$STORM $SN pr $PODMAN rm -f -t 0 {}"
-  measure scale-run100-berth scale busybox berth "$RUNS_SCALE" 0 "$B_RUN" "$B_RM"
+  in_session measure scale-run100-berth scale busybox berth "$RUNS_SCALE" 0 "$B_RUN" "$B_RM"
   # $SN running now: resident memory per machine (pids are the test host's: read inside)
   AVG='r=0 s=0 n=0; for p in $PIDS; do set -- $(awk "/^Rss:/{r=\$2} /^Pss:/{s=\$2} END{print r, s}" /proc/$p/smaps_rollup 2>/dev/null); [ $# = 2 ] || continue; r=$((r+$1)) s=$((s+$2)) n=$((n+1)); done; [ $n -gt 0 ] && echo $((r/n)) $((s/n)) $n || echo "? ? 0"'
   UNITS='systemctl list-units --plain --no-legend --state=running "systemd-nspawn@*" | cut -d" " -f1'
@@ -89,7 +89,7 @@ else
   smem_row "payload: forwarding init + sleep (per process, berth)" "$rss" "$pss" "$n"
   left=$($IN sh -c 'ps -e -o comm= | grep -c -E "^(node|berth)$"')
   smem_row "berth/node processes left in the test host with $SN running" "$left" "-" "-"
-  measure scale-rm100-berth scale busybox berth "$RUNS_SCALE" 0 "$B_RM" "$B_RUN"
+  in_session measure scale-rm100-berth scale busybox berth "$RUNS_SCALE" 0 "$B_RM" "$B_RUN"
   $B_RM > /dev/null 2>&1
   measure scale-run100-podman scale busybox podman "$RUNS_SCALE" 0 "$P_RUN" "$P_RM"
   read -r rss pss n < <($PODMAN ps -q --no-trunc | xargs -r -n1 $PODMAN inspect -f '{{.State.ConmonPid}}' | rss_pss)
@@ -112,7 +112,7 @@ else
   "$STORM" 10 pm $PODMAN create --init --name {} $PODMAN_RUN_OPTS localhost/bench-busybox sleep 100000 2>> "$OUT/err/scale-setup.txt"
   "$STORM" 5 pm $PODMAN start {} 2>> "$OUT/err/scale-setup.txt"
   settle
-  measure scale-ps-a-10-berth scale busybox berth "$RUNS_SCALE_FAST" 2 "$BIN ps -a"
+  in_session measure scale-ps-a-10-berth scale busybox berth "$RUNS_SCALE_FAST" 2 "$BIN ps -a"
   measure scale-ps-a-10-podman scale busybox podman "$RUNS_SCALE_FAST" 2 "$PODMAN ps -a"
   more=$((SM - 10)) run_more=$((SM / 2 - 5))
   $IN "$STORM" "$more" n "$BB" create --name {} bench-busybox sleep 100000 2>> "$OUT/err/scale-setup.txt"
@@ -121,9 +121,9 @@ else
   "$STORM" "$run_more" pn $PODMAN start {} 2>> "$OUT/err/scale-setup.txt"
   bench_log "berth: $($BIN ps -a -q | wc -l) machines, $($BIN ps -q | wc -l) running; podman: $($PODMAN ps -a -q | wc -l) containers, $($PODMAN ps -q | wc -l) running"
   settle
-  measure scale-ps-a-200-berth scale busybox berth "$RUNS_SCALE_FAST" 2 "$BIN ps -a"
+  in_session measure scale-ps-a-200-berth scale busybox berth "$RUNS_SCALE_FAST" 2 "$BIN ps -a"
   measure scale-ps-a-200-podman scale busybox podman "$RUNS_SCALE_FAST" 2 "$PODMAN ps -a"
-  measure scale-ps-200-berth scale busybox berth "$RUNS_SCALE_FAST" 2 "$BIN ps"
+  in_session measure scale-ps-200-berth scale busybox berth "$RUNS_SCALE_FAST" 2 "$BIN ps"
   measure scale-ps-200-podman scale busybox podman "$RUNS_SCALE_FAST" 2 "$PODMAN ps"
   $PODMAN rm -a -f -t 0 > /dev/null 2>&1
   kill -TERM "$SCALE_TESTHOST_PID" 2>/dev/null

@@ -64,9 +64,9 @@ if [ -d "$BENCH_DIR/images/busybox" ]; then
   if [ -n "$L" ]; then
     IN="nsenter -t $L -a"
     BIN="$IN $ROOT/bin/berth"
-    measure start-d-berth-busybox start busybox berth-d "$RUNS_START" 1 \
+    in_session measure start-d-berth-busybox start busybox berth-d "$RUNS_START" 1 \
       "$BIN run -d --network=none --name bd bench-busybox sleep 1000" "$BIN rm -f bd"
-    measure stop-berth-busybox start busybox berth-stop "$RUNS_START" 1 "$BIN stop bd" "$BIN start bd" "$BIN rm -f bd"
+    in_session measure stop-berth-busybox start busybox berth-stop "$RUNS_START" 1 "$BIN stop bd" "$BIN start bd" "$BIN rm -f bd"
     # resident memory while one container runs
     $BIN rm -f bd > /dev/null 2>&1
     $BIN run -d --name mem1 bench-busybox sleep 1000 > /dev/null 2>&1

@@ -85,6 +85,11 @@ export class NspawnRuntime implements Runtime, NspawnExtras {
     const mountInForeground = opts.attached === true && !systemdIsPid1();
     // run -d: the unit's start (nspawn-start --mount) mounts the rootfs a moment later anyway.
     const mountAtStart = opts.startSoon === true && opts.attached !== true && systemdIsPid1();
+    if (mountAtStart) {
+      // The unit starts ~20 ms from now: its first cgroup move then finds the kernel's lock warm.
+      const { warmCgroupAttach } = await import('../runtime/nspawn/attach-warm.ts');
+      warmCgroupAttach();
+    }
     const machine = await createMachine(await this.ctx(), spec, { keepMounted: opts.startSoon === true, mountInForeground, mountAtStart });
     this.created.set(spec.name, { spec, machine });
   }

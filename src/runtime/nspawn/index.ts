@@ -16,3 +16,4 @@ export { volumeSteps, VOLUME_STAGE_ROOT, type VolumeKind, type VolumeStep, type 
 export * from './foreground.ts';
 export { renameNetworkFiles } from './network.ts';
 export { ensureFilterCache, machineFilterFile, renameStartFiles, seccompStart, type SeccompStart } from './seccomp.ts';
+export { warmCgroupAttach } from './attach-warm.ts';
