@@ -57,6 +57,41 @@ test('parseNspawnWords: backslash is literal, unterminated quote is an error', (
   assert.throws(() => parseNspawnWords(`"c\\"d"`), invalid);
 });
 
+test('parseNspawnWords splits as a character loop with nspawn\'s rules would (random strings)', () => {
+  // the reference: EXTRACT_UNQUOTE|EXTRACT_RETAIN_ESCAPE, one character at a time
+  const reference = (value: string): string[] | 'error' => {
+    const words: string[] = [];
+    let cur: string | undefined;
+    let quote = '';
+    for (const c of value) {
+      if (quote) {
+        if (c === quote) quote = '';
+        else cur += c;
+      } else if (c === "'" || c === '"') {
+        quote = c;
+        cur ??= '';
+      } else if (c === ' ' || c === '\t' || c === '\n' || c === '\r') {
+        if (cur !== undefined) words.push(cur);
+        cur = undefined;
+      } else {
+        cur = (cur ?? '') + c;
+      }
+    }
+    if (quote) return 'error';
+    if (cur !== undefined) words.push(cur);
+    return words;
+  };
+  const alphabet = [' ', '\t', '\n', '\r', "'", '"', '\\', 'a', 'b', 'ü', '\v', '\f', '\u00a0', '='];
+  let seed = 7;
+  const rand = (n: number): number => ((seed = (seed * 1103515245 + 12345) % 2147483648) % n);
+  for (let i = 0; i < 5000; i++) {
+    const s = Array.from({ length: rand(12) }, () => alphabet[rand(alphabet.length)]).join('');
+    const want = reference(s);
+    if (want === 'error') assert.throws(() => parseNspawnWords(s), invalid, JSON.stringify(s));
+    else assert.deepEqual(parseNspawnWords(s), want, JSON.stringify(s));
+  }
+});
+
 test('escapeNspawnPath escapes colon, backslash, space', () => {
   assert.equal(escapeNspawnPath('/a:b\\c d'), '/a\\:b\\\\c\\ d');
   assert.throws(() => escapeNspawnPath('/a\nb'), invalid);
