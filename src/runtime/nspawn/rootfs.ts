@@ -3,8 +3,10 @@
  * A machine's root filesystem: overlayfs with the image's layer snapshots as lowers and the
  * machine's own upper/work directories, mounted on /var/lib/machines/NAME.
  *
- * Decision: not a .mount unit but an "equivalent" the service requires — ExecStartPre= /
- * ExecStopPost= of `berth-helper mount|umount` in the drop-in 10-berth-rootfs.conf. Why:
+ * Decision: not a .mount unit but an "equivalent" the service requires — `berth-helper
+ * mount` in the unit's start (nspawn-start --mount in ExecStart=, or an ExecStartPre= in
+ * 10-berth-rootfs.conf for a machine that does not start through nspawn-start) and
+ * `berth-helper umount` in that drop-in's ExecStopPost=. Why:
  * with user namespaces each lower must be an *idmapped* mount (idmapping the overlay
  * itself fails with EINVAL; nspawn's PrivateUsersOwnership=map on an overlay root fails:
  * "ID mapped mounts are apparently not available"), and neither mount(8) of util-linux
