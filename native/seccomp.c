@@ -18,7 +18,8 @@
  *
  *   nspawn-start FILTER [--mount MOUNT-ARG...] -- NSPAWN ARG...
  *       (a machine's ExecStart=, and `run` attached.) With --mount, first mounts the
- *       machine's root as `berth-helper mount MOUNT-ARG...` would (mount.c). Decides per start. The fast path needs: a valid DIR/nspawn.cache (DIR = FILTER's
+ *       machine's root as `berth-helper mount MOUNT-ARG...` would (mount.c).
+ *       Decides per start. The fast path needs: a valid DIR/nspawn.cache (DIR = FILTER's
  *       directory; root-owned, every file it lists unchanged, the same kernel), NSPAWN the
  *       binary it was made from, only the nspawn options berth itself passes, and the
  *       machine's /etc/systemd/nspawn/NAME.nspawn in the form berth writes: Boot=no,
