@@ -408,10 +408,10 @@ export class Reader {
         let s: string;
         if (isAscii(body)) {
           if (body.indexOf(0) !== -1) throw new WireError('string contains NUL');
-          s = b.toString('latin1', this.pos, this.pos + n);
+          s = body.toString('latin1');
         } else {
           try {
-            s = utf8.decode(b.subarray(this.pos, this.pos + n));
+            s = utf8.decode(body);
           } catch {
             throw new WireError('string is not valid UTF-8');
           }

@@ -44,18 +44,26 @@ function cgroup2Mount(): string | undefined {
   return undefined;
 }
 
+/** berth's own cgroup.procs (berth never moves itself elsewhere), found once per process; null: none to write. */
+let procsFile: string | null | undefined;
+function ownProcs(): string | null {
+  if (procsFile === undefined) {
+    try {
+      const mount = cgroup2Mount();
+      procsFile = (mount === undefined ? undefined : ownProcsFile(readFileSync('/proc/self/cgroup', 'utf8'), mount)) ?? null;
+    } catch {
+      procsFile = null;
+    }
+  }
+  return procsFile;
+}
+
 /**
  * Starts the no-op self-migration and returns at once; never throws, and never fails the
  * caller. A second call while the lock is warm costs ~0.1 ms.
  */
 export function warmCgroupAttach(): void {
   if (process.geteuid?.() !== 0) return;
-  let file: string | undefined;
-  try {
-    const mount = cgroup2Mount();
-    file = mount === undefined ? undefined : ownProcsFile(readFileSync('/proc/self/cgroup', 'utf8'), mount);
-  } catch {
-    return;
-  }
-  if (file !== undefined) void writeFile(file, '0').catch(() => {});
+  const file = ownProcs();
+  if (file !== null) void writeFile(file, '0').catch(() => {});
 }
